@@ -1,0 +1,80 @@
+"""One Executor protocol for every way Python runs work concurrently.
+
+>>> from executors import get_executor
+>>> with get_executor() as ex:          # $EXECUTORS_BACKEND picks it, else "thread"
+...     list(ex.map(pow, [2, 3], [5, 2]))
+[32, 9]
+
+Backends are looked up by name (``get_executor("pool")``) and imported only
+when used; see :mod:`executors.registry` and ``python -m executors info``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import context
+from .errors import (
+    BackendError,
+    BackendNotFound,
+    BackendUnavailable,
+    BrokenExecutor,
+    ExecutorError,
+    InvalidOption,
+    RemoteError,
+    SerializationError,
+    TaskTimeout,
+    WorkerCrashed,
+    WorkerLost,
+)
+from .protocol import BaseExecutor, Executor
+from .registry import (
+    available_backends,
+    get_executor,
+    register_backend,
+    unavailable_reason,
+    unregister_backend,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "BaseExecutor",
+    "BrokenExecutor",
+    "Executor",
+    "ExecutorError",
+    "InvalidOption",
+    "RemoteError",
+    "SerializationError",
+    "TaskTimeout",
+    "WorkerCrashed",
+    "WorkerLost",
+    "available_backends",
+    "context",
+    "get_executor",
+    "register_backend",
+    "unavailable_reason",
+    "unregister_backend",
+]
+
+# Public names whose modules are imported on first access, so that
+# ``import executors`` imports no backend, multiprocessing or asyncio.
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'executors' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

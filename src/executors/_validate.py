@@ -1,0 +1,53 @@
+"""Checks that every backend applies to the options they share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Callable
+
+from .errors import InvalidOption
+
+__all__ = ["cpu_count", "initializer", "max_workers", "positive_number"]
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (its affinity mask where the OS has one)."""
+    counter = getattr(os, "process_cpu_count", None)  # 3.13+
+    if counter is not None:
+        return int(counter() or 1)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def max_workers(value: int | None, *, default: int) -> int:
+    """*value* checked as a worker count, or *default* when it is None."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOption(f"max_workers must be an int or None, got {value!r}")
+    if value < 1:
+        raise InvalidOption(f"max_workers must be greater than 0, got {value!r}")
+    return value
+
+
+def positive_number(name: str, value: float | None) -> float | None:
+    """*value* checked as a positive number of seconds (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidOption(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def initializer(
+    fn: Callable[..., Any] | None, args: Iterable[Any]
+) -> tuple[Callable[..., Any] | None, tuple[Any, ...]]:
+    """Check an ``initializer``/``initargs`` pair."""
+    if fn is not None and not callable(fn):
+        raise InvalidOption(f"initializer must be callable or None, got {fn!r}")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
+        raise InvalidOption(f"initargs must be a tuple of arguments, got {args!r}")
+    return fn, tuple(args)

@@ -1,0 +1,91 @@
+"""Run each task inside submit(), in the caller's thread: for debugging and determinism."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar, TypeVar
+
+from .. import _validate
+from ..errors import BrokenExecutor
+from ..protocol import BaseExecutor
+
+__all__ = ["InlineExecutor"]
+
+R = TypeVar("R")
+
+
+class InlineExecutor(BaseExecutor):
+    """Run every task at once, in ``submit``, in the calling thread.
+
+    Tasks run one after another in submission order, so output is deterministic
+    and ``pdb.set_trace()`` inside a task just works. Each task runs in a copy of
+    the caller's :mod:`contextvars` context, so what it sets does not leak out.
+    ``max_workers`` is accepted (so one spec fits every backend) and checked,
+    but there is only ever the caller.
+
+    >>> from executors import get_executor
+    >>> with get_executor("inline") as ex:
+    ...     f = ex.submit(divmod, 7, 2)
+    ...     f.done(), f.result()
+    (True, (3, 1))
+    """
+
+    name: ClassVar[str] = "inline"
+    runs_in_submit: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        self.max_workers = _validate.max_workers(max_workers, default=1)
+        init, args = _validate.initializer(initializer, initargs)
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._broken: BrokenExecutor | None = None
+        if init is not None:
+            try:
+                init(*args)
+            except Exception as exc:
+                self._broken = BrokenExecutor(
+                    f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
+                    "no task can run on this executor"
+                )
+                self._broken.__cause__ = exc
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """Always 1: the caller is the only worker."""
+        return 1
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._broken is not None:
+            raise self._broken
+        future: Future[R] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            result = contextvars.copy_context().run(fn, *args, **kwargs)
+        except Exception as exc:
+            future.set_exception(exc)
+        except BaseException as exc:
+            # KeyboardInterrupt and SystemExit stop the caller, as they would in a loop.
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(result)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new tasks; there is never anything running or pending to wait for."""
+        with self._lock:
+            self._shutdown = True

@@ -1,0 +1,289 @@
+"""The Executor protocol, and BaseExecutor, which gives every backend ``map`` and ``with``.
+
+A backend subclasses :class:`BaseExecutor`, sets ``name``, and implements
+``_submit`` and ``shutdown``. Everything else (argument checks, ``map`` with
+``buffersize``, ``ordered``, ``timeout`` and ``chunksize``, the context manager)
+is shared, so every backend behaves the same where the protocol speaks.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from ._compat import ParamSpec, Self
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["BaseExecutor", "Executor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What every backend provides; a :class:`concurrent.futures.Executor` plus a name.
+
+    Futures are :class:`concurrent.futures.Future` objects, so
+    :func:`concurrent.futures.wait`, :func:`~concurrent.futures.as_completed`,
+    :func:`asyncio.wrap_future` and ``loop.run_in_executor`` take them unchanged.
+
+    >>> from executors import Executor, get_executor
+    >>> with get_executor("inline") as ex:
+    ...     isinstance(ex, Executor), ex.backend, ex.submit(pow, 2, 10).result()
+    (True, 'inline', 1024)
+    """
+
+    @property
+    def backend(self) -> str:
+        """The registry name of the backend, e.g. ``"thread"``."""
+        ...
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)``; return a future for its result."""
+        ...
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+    ) -> Iterator[R]:
+        """Like :func:`map`, run concurrently; see :meth:`BaseExecutor.map`."""
+        ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks; optionally wait for running ones or cancel pending ones."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+def _positive(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        from .errors import InvalidOption
+
+        raise InvalidOption(f"{name} must be a positive int or None, got {value!r}")
+    if value < 1:
+        from .errors import InvalidOption
+
+        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
+def _not_callable(fn: object, where: str) -> TypeError:
+    return TypeError(
+        f"{where} needs a callable first, got {fn!r} ({type(fn).__name__}); pass the "
+        "function itself and its arguments separately: submit(fn, x), not submit(fn(x))"
+    )
+
+
+def _run_chunk(fn: Callable[..., R], chunk: list[tuple[Any, ...]]) -> list[R]:
+    return [fn(*args) for args in chunk]
+
+
+class BaseExecutor(concurrent.futures.Executor):
+    """Shared behaviour of every backend; subclasses implement ``_submit`` and ``shutdown``.
+
+    Subclasses also subclass :class:`concurrent.futures.Executor`, so code typed
+    for the standard library accepts them.
+    """
+
+    #: The registry name; also the value of :attr:`backend`.
+    name: ClassVar[str] = "base"
+
+    #: True when ``submit`` runs the task before returning (so none is ever pending);
+    #: the conformance suite skips tests about pending tasks for such backends.
+    runs_in_submit: ClassVar[bool] = False
+
+    @property
+    def backend(self) -> str:
+        """The registry name of this backend."""
+        return self.name
+
+    @classmethod
+    def default_max_workers(cls) -> int | None:
+        """How many workers ``max_workers=None`` means here (None: not a pooled backend)."""
+        return None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here (platform, package), or None when it can."""
+        return None
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
+
+        :raises TypeError: when *fn* is not callable.
+        :raises RuntimeError: after :meth:`shutdown`.
+        """
+        if not callable(fn):
+            raise _not_callable(fn, "submit()")
+        return self._submit(fn, args, kwargs)
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        raise NotImplementedError
+
+    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
+        """The chunk size ``map`` uses when the caller gives none; 1 for in-process backends."""
+        return 1
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+    ) -> Iterator[R]:
+        """Return an iterator of ``fn(*args)`` over the zipped *iterables*.
+
+        :param timeout: seconds from this call until every result must be in;
+            past it, ``next()`` raises :class:`concurrent.futures.TimeoutError`.
+        :param chunksize: items per task; None lets the backend choose.
+        :param buffersize: None submits every task now, as the standard library
+            does; N reads the input lazily with at most N tasks in flight, so an
+            endless generator works.
+        :param ordered: True yields results in input order; False as they finish.
+
+        When the consumer stops early, or a task raises, what is still pending is
+        cancelled.
+
+        >>> from executors import get_executor
+        >>> with get_executor() as ex:
+        ...     list(ex.map(pow, [2, 3], [5, 2]))
+        [32, 9]
+        """
+        if not callable(fn):
+            raise _not_callable(fn, "map()")
+        _positive("buffersize", buffersize)
+        size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
+        end_time = None if timeout is None else timeout + time.monotonic()
+
+        calls: Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]
+        if size == 1:
+            calls = ((fn, args) for args in zip(*iterables))
+        else:
+            calls = ((_run_chunk, (fn, list(c))) for c in _batched(zip(*iterables), size))
+        submit = self.submit
+
+        if buffersize is None:
+            fs: list[Future[Any]] = [submit(f, *a) for f, a in calls]
+            if ordered:
+                fs.reverse()
+                results = _ordered(fs, end_time)
+            else:
+                results = _unordered(fs, end_time)
+        else:
+            starts = (submit(f, *a) for f, a in calls)
+            if ordered:
+                results = _ordered_lazy(starts, buffersize, end_time)
+            else:
+                results = _unordered_lazy(starts, buffersize, end_time)
+        return _flatten(results) if size > 1 else results
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.name!r}>"
+
+
+def _batched(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[tuple[tuple[Any, ...], ...]]:
+    while chunk := tuple(itertools.islice(it, size)):
+        yield chunk
+
+
+def _remaining(end_time: float | None) -> float | None:
+    return None if end_time is None else end_time - time.monotonic()
+
+
+def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _cancel(fs: Iterable[Future[Any]]) -> None:
+    for f in fs:
+        f.cancel()
+
+
+def _ordered(fs: list[Future[R]], end_time: float | None) -> Iterator[R]:
+    # fs is reversed so pop() is O(1), and a yielded future is dropped at once
+    # (CPython's result_iterator does the same), so results are not all kept alive.
+    try:
+        while fs:
+            yield fs.pop().result(_remaining(end_time))
+    finally:
+        _cancel(fs)
+
+
+def _unordered(fs: list[Future[R]], end_time: float | None) -> Iterator[R]:
+    try:
+        for f in concurrent.futures.as_completed(fs, timeout=_remaining(end_time)):
+            yield f.result()
+    finally:
+        _cancel(fs)
+
+
+def _ordered_lazy(starts: Iterator[Future[R]], n: int, end_time: float | None) -> Iterator[R]:
+    window: collections.deque[Future[R]] = collections.deque(itertools.islice(starts, n))
+    try:
+        while window:
+            result = window.popleft().result(_remaining(end_time))
+            window.extend(itertools.islice(starts, 1))
+            yield result
+    finally:
+        _cancel(window)
+
+
+def _unordered_lazy(starts: Iterator[Future[R]], n: int, end_time: float | None) -> Iterator[R]:
+    pending: set[Future[R]] = set(itertools.islice(starts, n))
+    try:
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=_remaining(end_time), return_when="FIRST_COMPLETED"
+            )
+            if not done:
+                raise concurrent.futures.TimeoutError
+            pending.update(itertools.islice(starts, len(done)))
+            for f in done:
+                yield f.result()
+    finally:
+        _cancel(pending)

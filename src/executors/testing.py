@@ -1,0 +1,475 @@
+"""The conformance suite every backend passes; importable by third-party backends.
+
+Our own matrix (``tests/conformance/``) runs each feature class against every
+backend in the registry. A plugin author runs all of it in three lines::
+
+    from executors.testing import ExecutorConformance
+
+    class TestMine(ExecutorConformance):
+        backend = "mine"            # the registered name
+        options = {}                # extra options for get_executor()
+
+Tests ask only for the ``executor`` fixture (``max_workers=2``) or ``make``
+(other options). A behaviour a backend truly cannot have is a class flag on the
+backend (``runs_in_submit``), and turns into a skip that says why. An autouse
+check fails any test that leaves a thread or child process behind.
+
+Needs pytest (and psutil for the child-process check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import contextlib
+import gc
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import pytest
+
+from . import context, registry
+from .errors import InvalidOption
+from .protocol import Executor
+
+__all__ = [
+    "CancelTests",
+    "ContextTests",
+    "ExceptionTests",
+    "ExecutorConformance",
+    "InitializerTests",
+    "InteropTests",
+    "LargeDataTests",
+    "MapTests",
+    "OptionTests",
+    "ShutdownTests",
+    "SubmitTests",
+    "check_no_leaks",
+]
+
+Make = Callable[..., Executor]
+
+
+# -- task functions: module level, so that every backend can pickle them ------------
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+def add(a: int, b: int = 0, *, c: int = 0) -> int:
+    return a + b + c
+
+
+def touch(path: str, value: Any = None, delay: float = 0.0) -> Any:
+    """Sleep *delay*, then create *path*: the test sees which tasks really ran."""
+    time.sleep(delay)
+    Path(path).touch()
+    return value
+
+
+def touch_or_fail(path: str, delay: float = 0.0) -> str:
+    """Like :func:`touch`, but an empty *path* raises ``ValueError``."""
+    if not path:
+        raise ValueError("no path")
+    touch(path, None, delay)
+    return path
+
+
+def failing_task(message: str) -> None:
+    raise ValueError(message)
+
+
+def read_context(name: str) -> Any:
+    return context.get(name)
+
+
+def set_worker_value(value: Any) -> None:
+    context.worker.value = value
+
+
+def read_worker_value() -> Any:
+    return getattr(context.worker, "value", None)
+
+
+def failing_initializer() -> None:
+    raise RuntimeError("cannot connect to the database")
+
+
+def reverse_bytes(data: bytes) -> bytes:
+    return data[::-1]
+
+
+# -- leak check ----------------------------------------------------------------------
+
+
+def _children() -> set[int]:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - the check degrades to threads only
+        return set()
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@contextlib.contextmanager
+def check_no_leaks(grace: float = 10.0) -> Iterator[None]:
+    """Fail if the block leaves new threads or child processes (zombies included)."""
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    yield
+    deadline = time.monotonic() + grace
+    while True:
+        gc.collect()
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = _children() - children_before
+        if not threads and not children:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"test left behind threads {[t.name for t in threads]} "
+                f"and child processes {sorted(children)}"
+            )
+        time.sleep(0.05)
+
+
+# -- the suite -----------------------------------------------------------------------
+
+
+class _Suite:
+    #: Options every executor of this suite gets (a plugin may need an address).
+    options: ClassVar[dict[str, Any]] = {}
+
+    @pytest.fixture(autouse=True)
+    def _no_leaks(self) -> Iterator[None]:
+        with check_no_leaks():
+            yield
+
+    @pytest.fixture
+    def make(self, backend_name: str) -> Iterator[Make]:
+        made: list[Executor] = []
+
+        def make(**options: Any) -> Executor:
+            ex = registry.get_executor(backend_name, **{**self.options, **options})
+            made.append(ex)
+            return ex
+
+        yield make
+        for ex in made:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+    @pytest.fixture
+    def executor(self, make: Make) -> Executor:
+        return make(max_workers=2)
+
+    @staticmethod
+    def needs_pending(ex: Executor) -> None:
+        """Skip when the backend never has a pending task (inline runs tasks in submit)."""
+        if getattr(ex, "runs_in_submit", False):
+            pytest.skip(f"backend {ex.backend!r} runs each task inside submit(): none is pending")
+
+
+class SubmitTests(_Suite):
+    def test_submit_returns_a_standard_future(self, executor: Executor) -> None:
+        future = executor.submit(add, 2, 3, c=4)
+        assert isinstance(future, cf.Future)
+        assert future.result(timeout=30) == 9
+        assert future.done()
+        assert not future.cancelled()
+
+    def test_is_an_executor_by_both_protocols(self, executor: Executor) -> None:
+        assert isinstance(executor, Executor)
+        assert isinstance(executor, cf.Executor)
+        assert executor.backend in registry.names()
+
+    def test_many_tasks_each_get_their_own_result(self, executor: Executor) -> None:
+        futures = [executor.submit(add, i, i) for i in range(200)]
+        assert [f.result(timeout=60) for f in futures] == [2 * i for i in range(200)]
+
+    def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
+        with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
+            executor.submit(42)  # type: ignore[arg-type]
+
+    def test_result_timeout_raises_timeout_error(self, executor: Executor) -> None:
+        self.needs_pending(executor)
+        future = executor.submit(time.sleep, 1.0)
+        with pytest.raises(cf.TimeoutError):
+            future.result(timeout=0.05)
+        assert future.result(timeout=30) is None
+
+
+class ExceptionTests(_Suite):
+    def test_exception_keeps_its_type_and_message(self, executor: Executor) -> None:
+        future = executor.submit(failing_task, "bad input 42")
+        with pytest.raises(ValueError, match="bad input 42"):
+            future.result(timeout=30)
+        assert isinstance(future.exception(), ValueError)
+
+    def test_worker_traceback_reaches_the_caller(self, executor: Executor) -> None:
+        exc = executor.submit(failing_task, "x").exception(timeout=30)
+        assert exc is not None
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        assert "in failing_task" in text
+        assert 'raise ValueError(message)' in text
+
+    def test_executor_keeps_working_after_a_task_fails(self, executor: Executor) -> None:
+        assert executor.submit(failing_task, "x").exception(timeout=30) is not None
+        assert executor.submit(add, 1, 1).result(timeout=30) == 2
+
+
+class MapTests(_Suite):
+    def test_map_keeps_input_order(self, executor: Executor) -> None:
+        assert list(executor.map(add, range(50), range(50))) == [2 * i for i in range(50)]
+
+    def test_map_with_one_argument_and_empty_input(self, executor: Executor) -> None:
+        assert list(executor.map(echo, "abc")) == ["a", "b", "c"]
+        assert list(executor.map(echo, [])) == []
+
+    def test_map_submits_everything_when_called(self, executor: Executor, tmp_path: Path) -> None:
+        paths = [str(tmp_path / str(i)) for i in range(10)]
+        executor.map(touch, paths)
+        executor.shutdown(wait=True)
+        assert sorted(os.listdir(tmp_path)) == sorted(map(str, range(10)))
+
+    def test_buffersize_reads_an_endless_input_lazily(self, executor: Executor) -> None:
+        consumed = itertools.count()
+        source = (next(consumed) for _ in itertools.count())
+        results = executor.map(echo, source, buffersize=4, chunksize=1)
+        assert list(itertools.islice(results, 50)) == list(range(50))
+        results.close()  # type: ignore[attr-defined]
+        assert next(consumed) <= 50 + 4 + 1
+
+    def test_buffersize_with_ordered_false(self, executor: Executor) -> None:
+        results = executor.map(add, range(30), range(30), buffersize=3, ordered=False)
+        assert sorted(results) == [2 * i for i in range(30)]
+
+    def test_ordered_false_yields_in_completion_order(
+        self, executor: Executor, tmp_path: Path
+    ) -> None:
+        paths = [str(tmp_path / "a"), str(tmp_path / "b")]
+        results = list(executor.map(touch, paths, ["slow", "fast"], [1.0, 0.0], ordered=False))
+        assert sorted(results) == ["fast", "slow"]
+        if not getattr(executor, "runs_in_submit", False):
+            assert results == ["fast", "slow"]
+
+    def test_chunksize_gives_the_same_results(self, executor: Executor) -> None:
+        assert list(executor.map(add, range(100), range(100), chunksize=7)) == [
+            2 * i for i in range(100)
+        ]
+
+    def test_timeout_stops_waiting(self, executor: Executor) -> None:
+        self.needs_pending(executor)
+        results = executor.map(time.sleep, [1.0, 1.0], timeout=0.1)
+        with pytest.raises(cf.TimeoutError):
+            list(results)
+
+    def test_task_error_raises_and_cancels_the_rest(self, make: Make, tmp_path: Path) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        paths = [""] + [str(tmp_path / str(i)) for i in range(1, 20)]
+        with pytest.raises(ValueError, match="no path"):
+            list(ex.map(touch_or_fail, paths, [0.05] * 20))
+        ex.shutdown(wait=True)
+        assert len(os.listdir(tmp_path)) < 19
+
+    def test_task_error_propagates_from_map(self, executor: Executor) -> None:
+        with pytest.raises(ValueError, match="in map"):
+            list(executor.map(failing_task, ["in map"]))
+
+    def test_stopping_early_cancels_pending(self, make: Make, tmp_path: Path) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        paths = [str(tmp_path / str(i)) for i in range(20)]
+        results = ex.map(touch, paths, [None] * 20, [0.05] * 20)
+        next(results)
+        results.close()  # type: ignore[attr-defined]
+        ex.shutdown(wait=True)
+        assert len(os.listdir(tmp_path)) < 20
+
+    def test_stopping_a_lazy_map_reads_no_more_input(self, executor: Executor) -> None:
+        seen: list[int] = []
+
+        def source() -> Iterator[int]:
+            for i in itertools.count():
+                seen.append(i)
+                yield i
+
+        results = executor.map(echo, source(), buffersize=2, chunksize=1)
+        assert next(results) == 0
+        results.close()  # type: ignore[attr-defined]
+        count = len(seen)
+        time.sleep(0.05)
+        assert len(seen) == count <= 4
+
+
+class CancelTests(_Suite):
+    def test_cancel_a_pending_task(self, make: Make, tmp_path: Path) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        blocker = ex.submit(touch, str(tmp_path / "blocker"), None, 0.5)
+        pending = ex.submit(touch, str(tmp_path / "pending"))
+        assert pending.cancel()
+        assert pending.cancelled()
+        with pytest.raises(cf.CancelledError):
+            pending.result()
+        blocker.result(timeout=30)
+        ex.shutdown(wait=True)
+        assert os.listdir(tmp_path) == ["blocker"]
+
+    def test_cancel_a_finished_task_returns_false(self, executor: Executor) -> None:
+        future = executor.submit(echo, 1)
+        assert future.result(timeout=30) == 1
+        assert not future.cancel()
+
+
+class ShutdownTests(_Suite):
+    def test_submit_after_shutdown_raises_runtime_error(self, make: Make) -> None:
+        ex = make(max_workers=2)
+        ex.shutdown()
+        with pytest.raises(RuntimeError):
+            ex.submit(echo, 1)
+        ex.shutdown()  # a second shutdown is harmless
+
+    def test_context_manager_waits_for_tasks(self, make: Make, tmp_path: Path) -> None:
+        with make(max_workers=2) as ex:
+            futures = [ex.submit(touch, str(tmp_path / str(i)), i, 0.1) for i in range(4)]
+        assert all(f.done() for f in futures)
+        assert [f.result() for f in futures] == [0, 1, 2, 3]
+
+    def test_shutdown_cancel_futures(self, make: Make, tmp_path: Path) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        running = ex.submit(touch, str(tmp_path / "running"), None, 0.5)
+        queued = [ex.submit(touch, str(tmp_path / f"q{i}")) for i in range(5)]
+        time.sleep(0.1)
+        ex.shutdown(wait=True, cancel_futures=True)
+        assert running.done()
+        assert all(f.cancelled() for f in queued)
+        assert "q0" not in os.listdir(tmp_path)
+
+    def test_shutdown_without_wait_returns_at_once(self, make: Make) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        future = ex.submit(time.sleep, 0.5)
+        start = time.monotonic()
+        ex.shutdown(wait=False)
+        assert time.monotonic() - start < 0.45
+        future.result(timeout=30)
+
+
+class InteropTests(_Suite):
+    def test_as_completed_and_wait(self, executor: Executor) -> None:
+        futures = [executor.submit(add, i, 1) for i in range(10)]
+        assert sorted(f.result() for f in cf.as_completed(futures, timeout=30)) == list(
+            range(1, 11)
+        )
+        done, not_done = cf.wait(futures, timeout=30)
+        assert len(done) == 10
+        assert not not_done
+
+    def test_asyncio_wrap_future_and_run_in_executor(self, executor: Executor) -> None:
+        async def main() -> tuple[int, int]:
+            loop = asyncio.get_running_loop()
+            a = await asyncio.wrap_future(executor.submit(add, 1, 2))
+            b = await loop.run_in_executor(executor, add, 3, 4)  # type: ignore[arg-type]
+            return a, b
+
+        assert asyncio.run(main()) == (3, 7)
+
+
+class ContextTests(_Suite):
+    def test_bound_values_reach_the_task(self, executor: Executor) -> None:
+        with context.bind(user="alice", request_id=7):
+            future = executor.submit(read_context, "user")
+            rid = executor.submit(read_context, "request_id")
+        assert future.result(timeout=30) == "alice"
+        assert rid.result(timeout=30) == 7
+
+    def test_each_task_sees_only_its_own_values(self, make: Make) -> None:
+        ex = make(max_workers=1)
+        futures = []
+        for user in ["alice", "bob", None, "carol"]:
+            if user is None:
+                futures.append(ex.submit(read_context, "user"))
+            else:
+                with context.bind(user=user):
+                    futures.append(ex.submit(read_context, "user"))
+        assert [f.result(timeout=30) for f in futures] == ["alice", "bob", None, "carol"]
+
+    def test_values_are_captured_at_submit(self, executor: Executor) -> None:
+        with context.bind(user="alice"):
+            future = executor.submit(read_context, "user")
+            with context.bind(user="bob"):
+                inner = executor.submit(read_context, "user")
+        assert (future.result(timeout=30), inner.result(timeout=30)) == ("alice", "bob")
+        assert context.get("user") is None
+
+
+class InitializerTests(_Suite):
+    def test_initializer_fills_per_worker_state(self, make: Make) -> None:
+        ex = make(max_workers=2, initializer=set_worker_value, initargs=("db-connection",))
+        results = [ex.submit(read_worker_value) for _ in range(10)]
+        assert [f.result(timeout=30) for f in results] == ["db-connection"] * 10
+
+    def test_failing_initializer_breaks_with_a_clear_error(self, make: Make) -> None:
+        ex = make(max_workers=1, initializer=failing_initializer)
+        with pytest.raises(cf.BrokenExecutor):
+            ex.submit(echo, 1).result(timeout=30)
+
+
+class LargeDataTests(_Suite):
+    def test_50_mb_argument_and_result_arrive_intact(self, executor: Executor) -> None:
+        data = os.urandom(1 << 20) * 50
+        result = executor.submit(reverse_bytes, data).result(timeout=60)
+        assert len(result) == len(data)
+        assert result == data[::-1]
+
+
+class OptionTests(_Suite):
+    def test_bad_max_workers_names_the_problem(self, backend_name: str) -> None:
+        for bad in (0, -1):
+            with pytest.raises(InvalidOption, match="max_workers must be greater than 0"):
+                registry.get_executor(backend_name, **{**self.options, "max_workers": bad})
+
+    def test_unknown_option_lists_valid_ones(self, backend_name: str) -> None:
+        with pytest.raises(InvalidOption, match="did you mean 'max_workers'"):
+            registry.get_executor(backend_name, **{**self.options, "max_worker": 2})
+
+    def test_spec_options_are_applied(self, backend_name: str) -> None:
+        ex = registry.get_executor(f"{backend_name}?max_workers=3", **self.options)
+        try:
+            assert ex.backend == backend_name
+            assert getattr(ex, "max_workers", 3) == 3
+        finally:
+            ex.shutdown()
+
+
+class ExecutorConformance(
+    SubmitTests,
+    ExceptionTests,
+    MapTests,
+    CancelTests,
+    ShutdownTests,
+    InteropTests,
+    ContextTests,
+    InitializerTests,
+    LargeDataTests,
+    OptionTests,
+):
+    """Every conformance test, for one backend named by the ``backend`` attribute."""
+
+    backend: ClassVar[str] = ""
+
+    @pytest.fixture
+    def backend_name(self) -> str:
+        if not self.backend:
+            pytest.fail("set the class attribute 'backend' to the registered backend name")
+        reason = registry.unavailable_reason(self.backend)
+        if reason is not None:
+            pytest.skip(reason)
+        return self.backend

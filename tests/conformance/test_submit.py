@@ -1,0 +1,5 @@
+from executors.testing import SubmitTests
+
+
+class TestSubmit(SubmitTests):
+    """Runs against every backend in the registry (see tests/conftest.py)."""
