@@ -9,7 +9,10 @@ plugins.
 =============  ==========================================  ==========================
 name           where                                       aliases
 =============  ==========================================  ==========================
+``fork``       ``executors.backends.fork:ForkExecutor``      ``os.fork``
 ``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
+``pool``       ``executors.backends.pool:PoolExecutor``      ``processpool``, ``multiprocessing``
+``process``    ``executors.backends.process:ProcessExecutor``  ``processes``
 ``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
 =============  ==========================================  ==========================
 """
@@ -82,6 +85,7 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -1,0 +1,407 @@
+"""Machinery the process backends share: task envelopes, outcomes, exit descriptions, logging.
+
+``fork``, ``process`` and ``pool`` all run a call somewhere else and bring back
+an *outcome*: ``(OK, value)`` or ``(ERR, PackedException)``. This module packs
+the call (naming whatever would not pickle), runs it inside the caller's
+:mod:`executors.context` values, packs the outcome (turning an unpicklable
+result into a :class:`~executors.errors.SerializationError` for that task
+only), forwards the worker's log records to the parent, and words the
+messages for workers that die (``worker 4242 died with SIGKILL(-9) while
+running crunch(); ...``).
+
+Nothing here starts a thread: code that runs in a freshly forked child must
+not wait on a lock that one of our threads could have held at fork time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Callable
+
+from . import context
+from .errors import SerializationError, TaskTimeout, WorkerCrashed
+from .serialization import Dumps, PackedException, describe, dumps, pack_exception
+
+__all__ = [
+    "ERR",
+    "LOG",
+    "OK",
+    "call_name",
+    "crash_error",
+    "describe_exit",
+    "forking",
+    "install_log_forwarding",
+    "pack_call",
+    "pack_outcomes",
+    "replay_log",
+    "run_call",
+    "run_packed",
+    "signal_name",
+    "timeout_error",
+]
+
+OK, ERR, SKIP, LOG, INIT_FAILED = 0, 1, 2, 3, 4
+
+Outcome = tuple[int, Any]
+
+
+def signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9; ``signal 77`` for a number with no name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """How a process ended, from its exit code as :mod:`multiprocessing` reports it."""
+    if exitcode is None:
+        return "vanished (no exit status)"
+    if exitcode < 0:
+        return f"died with {signal_name(-exitcode)}({exitcode})"
+    return f"exited with code {exitcode}"
+
+
+def call_name(fn: Callable[..., Any]) -> str:
+    """``crunch()`` for a function, for messages about the task running it."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if not isinstance(name, str):
+        name = type(fn).__name__
+    return f"{name}()"
+
+
+def crash_error(pid: int | None, exitcode: int | None, running: str, after: str) -> WorkerCrashed:
+    """The error of a task whose worker died, e.g. ``worker 42 died with SIGKILL(-9) ...``."""
+    return WorkerCrashed(
+        f"worker {pid} {describe_exit(exitcode)} while running {running}; {after}",
+        exitcode=exitcode,
+        pid=pid,
+    )
+
+
+def timeout_error(seconds: float, running: str, pid: int | None, after: str) -> TaskTimeout:
+    """The error of a task that overran its ``task_timeout``."""
+    return TaskTimeout(
+        f"{running} ran longer than task_timeout={seconds:g}s; worker {pid} was killed; {after}"
+    )
+
+
+@contextlib.contextmanager
+def forking() -> Iterator[None]:
+    """Silence Python 3.12+'s warning about forking a multi-threaded process, here only.
+
+    Our own threads (a pool's manager) never run in the child and hold no lock
+    the child needs; see the "fork safety" section of the ``pool`` docs.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
+        )
+        yield
+
+
+# -- the caller's side ------------------------------------------------------------
+
+
+def pack_call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    values: dict[str, Any],
+    pickler: Dumps,
+) -> bytes:
+    """Pickle a task, or raise :class:`SerializationError` naming the part that would not."""
+    try:
+        return pickler((fn, args, kwargs, values))
+    except Exception:
+        parts: dict[str, Any] = {"the function": fn}
+        parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
+        parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
+        parts.update({f"context value {k!r}": v for k, v in values.items()})
+        return dumps(
+            (fn, args, kwargs, values),
+            what=f"the task {call_name(fn)}",
+            parts=parts,
+            pickler=pickler,
+        )
+
+
+# -- the worker's side ------------------------------------------------------------
+
+
+def run_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], values: Any
+) -> Outcome:
+    """Run a task with its context values bound; never raises."""
+    try:
+        return OK, context.run(values, fn, *args, **kwargs)
+    except BaseException as exc:
+        return ERR, pack_exception(exc)
+
+
+def run_packed(payload: bytes) -> Outcome:
+    """Unpickle a task made by :func:`pack_call` and run it; never raises."""
+    try:
+        fn, args, kwargs, values = pickle.loads(payload)
+    except BaseException as exc:
+        error = SerializationError(
+            f"the worker could not unpickle the task: {type(exc).__name__}: {exc}; "
+            "is the function's module importable in the worker (start method spawn)?"
+        )
+        error.__cause__ = exc
+        return ERR, pack_exception(error)
+    return run_call(fn, args, kwargs, values)
+
+
+def _unpicklable_result(value: Any, exc: BaseException) -> PackedException:
+    error = SerializationError(
+        f"cannot pickle the result of the task ({describe(value)}): "
+        f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, lists, dicts, "
+        "dataclasses of those) instead of open files, locks, sockets or generators"
+    )
+    return pack_exception(error)
+
+
+def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
+    """Pickle ``[(key, kind, value), ...]``; an item that will not pickle becomes an ERR."""
+    try:
+        return pickler(items)
+    except Exception:
+        fixed: list[tuple[Any, int, Any]] = []
+        for key, kind, value in items:
+            try:
+                pickler(value)
+            except Exception as exc:
+                kind, value = ERR, _unpicklable_result(value, exc)
+            fixed.append((key, kind, value))
+        return pickler(fixed)
+
+
+class _ForwardHandler(logging.Handler):
+    """Sends each record to the parent, where :func:`replay_log` hands it to its handlers."""
+
+    def __init__(self, send: Callable[[logging.LogRecord], None]) -> None:
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            copy = logging.makeLogRecord(record.__dict__)
+            copy.msg, copy.args, copy.exc_info = message, None, None
+            copy.__dict__.pop("message", None)
+            self._send(copy)
+        except Exception:
+            self.handleError(record)
+
+
+def install_log_forwarding(send: Callable[[logging.LogRecord], None], level: int) -> None:
+    """In a worker: route every record of the root logger to *send*, at *level*."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_ForwardHandler(send))
+    root.setLevel(level)
+
+
+def replay_log(record: logging.LogRecord) -> None:
+    """In the parent: pass a worker's record to the handlers of its logger."""
+    logger = logging.getLogger(record.name)
+    if logger.isEnabledFor(record.levelno):
+        logger.handle(record)
+
+
+def ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels and shuts down in order."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def flush_std_streams() -> None:
+    """Flush stdout/stderr before a forked child leaves with ``os._exit``."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+
+
+def main_thread_only() -> bool:
+    """True when no other Python thread runs (safe to fork without any warning)."""
+    return threading.active_count() == 1
+
+
+def close_fds(fds: list[int]) -> None:
+    """Close inherited descriptors a child must not hold (siblings' pipe ends)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+# -- framing: 8-byte length, then the bytes; a zero length means "stop" ------------
+
+_HEADER = struct.Struct("!Q")
+
+
+def frame(data: bytes) -> bytes:
+    """*data* with its length in front, ready for :func:`read_frame` on the other end."""
+    return _HEADER.pack(len(data)) + data
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Blocking write of all of *data* to *fd*."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_frame(stream: io.FileIO) -> bytes | None:
+    """Blocking read of one frame; None at end of file or on a stop frame."""
+    header = _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    return _read_exactly(stream, size) if size else None
+
+
+def _read_exactly(stream: io.FileIO, size: int) -> bytes | None:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = stream.readinto(view[got:])
+        if not n:
+            return None
+        got += n
+    return bytes(buf)
+
+
+class FrameReader:
+    """Non-blocking side of a pipe: feed it what ``os.read`` returned, take whole frames."""
+
+    __slots__ = ("_buf", "_need")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._need = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        start = 0
+        while len(buf) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf, start)
+            end = start + _HEADER.size + size
+            if len(buf) < end:
+                break
+            frames.append(bytes(buf[start + _HEADER.size : end]))
+            start = end
+        if start:
+            del buf[:start]
+        return frames
+
+
+# -- the pool worker ---------------------------------------------------------------
+
+#: Slots of a worker's shared state array; the ring of cancel marks follows them.
+STARTED, START_TIME, FINISHED = 0, 1, 2
+RING_START = 3
+RING = 1024
+
+
+def pool_worker(
+    tasks: Any,
+    results: Any,
+    state: Any,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    max_tasks: int | None,
+    serializer: str,
+    log_level: int,
+    close: list[int],
+) -> None:
+    """The main function of a ``pool`` worker process.
+
+    *tasks* and *results* are the worker's ends of two pipes (Connections, used
+    as raw descriptors with :func:`frame`). The parent sends frames of pickled
+    ``[(tid, payload), ...]``; the worker answers with frames of
+    ``[(tid, kind, value), ...]``, flushed every 2 ms and whenever it runs out
+    of work. *state* is shared memory: the counts of tasks started and
+    finished, when the current one started (the parent enforces timeouts with
+    it), and a ring of cancel marks (``RING_START + seq % RING`` holds
+    ``tid + 1`` when the parent cancelled task *seq* before it started).
+    """
+    from .serialization import get_pickler
+
+    close_fds(close)
+    ignore_sigint()
+    pickler = get_pickler(serializer)
+    in_fd, out_fd = tasks.fileno(), results.fileno()
+    stream = io.FileIO(in_fd, "rb", closefd=False)
+    send_lock = threading.Lock()
+
+    def send(items: list[tuple[Any, int, Any]]) -> None:
+        data = frame(pack_outcomes(items, pickler))
+        with send_lock:
+            write_all(out_fd, data)
+
+    install_log_forwarding(lambda record: send([(None, LOG, record)]), log_level)
+    if initializer is not None:
+        kind, value = run_call(initializer, initargs, {}, None)
+        if kind == ERR:
+            send([(None, INIT_FAILED, value)])
+            return
+    ppid = os.getppid()
+    queue: deque[tuple[int, bytes]] = deque()
+    out: list[tuple[Any, int, Any]] = []
+    done = 0
+    seq = 0
+    last_flush = time.monotonic()
+    while True:
+        if not queue:
+            if out:
+                send(out)
+                out = []
+            while not select.select([in_fd], [], [], 1.0)[0]:
+                if os.getppid() != ppid:
+                    return  # the parent died without telling us
+            data = read_frame(stream)
+            if data is None:
+                return
+            queue.extend(pickle.loads(data))
+            last_flush = time.monotonic()
+            continue
+        tid, payload = queue.popleft()
+        state[START_TIME] = time.monotonic()
+        state[STARTED] = seq + 1
+        if state[RING_START + seq % RING] == tid + 1:
+            out.append((tid, SKIP, None))
+        else:
+            kind, value = run_packed(payload)
+            out.append((tid, kind, value))
+            done += 1
+        seq += 1
+        state[FINISHED] = seq
+        if max_tasks is not None and done >= max_tasks:
+            send(out)
+            return
+        now = time.monotonic()
+        if now - last_flush > 0.002:
+            send(out)
+            out = []
+            last_flush = now

@@ -1,0 +1,671 @@
+"""Run tasks on persistent worker processes: batched pipes, crash recovery, timeouts, cancel.
+
+Data flow (one manager thread per executor; the caller's threads only queue)::
+
+    submit(fn, x)                     manager thread                        worker i
+    pickle (fn, x, ctx) ---> pending --> batches by worker --> tasks pipe --> run in order
+    Future <---- set_result <-- outcomes <------------------- results pipe <- every 2 ms or
+                                  |                                          when idle
+                                  +-- select(results pipes, sentinels, wake pipe)
+                                  +-- sentinel ready: fail the started task(s) with
+                                      WorkerCrashed, requeue the unstarted, start a new worker
+    worker i's shared state: tasks started/finished, start time, ring of cancel marks
+
+Many tasks cross each pipe per message in both directions, so a task costs a
+few microseconds of the caller's time. The parent never blocks writing to a
+worker (its pipe ends are non-blocking), so a big argument and a big result
+can cross at once without deadlock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import selectors
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable, ClassVar, TypeVar
+
+from .. import _validate, _worker, context
+from ..errors import BrokenExecutor, InvalidOption
+from ..protocol import BaseExecutor
+from ..serialization import get_pickler, unpack_exception
+
+__all__ = ["PoolExecutor"]
+
+R = TypeVar("R")
+
+_CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
+_names = itertools.count(1)
+_live: weakref.WeakSet[_Pool] = weakref.WeakSet()
+
+
+def default_start_method() -> str:
+    """``fork`` where it exists and is safe enough (Linux, BSD); else the platform's default."""
+    if sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return multiprocessing.get_start_method()
+
+
+class _Task(Future[Any]):
+    """A future that knows where its task is; ``cancel()`` also stops a running task."""
+
+    def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self._pool = pool
+        self.payload = payload
+        self.fn = fn
+        self.tid = 0
+        self.worker: _Worker | None = None
+        self.seq = 0
+
+    def cancel(self) -> bool:
+        """Cancel the task; one that already runs is stopped by killing its worker."""
+        return self._pool.cancel(self)
+
+    def _cancel_now(self) -> bool:
+        return Future.cancel(self)
+
+
+class _Worker:
+    """One worker process, its two pipes and its shared state, seen from the parent."""
+
+    def __init__(self, pool: _Pool, index: int) -> None:
+        ctx = pool.ctx
+        task_r, task_w = os.pipe()
+        res_r, res_w = os.pipe()
+        self.state = ctx.RawArray("d", _worker.RING_START + _worker.RING)
+        close = pool.parent_fds() if pool.start_method == "fork" else []
+        child_ends = (
+            multiprocessing.connection.Connection(task_r, writable=False),
+            multiprocessing.connection.Connection(res_w, readable=False),
+        )
+        args = (
+            *child_ends,
+            self.state,
+            pool.initializer,
+            pool.initargs,
+            pool.max_tasks,
+            pool.serializer,
+            logging.getLogger().getEffectiveLevel(),
+            close + [task_w, res_r],
+        )
+        self.process = ctx.Process(
+            target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
+        )
+        try:
+            with _worker.forking():
+                self.process.start()
+        finally:
+            for conn in child_ends:
+                conn.close()
+        for fd in (task_w, res_r):
+            os.set_blocking(fd, False)
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+        self.pid = self.process.pid
+        self.tasks_fd, self.results_fd = task_w, res_r
+        self.sentinel = self.process.sentinel
+        self.reader = _worker.FrameReader()
+        self.out: deque[memoryview] = deque()
+        self.inflight: deque[_Task] = deque()
+        self.dispatched = 0
+        self.doomed: tuple[str, _Task] | None = None
+        self.stopping = False
+        self.watching = False
+
+    def close_fds(self) -> None:
+        for fd in (self.tasks_fd, self.results_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.tasks_fd = self.results_fd = -1
+
+    def started(self, task: _Task) -> bool:
+        return self.state[_worker.STARTED] > task.seq
+
+    def finished(self, task: _Task) -> bool:
+        return self.state[_worker.FINISHED] > task.seq
+
+    def mark_cancelled(self, task: _Task) -> None:
+        self.state[_worker.RING_START + task.seq % _worker.RING] = task.tid + 1
+
+    def kill(self, why: str, task: _Task) -> None:
+        if self.doomed is None:
+            self.doomed = (why, task)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+
+class _Pool:
+    """Everything the manager thread works on; holds no reference to the executor."""
+
+    def __init__(
+        self,
+        size: int,
+        start_method: str,
+        initializer: Callable[..., Any] | None,
+        initargs: tuple[Any, ...],
+        max_tasks: int | None,
+        serializer: str,
+        task_timeout: float | None,
+    ) -> None:
+        self.name = f"executors-pool-{next(_names)}"
+        self.size = size
+        self.start_method = start_method
+        self.ctx = multiprocessing.get_context(start_method)
+        self.initializer, self.initargs = initializer, initargs
+        self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
+        self.lock = threading.Lock()
+        self.pending: deque[_Task] = deque()
+        self.workers: list[_Worker] = []
+        self.ids = itertools.count()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.sleeping = False
+        self.closing = False
+        self.broken: BrokenExecutor | None = None
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.started_workers = itertools.count()
+        try:
+            for _ in range(size):
+                self.add_worker()
+        except BaseException:
+            self.kill_all()
+            raise
+        self.thread = threading.Thread(target=self.run, name=f"{self.name}-manager", daemon=True)
+        self.thread.start()
+        _live.add(self)
+
+    # -- called from the caller's threads ----------------------------------------------
+
+    def submit(self, task: _Task) -> None:
+        with self.lock:
+            if self.broken is not None:
+                raise self.broken
+            if self.closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            task.tid = next(self.ids)
+            self.pending.append(task)
+            wake, self.sleeping = self.sleeping, False
+        if wake:
+            self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.wake_w, b"\0")
+
+    def cancel(self, task: _Task) -> bool:
+        with self.lock:
+            worker = task.worker
+            if worker is None or task.done() or worker.doomed is not None:
+                return task._cancel_now()
+            worker.mark_cancelled(task)
+            if not worker.started(task):
+                return task._cancel_now()  # the worker will skip it
+            if worker.finished(task):
+                return False  # done; its result is on the way
+            if not task._cancel_now():
+                return False
+            worker.kill("cancel", task)
+            return True
+
+    def shutdown(self, cancel_futures: bool) -> None:
+        with self.lock:
+            self.closing = True
+            if cancel_futures:
+                for task in self.pending:
+                    task._cancel_now()
+                self.pending.clear()
+                for worker in self.workers:
+                    for task in worker.inflight:
+                        worker.mark_cancelled(task)
+                        if not worker.started(task):
+                            task._cancel_now()
+        self.wake()
+
+    # -- the manager thread --------------------------------------------------------------
+
+    def parent_fds(self) -> list[int]:
+        fds = [self.wake_r, self.wake_w]
+        for w in self.workers:
+            fds += [w.tasks_fd, w.results_fd]
+        return fds
+
+    def add_worker(self) -> None:
+        worker = _Worker(self, next(self.started_workers))
+        self.workers.append(worker)
+        self.selector.register(worker.results_fd, selectors.EVENT_READ, worker)
+        self.selector.register(worker.sentinel, selectors.EVENT_READ, worker)
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except BaseException as exc:  # pragma: no cover - a bug; do not hang the callers
+            self.fail_everything(BrokenExecutor(f"the pool's manager thread failed: {exc!r}"))
+            raise
+        finally:
+            self.stop_workers()
+
+    def loop(self) -> None:
+        while True:
+            with self.lock:
+                if self.broken is None:
+                    self.dispatch()
+                if self.closing and not self.pending and not any(w.inflight for w in self.workers):
+                    return
+                if self.broken is not None:
+                    return
+                self.sleeping = True
+            events = self.selector.select(self.poll_interval())
+            self.sleeping = False
+            for key, mask in events:
+                worker = key.data
+                if worker is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_r, 4096)
+                elif key.fd == worker.sentinel:
+                    self.on_death(worker)
+                elif mask & selectors.EVENT_WRITE:
+                    self.flush(worker)
+                else:
+                    self.receive(worker)
+            if self.task_timeout is not None:
+                self.check_timeouts()
+
+    def poll_interval(self) -> float | None:
+        if self.task_timeout is not None and any(w.inflight for w in self.workers):
+            return min(0.02, self.task_timeout / 4)
+        return None
+
+    def dispatch(self) -> None:
+        """Hand pending tasks to the least busy workers, many per message (lock held)."""
+        pending = self.pending
+        live = [w for w in self.workers if w.doomed is None and not w.stopping]
+        if not pending or not live:
+            return
+        share = -(-len(pending) // len(live))
+        live.sort(key=lambda w: len(w.inflight))
+        for w in live:
+            room = min(share, _CAP - len(w.inflight))
+            if self.max_tasks is not None:
+                room = min(room, self.max_tasks - w.dispatched)
+            batch = []
+            while room > 0 and pending:
+                task = pending.popleft()
+                if task.done():
+                    continue
+                task.worker, task.seq = w, w.dispatched
+                w.dispatched += 1
+                w.inflight.append(task)
+                batch.append((task.tid, task.payload))
+                room -= 1
+            if batch:
+                self.send(w, _worker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+            if not pending:
+                break
+
+    def send(self, worker: _Worker, data: bytes) -> None:
+        worker.out.append(memoryview(data))
+        self.flush(worker)
+
+    def flush(self, worker: _Worker) -> None:
+        """Write what the pipe takes now; watch it for room when something is left."""
+        out = worker.out
+        while out:
+            try:
+                n = os.write(worker.tasks_fd, out[0])
+            except BlockingIOError:
+                break
+            except OSError:  # the worker is gone; on_death sorts out its tasks
+                out.clear()
+                break
+            if n == len(out[0]):
+                out.popleft()
+            else:
+                out[0] = out[0][n:]
+        if bool(out) != worker.watching:
+            worker.watching = bool(out)
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                if out:
+                    self.selector.register(worker.tasks_fd, selectors.EVENT_WRITE, worker)
+                else:
+                    self.selector.unregister(worker.tasks_fd)
+
+    def receive(self, worker: _Worker) -> None:
+        try:
+            data = os.read(worker.results_fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:  # end of file: the worker is exiting; its sentinel follows
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.results_fd)
+            return
+        for message in worker.reader.feed(data):
+            self.handle(worker, pickle.loads(message))
+
+    def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
+        done: list[tuple[_Task, int, Any]] = []
+        logs: list[logging.LogRecord] = []
+        with self.lock:
+            for _tid, kind, value in items:
+                if kind == _worker.LOG:
+                    logs.append(value)
+                elif kind == _worker.INIT_FAILED:
+                    self.break_with_initializer(value, worker)
+                else:
+                    done.append((worker.inflight.popleft(), kind, value))
+        for record in logs:
+            _worker.replay_log(record)
+        for task, kind, value in done:
+            with contextlib.suppress(InvalidStateError):
+                if kind == _worker.OK:
+                    task.set_result(value)
+                elif kind == _worker.ERR:
+                    task.set_exception(unpack_exception(value))
+        if self.broken is not None:
+            self.fail_everything(self.broken)
+
+    def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
+        cause = unpack_exception(packed)
+        self.broken = BrokenExecutor(
+            f"initializer {_worker.call_name(self.initializer or print)} raised "
+            f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
+            "this executor; fix the initializer and create a new executor"
+        )
+        self.broken.__cause__ = cause
+
+    def on_death(self, worker: _Worker) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sentinel)
+        while True:  # what it sent before dying still counts
+            try:
+                data = os.read(worker.results_fd, 1 << 20)
+            except OSError:
+                break
+            if not data:
+                break
+            for message in worker.reader.feed(data):
+                self.handle(worker, pickle.loads(message))
+        worker.process.join()
+        exitcode = worker.process.exitcode
+        for fd in (worker.results_fd, worker.tasks_fd):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+        worker.close_fds()
+        worker.process.close()
+        failures: list[tuple[_Task, BaseException]] = []
+        with self.lock:
+            self.workers.remove(worker)
+            started = int(worker.state[_worker.STARTED])
+            requeue = []
+            for task in worker.inflight:
+                if task.seq >= started:
+                    task.worker = None
+                    requeue.append(task)
+                elif not task.done():
+                    failures.append((task, self.death_error(worker, task, exitcode)))
+            self.pending.extendleft(reversed(requeue))
+            worker.inflight.clear()
+            replace = self.broken is None and (
+                not self.closing or bool(self.pending) or any(w.inflight for w in self.workers)
+            )
+        for task, error in failures:
+            with contextlib.suppress(InvalidStateError):
+                task.set_exception(error)
+        if replace:
+            with self.lock:
+                self.add_worker()
+        if self.broken is not None:
+            self.fail_everything(self.broken)
+
+    def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
+        running = _worker.call_name(task.fn)
+        after = "the pool replaced it and is still usable"
+        if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
+            assert self.task_timeout is not None
+            return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
+        if worker.doomed is not None and worker.doomed[1] is not task:
+            why, other = worker.doomed
+            after = (
+                f"it was killed to {'cancel' if why == 'cancel' else 'time out'} "
+                f"{_worker.call_name(other.fn)}, and this task had finished but its result "
+                f"was not sent yet; {after}"
+            )
+        return _worker.crash_error(worker.pid, exitcode, running, after)
+
+    def check_timeouts(self) -> None:
+        assert self.task_timeout is not None
+        now = time.monotonic()
+        with self.lock:
+            for w in self.workers:
+                if w.doomed is not None or not w.inflight:
+                    continue
+                started = int(w.state[_worker.STARTED])
+                if started <= int(w.state[_worker.FINISHED]):
+                    continue
+                if now - w.state[_worker.START_TIME] > self.task_timeout:
+                    running = next((t for t in w.inflight if t.seq == started - 1), None)
+                    if running is not None:
+                        w.kill("timeout", running)
+
+    def fail_everything(self, error: BaseException) -> None:
+        with self.lock:
+            tasks = list(self.pending)
+            self.pending.clear()
+            for w in self.workers:
+                tasks += w.inflight
+                w.inflight.clear()
+        for task in tasks:
+            with contextlib.suppress(InvalidStateError):
+                task.set_exception(error)
+
+    def stop_workers(self) -> None:
+        """Ask idle workers to leave (kill them if the pool is broken), reap all, close fds."""
+        for w in self.workers:
+            w.stopping = True
+            if self.broken is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(w.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            else:
+                self.send(w, _worker.frame(b""))
+        deadline = time.monotonic() + 5.0
+        for w in self.workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+        self.kill_all()
+
+    def kill_all(self) -> None:
+        for w in self.workers:
+            if w.process.exitcode is None:
+                w.process.kill()
+                w.process.join()
+            w.close_fds()
+            w.process.close()
+        self.workers.clear()
+        with contextlib.suppress(Exception):
+            self.selector.close()
+        for fd in (self.wake_r, self.wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
+        _live.discard(self)
+
+
+@atexit.register
+def _at_exit() -> None:
+    for pool in list(_live):
+        pool.shutdown(cancel_futures=True)
+        pool.thread.join(10.0)
+
+
+def _map_chunk(fn: Callable[..., Any], columns: tuple[list[Any], ...]) -> list[Any]:
+    return list(map(fn, *columns))
+
+
+def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class PoolExecutor(BaseExecutor):
+    """Persistent worker processes: for CPU-bound work, robust to crashes and hangs.
+
+    A worker that dies fails only the task it was running (with
+    :class:`~executors.errors.WorkerCrashed` naming the signal or exit code) and
+    is replaced; ``task_timeout`` kills a task that overruns (its future raises
+    :class:`~executors.errors.TaskTimeout`); ``future.cancel()`` stops even a
+    running task. ``map`` picks its own chunk size.
+
+    :param max_workers: worker processes; default: the CPU count.
+    :param initializer: called as ``initializer(*initargs)`` in each new worker;
+        it can fill :data:`executors.context.worker`.
+    :param max_tasks_per_child: replace a worker after it ran this many tasks.
+    :param start_method: ``"fork"`` (default on Linux), ``"forkserver"`` or ``"spawn"``.
+    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures).
+    :param task_timeout: seconds a single task may run before it is killed.
+
+    >>> from executors import get_executor
+    >>> from executors.demo import square
+    >>> with get_executor("pool", max_workers=2) as ex:
+    ...     ex.submit(square, 12).result(), list(ex.map(square, range(5)))
+    (144, [0, 1, 4, 9, 16])
+    """
+
+    name: ClassVar[str] = "pool"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        max_tasks_per_child: int | None = None,
+        start_method: str | None = None,
+        serializer: str = "pickle",
+        task_timeout: float | None = None,
+    ) -> None:
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        init, args = _validate.initializer(initializer, initargs)
+        if max_tasks_per_child is not None and (
+            isinstance(max_tasks_per_child, bool)
+            or not isinstance(max_tasks_per_child, int)
+            or max_tasks_per_child < 1
+        ):
+            raise InvalidOption(
+                f"max_tasks_per_child must be a positive int or None, got {max_tasks_per_child!r}"
+            )
+        self.start_method = _check_start_method(start_method)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.serializer = serializer
+        self._pickler = get_pickler(serializer)
+        self.max_tasks_per_child = max_tasks_per_child
+        self._pool = _Pool(
+            self.max_workers, self.start_method, init, args, max_tasks_per_child, serializer,
+            self.task_timeout,
+        )
+        self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """The pool needs POSIX pipes it can select on."""
+        if os.name != "posix":
+            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
+        return None
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        payload = _worker.pack_call(fn, args, kwargs, context.capture(), self._pickler)
+        task = _Task(self._pool, payload, fn)
+        self._pool.submit(task)
+        return task
+
+    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
+        sizes = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
+        if not sizes:
+            return 1
+        return max(1, min(min(sizes) // (self.max_workers * 4), 20_000))
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+    ) -> Iterator[R]:
+        """As :meth:`BaseExecutor.map`; the chunk size adapts to the input when not given.
+
+        Inputs with a length are cut into about four chunks per worker (at most
+        20,000 items each); others go one item per task.
+        """
+        if chunksize is not None or not callable(fn):
+            size = chunksize
+        else:
+            size = self._default_chunksize(iterables)
+        if size is None or size == 1:
+            return super().map(fn, *iterables, timeout=timeout, chunksize=size,
+                               buffersize=buffersize, ordered=ordered)
+        chunks = _columns(iterables, size)
+        results = super().map(_map_chunk, itertools.repeat(fn), chunks, timeout=timeout,
+                              chunksize=1, buffersize=buffersize, ordered=ordered)
+        return _flatten(results)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks, cancel pending ones if asked, wait for the rest if asked."""
+        self._pool.shutdown(cancel_futures)
+        if wait:
+            self._pool.thread.join()
+
+    def __repr__(self) -> str:
+        return f"<PoolExecutor backend='pool' max_workers={self.max_workers}>"
+
+
+def _columns(iterables: tuple[Iterable[Any], ...], size: int) -> Iterator[tuple[list[Any], ...]]:
+    its = [iter(it) for it in iterables]
+    while True:
+        cols = tuple(list(itertools.islice(it, size)) for it in its)
+        n = min(len(c) for c in cols)
+        if n == 0:
+            return
+        yield cols if all(len(c) == n for c in cols) else tuple(c[:n] for c in cols)
+        if n < size:
+            return
+
+
+def _check_start_method(method: str | None) -> str:
+    if method is None:
+        return default_start_method()
+    allowed = multiprocessing.get_all_start_methods()
+    if method not in allowed:
+        raise InvalidOption(
+            f"start_method {method!r} is not available on {sys.platform}; "
+            f"choose one of: {', '.join(allowed)}"
+        )
+    return method
