@@ -116,21 +116,27 @@ def forking() -> Iterator[None]:
 # -- the caller's side ------------------------------------------------------------
 
 
+def capture() -> dict[str, Any] | None:
+    """:func:`executors.context.capture`, or None when nothing is bound (cheaper to send)."""
+    values = context.current()
+    return dict(values) if values else None
+
+
 def pack_call(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    values: dict[str, Any],
+    values: dict[str, Any] | None,
     pickler: Dumps,
 ) -> bytes:
     """Pickle a task, or raise :class:`SerializationError` naming the part that would not."""
     try:
-        return pickler((fn, args, kwargs, values))
+        return pickler((fn, args, kwargs or None, values))
     except Exception:
         parts: dict[str, Any] = {"the function": fn}
         parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
         parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
-        parts.update({f"context value {k!r}": v for k, v in values.items()})
+        parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
         return dumps(
             (fn, args, kwargs, values),
             what=f"the task {call_name(fn)}",
@@ -143,11 +149,15 @@ def pack_call(
 
 
 def run_call(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], values: Any
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None, values: Any
 ) -> Outcome:
     """Run a task with its context values bound; never raises."""
     try:
-        return OK, context.run(values, fn, *args, **kwargs)
+        if values:
+            return OK, context.run(values, fn, *args, **(kwargs or {}))
+        if kwargs:
+            return OK, fn(*args, **kwargs)
+        return OK, fn(*args)
     except BaseException as exc:
         return ERR, pack_exception(exc)
 
@@ -386,8 +396,13 @@ def pool_worker(
             queue.extend(pickle.loads(data))
             last_flush = time.monotonic()
             continue
+        now = time.monotonic()
+        if now - last_flush > 0.002 and out:
+            send(out)
+            out = []
+            last_flush = now
         tid, payload = queue.popleft()
-        state[START_TIME] = time.monotonic()
+        state[START_TIME] = now
         state[STARTED] = seq + 1
         if state[RING_START + seq % RING] == tid + 1:
             out.append((tid, SKIP, None))
@@ -400,8 +415,3 @@ def pool_worker(
         if max_tasks is not None and done >= max_tasks:
             send(out)
             return
-        now = time.monotonic()
-        if now - last_flush > 0.002:
-            send(out)
-            out = []
-            last_flush = now
