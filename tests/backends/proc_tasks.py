@@ -1,0 +1,82 @@
+"""Task functions for the process backends' tests (module level, so spawn can import them)."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from executors import context
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def kill_self(sig: int = signal.SIGKILL) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(5)
+
+
+def exit_with(code: int) -> None:
+    os._exit(code)
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def sleep_then(seconds: float, value: Any = None, started: str = "") -> Any:
+    if started:
+        Path(started).touch()
+    time.sleep(seconds)
+    return value
+
+
+def wait_for_file(path: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+def return_lock() -> Any:
+    return threading.Lock()
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(f"{a} and {b}")
+        self.a, self.b = a, b
+
+
+def raise_needs_two_args() -> None:
+    raise NeedsTwoArgs("left", "right")
+
+
+def log_warning(message: str) -> str:
+    logging.getLogger("executors.tests.worker").warning(message)
+    return multiprocessing.current_process().name
+
+
+def log_exception() -> None:
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        logging.getLogger("executors.tests.worker").exception("task failed")
+
+
+def worker_value() -> Any:
+    return getattr(context.worker, "value", None)
+
+
+def process_identity() -> tuple[str, int]:
+    proc = multiprocessing.current_process()
+    return proc.name, proc.pid or 0

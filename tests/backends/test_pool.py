@@ -1,0 +1,243 @@
+"""Fault tests of the pool backend: crashes, hangs, cancel, pickling, logging, leaks."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gc
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from executors import SerializationError, TaskTimeout, WorkerCrashed, get_executor
+from executors.backends.pool import PoolExecutor
+from executors.testing import (
+    ContextTests,
+    ExceptionTests,
+    InitializerTests,
+    MapTests,
+    SubmitTests,
+    add,
+    echo,
+)
+
+from . import proc_tasks as t
+
+
+@pytest.fixture
+def pool() -> Iterator[PoolExecutor]:
+    ex = PoolExecutor(max_workers=2)
+    yield ex
+    ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "words"),
+    [
+        (t.kill_self, (), "died with SIGKILL(-9) while running kill_self()"),
+        (t.exit_with, (3,), "exited with code 3 while running exit_with()"),
+        (t.segfault, (), "died with SIGSEGV(-11) while running segfault()"),
+    ],
+    ids=["sigkill", "exit", "segfault"],
+)
+def test_dead_worker_fails_only_its_task(pool: PoolExecutor, task, args, words) -> None:
+    before = pool.submit(add, 1, 1).result(timeout=30)
+    crashed = pool.submit(task, *args)
+    with pytest.raises(WorkerCrashed, match=r"worker \d+ " + words.replace("(", r"\(")
+                       .replace(")", r"\)") + "; the pool replaced it and is still usable"):
+        crashed.result(timeout=30)
+    assert before == 2
+    assert [pool.submit(add, i, 1).result(timeout=30) for i in range(5)] == [1, 2, 3, 4, 5]
+
+
+def test_crash_requeues_the_tasks_queued_behind_it() -> None:
+    with PoolExecutor(max_workers=1) as ex:
+        crashed = ex.submit(t.kill_self)
+        behind = [ex.submit(add, i, 10) for i in range(20)]
+        assert isinstance(crashed.exception(timeout=30), WorkerCrashed)
+        assert crashed.exception().exitcode == -signal.SIGKILL
+        assert [f.result(timeout=30) for f in behind] == list(range(10, 30))
+
+
+def test_task_timeout_kills_and_replaces_the_worker() -> None:
+    with PoolExecutor(max_workers=2, task_timeout=0.5) as ex:
+        start = time.monotonic()
+        hung = ex.submit(t.sleep_then, 30)
+        others = [ex.submit(add, i, 1) for i in range(10)]
+        with pytest.raises(TaskTimeout, match=r"sleep_then\(\) ran longer than task_timeout=0.5s"):
+            hung.result(timeout=30)
+        assert time.monotonic() - start < 10
+        assert [f.result(timeout=30) for f in others] == list(range(1, 11))
+        assert ex.submit(add, 2, 2).result(timeout=30) == 4
+
+
+def test_cancel_a_running_task_kills_its_worker(pool: PoolExecutor, tmp_path: Path) -> None:
+    flag = str(tmp_path / "started")
+    running = pool.submit(t.sleep_then, 30, None, flag)
+    t.wait_for_file(flag)
+    start = time.monotonic()
+    assert running.cancel()
+    assert running.cancelled()
+    with pytest.raises(cf.CancelledError):
+        running.result(timeout=1)
+    assert pool.submit(add, 20, 22).result(timeout=30) == 42
+    assert time.monotonic() - start < 10
+
+
+def test_unpicklable_argument_is_refused_by_submit(pool: PoolExecutor) -> None:
+    with pytest.raises(SerializationError, match=r"cannot pickle argument 2 \(<.*lock.*>\)"):
+        pool.submit(echo, 1, threading.Lock())
+    assert pool.submit(echo, 5).result(timeout=30) == 5
+
+
+def test_lambda_error_says_how_to_fix_it(pool: PoolExecutor) -> None:
+    with pytest.raises(SerializationError, match="serializer='cloudpickle'"):
+        pool.submit(lambda: 1)
+
+
+def test_cloudpickle_serializer_runs_lambdas_and_closures() -> None:
+    pytest.importorskip("cloudpickle", reason="the cloudpickle extra is not installed")
+    base = 40
+    with PoolExecutor(max_workers=1, serializer="cloudpickle") as ex:
+        assert ex.submit(lambda x: x + base, 2).result(timeout=30) == 42
+        assert list(ex.map(lambda x: x * base, [1, 2])) == [40, 80]
+
+
+def test_unpicklable_result_fails_only_that_future(pool: PoolExecutor) -> None:
+    bad = pool.submit(t.return_lock)
+    good = pool.submit(echo, "fine")
+    with pytest.raises(SerializationError, match="cannot pickle the result"):
+        bad.result(timeout=30)
+    assert good.result(timeout=30) == "fine"
+
+
+def test_exception_that_does_not_round_trip_keeps_message_and_traceback(
+    pool: PoolExecutor,
+) -> None:
+    exc = pool.submit(t.raise_needs_two_args).exception(timeout=30)
+    assert exc is not None
+    assert "NeedsTwoArgs" in str(exc)
+    assert "left and right" in str(exc)
+    assert "raise_needs_two_args" in str(exc.__cause__)
+
+
+def test_max_tasks_per_child_replaces_workers() -> None:
+    with PoolExecutor(max_workers=1, max_tasks_per_child=2) as ex:
+        pids = [ex.submit(t.pid).result(timeout=30) for _ in range(6)]
+    assert len(set(pids)) == 3
+
+
+def test_worker_log_records_reach_the_parent(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with PoolExecutor(max_workers=1) as ex:
+        worker = ex.submit(t.log_warning, "disk almost full").result(timeout=30)
+        ex.submit(t.log_exception).result(timeout=30)
+    records = [r for r in caplog.records if r.name == "executors.tests.worker"]
+    assert [r.getMessage() for r in records] == ["disk almost full", "task failed"]
+    assert records[0].processName == worker
+    assert "ZeroDivisionError" in (records[1].exc_text or "")
+
+
+def test_workers_ignore_ctrl_c(pool: PoolExecutor) -> None:
+    pids = {pool.submit(t.pid).result(timeout=30) for _ in range(4)}
+    for p in pids:
+        os.kill(p, signal.SIGINT)
+    time.sleep(0.2)
+    assert pool.submit(add, 1, 2).result(timeout=30) == 3
+
+
+def test_keyboard_interrupt_during_map_leaves_nothing_behind() -> None:
+    with pytest.raises(KeyboardInterrupt), PoolExecutor(max_workers=2) as ex:
+        for _ in ex.map(t.sleep_then, [0.05] * 20):
+            raise KeyboardInterrupt
+
+
+def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
+    fds = _fds()
+    ex = PoolExecutor(max_workers=2)
+    assert ex.submit(add, 1, 1).result(timeout=30) == 2
+    del ex
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while _fds() > fds and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _fds() <= fds
+
+
+def test_shutdown_without_wait_and_cancel_leaves_no_fd(tmp_path: Path) -> None:
+    fds = _fds()
+    ex = PoolExecutor(max_workers=2)
+    futures = [ex.submit(t.sleep_then, 0.2) for _ in range(10)]
+    start = time.monotonic()
+    ex.shutdown(wait=False, cancel_futures=True)
+    assert time.monotonic() - start < 0.5
+    assert any(f.cancelled() for f in futures)
+    ex._pool.thread.join(30)
+    assert _fds() <= fds
+
+
+def test_map_chooses_a_chunksize(pool: PoolExecutor) -> None:
+    assert pool._default_chunksize((range(1_000_000),)) == 50_000
+    assert pool._default_chunksize((range(10),)) == 1
+    assert list(pool.map(add, range(100_000), range(100_000))) == [2 * i for i in range(100_000)]
+    assert sum(pool.map(add, iter(range(1000)))) == sum(range(1000))
+
+
+def test_small_map_of_slow_tasks_uses_every_worker(pool: PoolExecutor) -> None:
+    assert len(set(pool.map(_pid_after, [0.3] * 4))) == 2
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_bad_options_are_named() -> None:
+    with pytest.raises(ValueError, match=r"start_method 'fork-please' is not available"):
+        get_executor("pool", start_method="fork-please")
+    with pytest.raises(ValueError, match=r"max_tasks_per_child must be a positive int"):
+        get_executor("pool", max_tasks_per_child=0)
+    with pytest.raises(ValueError, match=r"task_timeout must be a positive number"):
+        get_executor("pool", task_timeout=-1)
+
+
+# -- the conformance suite again, with the spawn and forkserver start methods ----------
+
+
+@pytest.fixture(scope="module")
+def _mp_helpers() -> Iterator[None]:
+    """Start multiprocessing's helper processes before the leak check and stop them after."""
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    forkserver.ensure_running()
+    yield
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("_mp_helpers")
+class TestSpawn(SubmitTests, ExceptionTests, ContextTests, InitializerTests):
+    options = {"start_method": "spawn"}
+
+    @pytest.fixture
+    def backend_name(self) -> str:
+        return "pool"
+
+
+@pytest.mark.usefixtures("_mp_helpers")
+class TestForkserver(SubmitTests, MapTests):
+    options = {"start_method": "forkserver"}
+
+    @pytest.fixture
+    def backend_name(self) -> str:
+        return "pool"
