@@ -104,13 +104,19 @@ def forking() -> Iterator[None]:
     """Silence Python 3.12+'s warning about forking a multi-threaded process, here only.
 
     Our own threads (a pool's manager) never run in the child and hold no lock
-    the child needs; see the "fork safety" section of the ``pool`` docs.
+    the child needs; see the "fork safety" section of the ``pool`` docs. Also
+    serializes our forks (see ``_FORK_LOCK``).
     """
-    with warnings.catch_warnings():
+    with _FORK_LOCK, warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
         )
         yield
+
+
+#: Held while any of our backends creates a child: a pipe made for one child is
+#: closed in the parent before another fork can copy it into a second child.
+_FORK_LOCK = threading.Lock()
 
 
 # -- the caller's side ------------------------------------------------------------
@@ -415,3 +421,42 @@ def pool_worker(
         if max_tasks is not None and done >= max_tasks:
             send(out)
             return
+
+
+# -- one child per task (fork, process) ------------------------------------------------
+
+
+def run_in_child(
+    out_fd: int,
+    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    serializer: str,
+    log_level: int,
+) -> None:
+    """Run one task in a fresh child; write its log records and outcome as one frame.
+
+    *call* is ``(fn, args, kwargs, values)`` when the child was forked (nothing
+    was pickled, so lambdas work) or the bytes :func:`pack_call` made.
+    """
+    from .serialization import get_pickler
+
+    ignore_sigint()
+    pickler = get_pickler(serializer)
+    items: list[tuple[Any, int, Any]] = []
+    install_log_forwarding(lambda record: items.append((None, LOG, record)), log_level)
+    outcome: Outcome = (OK, None)
+    if initializer is not None:
+        outcome = run_call(initializer, initargs, None, None)
+        if outcome[0] == ERR:
+            outcome = (INIT_FAILED, outcome[1])
+    if outcome[0] == OK:
+        outcome = run_packed(call) if isinstance(call, bytes) else run_call(*call)
+    items.append((None, *outcome))
+    flush_std_streams()
+    write_all(out_fd, frame(pack_outcomes(items, pickler)))
+
+
+def process_child(conn: Any, *args: Any) -> None:
+    """The target of a ``process`` backend child: :func:`run_in_child` on *conn*'s descriptor."""
+    run_in_child(conn.fileno(), *args)

@@ -84,8 +84,10 @@ class Availability(NamedTuple):
 # Keep sorted by name (a test checks). Where a module name would shadow the
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
+    BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
+    BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -1,0 +1,297 @@
+"""One child process per task: the machinery the ``fork`` and ``process`` backends share.
+
+A backend gives :class:`ChildRunner` a ``launch`` function that starts a child
+for a task and returns the read end of a pipe the child will write one framed
+outcome to, and a ``reap`` function that waits for the child and returns its
+exit code. The runner caps how many children live at once, starts queued
+tasks as children end, reads their pipes from one manager thread, reaps every
+child (no zombies), kills a child whose task overran ``task_timeout`` or was
+cancelled, and turns a child that died without an outcome into
+:class:`~executors.errors.WorkerCrashed` naming the signal or exit code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import selectors
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable
+
+from . import _worker
+from .errors import BrokenExecutor
+from .serialization import unpack_exception
+
+__all__ = ["ChildRunner", "ChildTask"]
+
+_live: weakref.WeakSet[ChildRunner] = weakref.WeakSet()
+
+
+class ChildTask(Future[Any]):
+    """A task and, once started, its child; ``cancel()`` kills a running child."""
+
+    def __init__(
+        self, runner: ChildRunner, fn: Callable[..., Any], args: tuple[Any, ...],
+        kwargs: dict[str, Any], values: dict[str, Any] | None, payload: bytes | None,
+    ) -> None:
+        super().__init__()
+        self._runner = runner
+        self.fn, self.args, self.kwargs, self.values, self.payload = (
+            fn, args, kwargs, values, payload,
+        )
+        self.pid: int | None = None
+        self.fd = -1
+        self.handle: Any = None
+        self.reader = _worker.FrameReader()
+        self.frames: list[bytes] = []
+        self.started_at = 0.0
+        self.killed: str | None = None
+        self.label = _worker.call_name(fn)
+
+    def cancel(self) -> bool:
+        """Cancel the task; a running one is stopped by killing its child."""
+        return self._runner.cancel(self)
+
+    def _cancel_now(self) -> bool:
+        return Future.cancel(self)
+
+    def forget_call(self) -> None:
+        self.fn = self.args = self.kwargs = self.values = self.payload = None  # type: ignore[assignment]
+
+
+Launch = Callable[[ChildTask], tuple[int, int, Any]]
+Reap = Callable[[ChildTask], int]
+
+
+class ChildRunner:
+    """Queue, cap, start, watch and reap one child per task (see the module docstring)."""
+
+    def __init__(
+        self, name: str, max_workers: int, launch: Launch, reap: Reap,
+        task_timeout: float | None,
+    ) -> None:
+        self.name, self.max_workers = name, max_workers
+        self.launch, self.reap, self.task_timeout = launch, reap, task_timeout
+        self.lock = threading.Lock()
+        self.queue: deque[ChildTask] = deque()
+        self.running: set[ChildTask] = set()
+        self.new: list[ChildTask] = []
+        self.closing = False
+        self.broken: BrokenExecutor | None = None
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
+        self.thread.start()
+        _live.add(self)
+
+    # -- callers' threads -------------------------------------------------------------
+
+    def submit(self, task: ChildTask) -> None:
+        with self.lock:
+            if self.broken is not None:
+                raise self.broken
+            if self.closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if len(self.running) >= self.max_workers:
+                self.queue.append(task)
+                return
+            self.running.add(task)
+        self.start(task)  # at once, in the caller's thread: no hand-off to the manager
+
+    def start(self, task: ChildTask) -> None:
+        if task.done():  # cancelled while queued
+            with self.lock:
+                self.running.discard(task)
+            return
+        try:
+            task.pid, task.fd, task.handle = self.launch(task)
+        except BaseException as exc:
+            with self.lock:
+                self.running.discard(task)
+            task.forget_call()
+            with contextlib.suppress(InvalidStateError):
+                task.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        task.started_at = time.monotonic()
+        task.forget_call()
+        with self.lock:
+            self.new.append(task)
+        if task.cancelled():  # cancelled while it was being started
+            self.kill(task, "cancel")
+        self.wake()
+
+    def kill(self, task: ChildTask, why: str) -> None:
+        if task.killed is None:
+            task.killed = why
+        with contextlib.suppress(OSError):
+            os.kill(task.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"\0")
+
+    def cancel(self, task: ChildTask) -> bool:
+        with self.lock:
+            started = task.pid is not None and task.fd >= 0
+            if not task._cancel_now():
+                return False
+        if started:
+            self.kill(task, "cancel")
+        return True
+
+    def shutdown(self, cancel_futures: bool) -> None:
+        with self.lock:
+            self.closing = True
+            if cancel_futures:
+                for task in self.queue:
+                    task._cancel_now()
+                self.queue.clear()
+        self.wake()
+
+    # -- the manager thread ---------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while True:
+                starts: list[ChildTask] = []
+                with self.lock:
+                    for task in self.new:
+                        self.selector.register(task.fd, selectors.EVENT_READ, task)
+                    self.new.clear()
+                    while self.queue and len(self.running) < self.max_workers:
+                        task = self.queue.popleft()
+                        self.running.add(task)
+                        starts.append(task)
+                    if self.closing and not self.running and not self.queue:
+                        return
+                for task in starts:
+                    self.start(task)
+                if starts:
+                    continue
+                events = self.selector.select(self.next_deadline())
+                for key, _ in events:
+                    if key.data is None:
+                        with contextlib.suppress(OSError):
+                            os.read(self.wake_r, 4096)
+                    else:
+                        self.read(key.data)
+                if self.task_timeout is not None:
+                    self.kill_overdue()
+        finally:
+            self.close()
+
+    def next_deadline(self) -> float | None:
+        if self.task_timeout is None:
+            return None
+        with self.lock:
+            starts = [t.started_at for t in self.running if t.started_at]
+        if not starts:
+            return None
+        return max(0.0, min(starts) + self.task_timeout - time.monotonic()) + 0.001
+
+    def kill_overdue(self) -> None:
+        assert self.task_timeout is not None
+        now = time.monotonic()
+        with self.lock:
+            overdue = [
+                t for t in self.running
+                if t.started_at and t.killed is None and now - t.started_at > self.task_timeout
+            ]
+        for task in overdue:
+            self.kill(task, "timeout")
+
+    def read(self, task: ChildTask) -> None:
+        try:
+            data = os.read(task.fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            task.frames += task.reader.feed(data)
+            return
+        self.selector.unregister(task.fd)
+        os.close(task.fd)
+        task.fd = -1
+        exitcode = self.reap(task)
+        with self.lock:
+            self.running.discard(task)
+        self.finish(task, exitcode)
+
+    def finish(self, task: ChildTask, exitcode: int) -> None:
+        outcome: tuple[int, Any] | None = None
+        for frame in task.frames:
+            import pickle
+
+            for _key, kind, value in pickle.loads(frame):
+                if kind == _worker.LOG:
+                    _worker.replay_log(value)
+                else:
+                    outcome = (kind, value)
+        task.frames = []
+        if task.cancelled():
+            return
+        try:
+            if task.killed == "timeout":
+                assert self.task_timeout is not None
+                task.set_exception(_worker.timeout_error(
+                    self.task_timeout, _worker.call_name(task.label), task.pid,
+                    "the executor is still usable"))
+            elif outcome is None:
+                task.set_exception(_worker.crash_error(
+                    task.pid, exitcode, _worker.call_name(task.label),
+                    "the executor is still usable"))
+            elif outcome[0] == _worker.OK:
+                task.set_result(outcome[1])
+            elif outcome[0] == _worker.ERR:
+                task.set_exception(unpack_exception(outcome[1]))
+            else:  # the initializer failed
+                cause = unpack_exception(outcome[1])
+                error = BrokenExecutor(
+                    f"the initializer raised {type(cause).__name__}: {cause} in child "
+                    f"{task.pid}; no task can run on this executor; fix the initializer and "
+                    "create a new executor"
+                )
+                error.__cause__ = cause
+                with self.lock:
+                    self.broken = error
+                    queued = list(self.queue)
+                    self.queue.clear()
+                for t in [task, *queued]:
+                    with contextlib.suppress(InvalidStateError):
+                        t.set_exception(error)
+        except InvalidStateError:
+            pass
+
+    def close(self) -> None:
+        with self.lock:
+            left = list(self.running)
+        for task in left:  # only after a failure of this thread; do not leave children
+            with contextlib.suppress(OSError):
+                os.kill(task.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            self.reap(task)
+        with contextlib.suppress(Exception):
+            self.selector.close()
+        for fd in (self.wake_r, self.wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
+        _live.discard(self)
+
+
+@atexit.register
+def _at_exit() -> None:
+    for runner in list(_live):
+        runner.shutdown(cancel_futures=True)
+        runner.thread.join(10.0)

@@ -1,0 +1,125 @@
+"""Run each task in a child made by ``os.fork()``: nothing is pickled on the way in."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import sys
+import weakref
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar, TypeVar
+
+from .. import _validate, _worker
+from .._children import ChildRunner, ChildTask
+from ..protocol import BaseExecutor
+from ..serialization import get_pickler
+
+__all__ = ["ForkExecutor"]
+
+R = TypeVar("R")
+_names = itertools.count(1)
+
+
+class ForkExecutor(BaseExecutor):
+    """One ``os.fork()`` per task, at most ``max_workers`` children alive at once (POSIX).
+
+    The child is a copy of the caller: the function and its arguments are not
+    pickled, so lambdas and closures work, and a crash (or a leak) dies with
+    the child. The child sends its result back over a pipe and leaves with
+    ``os._exit``; every child is reaped. A child killed by a signal fails its
+    task with :class:`~executors.errors.WorkerCrashed` naming the signal.
+
+    :param max_workers: children alive at once; default: the CPU count.
+    :param initializer: called as ``initializer(*initargs)`` in each child first.
+    :param task_timeout: seconds a task may run before its child is killed
+        (:class:`~executors.errors.TaskTimeout`).
+    :param serializer: how results travel back: ``"pickle"`` or ``"cloudpickle"``.
+
+    >>> import os
+    >>> from executors import get_executor
+    >>> with get_executor("fork", max_workers=2) as ex:
+    ...     child = ex.submit(lambda: os.getpid()).result()
+    >>> child != os.getpid()
+    True
+    """
+
+    name: ClassVar[str] = "fork"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "pickle",
+    ) -> None:
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self._init, self._initargs = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        get_pickler(serializer)
+        self.serializer = serializer
+        self._runner = ChildRunner(
+            f"executors-fork-{next(_names)}", self.max_workers, self._launch, _reap,
+            self.task_timeout,
+        )
+        weakref.finalize(self, self._runner.shutdown, False)
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Only where ``os.fork`` exists."""
+        if not hasattr(os, "fork"):
+            return f"needs os.fork(), which {sys.platform} lacks; use 'process' or 'pool' instead"
+        return None
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        task = ChildTask(self._runner, fn, args, kwargs, _worker.capture(), None)
+        self._runner.submit(task)
+        return task
+
+    def _launch(self, task: ChildTask) -> tuple[int, int, Any]:
+        call = (task.fn, task.args, task.kwargs, task.values)
+        level = logging.getLogger().getEffectiveLevel()
+        _worker.flush_std_streams()  # or the child would print the parent's buffered output
+        with _worker.forking():
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+                code = 70  # EX_SOFTWARE: the child could not even report
+                try:
+                    os.close(read_fd)
+                    _worker.run_in_child(
+                        write_fd, call, self._init, self._initargs, self.serializer, level
+                    )
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        return pid, read_fd, None
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no more tasks; cancel queued ones if asked; wait for the children if asked."""
+        self._runner.shutdown(cancel_futures)
+        if wait:
+            self._runner.thread.join()
+
+    def __repr__(self) -> str:
+        return f"<ForkExecutor backend='fork' max_workers={self.max_workers}>"
+
+
+def _reap(task: ChildTask) -> int:
+    while True:
+        with contextlib.suppress(InterruptedError):
+            _, status = os.waitpid(task.pid, 0)  # type: ignore[arg-type]
+            return os.waitstatus_to_exitcode(status)

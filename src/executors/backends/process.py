@@ -1,0 +1,153 @@
+"""Run each task in a fresh ``multiprocessing.Process``, with the start method you choose."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import weakref
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar, TypeVar
+
+from .. import _validate, _worker
+from .._children import ChildRunner, ChildTask
+from ..errors import InvalidOption
+from ..protocol import BaseExecutor
+from ..serialization import get_pickler
+
+__all__ = ["ProcessExecutor"]
+
+R = TypeVar("R")
+_names = itertools.count(1)
+
+
+class ProcessExecutor(BaseExecutor):
+    """One :class:`multiprocessing.Process` per task: full isolation, any start method.
+
+    A leak, a crash or a hang affects that task only. Inside the task,
+    :func:`multiprocessing.current_process` gives a name and pid to log. With
+    ``start_method="fork"`` nothing is pickled on the way in (lambdas work);
+    with ``"spawn"`` or ``"forkserver"`` the task is pickled in ``submit``, so
+    a bad argument raises :class:`~executors.errors.SerializationError` there.
+
+    :param max_workers: processes alive at once; default: the CPU count.
+    :param start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; default:
+        the platform's (:func:`multiprocessing.get_start_method`).
+    :param initializer: called as ``initializer(*initargs)`` in each process first.
+    :param task_timeout: seconds a task may run before its process is killed.
+    :param serializer: ``"pickle"`` or ``"cloudpickle"``.
+
+    >>> from executors import get_executor
+    >>> from executors.demo import square
+    >>> with get_executor("process", max_workers=2) as ex:
+    ...     list(ex.map(square, [1, 2, 3]))
+    [1, 4, 9]
+    """
+
+    name: ClassVar[str] = "process"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        start_method: str | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "pickle",
+    ) -> None:
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self._init, self._initargs = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.start_method = _start_method(start_method)
+        self._ctx = multiprocessing.get_context(self.start_method)
+        self._pickler = get_pickler(serializer)
+        self.serializer = serializer
+        self._prefix = f"executors-process-{next(_names)}"
+        self._count = itertools.count(1)
+        self._runner = ChildRunner(
+            self._prefix, self.max_workers, self._launch, _reap, self.task_timeout
+        )
+        weakref.finalize(self, self._runner.shutdown, False)
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Needs POSIX pipes the manager thread can select on."""
+        if os.name != "posix":
+            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
+        return None
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        values = _worker.capture()
+        payload = None
+        if self.start_method != "fork":
+            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
+        task = ChildTask(self._runner, fn, args, kwargs, values, payload)
+        self._runner.submit(task)
+        return task
+
+    def _launch(self, task: ChildTask) -> tuple[int, int, Any]:
+        call = task.payload if task.payload is not None else (
+            task.fn, task.args, task.kwargs, task.values)
+        with _worker.forking():
+            read_fd, write_fd = os.pipe()
+            child_end = multiprocessing.connection.Connection(write_fd, readable=False)
+            process = self._ctx.Process(
+                target=_worker.process_child,
+                args=(child_end, call, self._init, self._initargs, self.serializer,
+                      logging.getLogger().getEffectiveLevel()),
+                name=f"{self._prefix}-task-{next(self._count)}",
+            )
+            try:
+                process.start()
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                child_end.close()
+        os.set_blocking(read_fd, False)
+        assert process.pid is not None
+        return process.pid, read_fd, process
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no more tasks; cancel queued ones if asked; wait for the processes if asked."""
+        self._runner.shutdown(cancel_futures)
+        if wait:
+            self._runner.thread.join()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ProcessExecutor backend='process' max_workers={self.max_workers} "
+            f"start_method={self.start_method!r}>"
+        )
+
+
+def _reap(task: ChildTask) -> int:
+    process: multiprocessing.process.BaseProcess = task.handle
+    process.join()
+    code = process.exitcode
+    process.close()
+    return -1 if code is None else code
+
+
+def _start_method(method: str | None) -> str:
+    if method is None:
+        return multiprocessing.get_start_method()
+    allowed = multiprocessing.get_all_start_methods()
+    if method not in allowed:
+        raise InvalidOption(
+            f"start_method {method!r} is not available on {sys.platform}; "
+            f"choose one of: {', '.join(allowed)}"
+        )
+    return method
