@@ -77,7 +77,7 @@ def _bare_fork() -> None:
     os.waitpid(pid, 0)
 
 
-def rows(quick: bool) -> list[Row]:  # noqa: C901 - one list of rows, read top to bottom
+def rows(quick: bool) -> list[Row]:
     n_tasks = 5_000 if quick else 50_000
     n_map = 100_000 if quick else 1_000_000
     n_fork = 50 if quick else 300

@@ -36,7 +36,7 @@ _live: weakref.WeakSet[ChildRunner] = weakref.WeakSet()
 class ChildTask(Future[Any]):
     """A task and, once started, its child; ``cancel()`` kills a running child."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self, runner: ChildRunner, fn: Callable[..., Any], args: tuple[Any, ...],
         kwargs: dict[str, Any], values: dict[str, Any] | None, payload: bytes | None,
     ) -> None:
@@ -246,11 +246,11 @@ class ChildRunner:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
                 task.set_exception(_worker.timeout_error(
-                    self.task_timeout, _worker.call_name(task.label), task.pid,
+                    self.task_timeout, task.label, task.pid,
                     "the executor is still usable"))
             elif outcome is None:
                 task.set_exception(_worker.crash_error(
-                    task.pid, exitcode, _worker.call_name(task.label),
+                    task.pid, exitcode, task.label,
                     "the executor is still usable"))
             elif outcome[0] == _worker.OK:
                 task.set_result(outcome[1])

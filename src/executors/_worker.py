@@ -28,12 +28,14 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import context
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
 from .serialization import Dumps, PackedException, describe, dumps, pack_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "ERR",
@@ -201,8 +203,9 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
             try:
                 pickler(value)
             except Exception as exc:
-                kind, value = ERR, _unpicklable_result(value, exc)
-            fixed.append((key, kind, value))
+                fixed.append((key, ERR, _unpicklable_result(value, exc)))
+            else:
+                fixed.append((key, kind, value))
         return pickler(fixed)
 
 
@@ -340,7 +343,7 @@ RING_START = 3
 RING = 1024
 
 
-def pool_worker(
+def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read top down
     tasks: Any,
     results: Any,
     state: Any,
@@ -426,7 +429,7 @@ def pool_worker(
 # -- one child per task (fork, process) ------------------------------------------------
 
 
-def run_in_child(
+def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
     out_fd: int,
     call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
     initializer: Callable[..., Any] | None,

@@ -9,24 +9,26 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from executors import SerializationError, TaskTimeout, WorkerCrashed, get_executor
+from executors import SerializationError, TaskTimeout, WorkerCrashed, context, get_executor
 from executors.backends.pool import PoolExecutor
 from executors.testing import (
-    ContextTests,
-    ExceptionTests,
-    InitializerTests,
-    MapTests,
-    SubmitTests,
     add,
     echo,
+    failing_task,
+    read_context,
+    read_worker_value,
+    set_worker_value,
 )
 
 from . import proc_tasks as t
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -156,9 +158,13 @@ def test_workers_ignore_ctrl_c(pool: PoolExecutor) -> None:
 
 
 def test_keyboard_interrupt_during_map_leaves_nothing_behind() -> None:
-    with pytest.raises(KeyboardInterrupt), PoolExecutor(max_workers=2) as ex:
-        for _ in ex.map(t.sleep_then, [0.05] * 20):
-            raise KeyboardInterrupt
+    def consume() -> None:
+        with PoolExecutor(max_workers=2) as ex:
+            for _ in ex.map(t.sleep_then, [0.05] * 20):
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        consume()
 
 
 def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
@@ -210,7 +216,7 @@ def test_bad_options_are_named() -> None:
         get_executor("pool", task_timeout=-1)
 
 
-# -- the conformance suite again, with the spawn and forkserver start methods ----------
+# -- the other start methods -----------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -226,18 +232,20 @@ def _mp_helpers() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("_mp_helpers")
-class TestSpawn(SubmitTests, ExceptionTests, ContextTests, InitializerTests):
-    options = {"start_method": "spawn"}
-
-    @pytest.fixture
-    def backend_name(self) -> str:
-        return "pool"
-
-
-@pytest.mark.usefixtures("_mp_helpers")
-class TestForkserver(SubmitTests, MapTests):
-    options = {"start_method": "forkserver"}
-
-    @pytest.fixture
-    def backend_name(self) -> str:
-        return "pool"
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_other_start_methods(method: str) -> None:
+    with PoolExecutor(
+        max_workers=2, start_method=method, initializer=set_worker_value, initargs=("db",)
+    ) as ex:
+        with context.bind(user="alice"):
+            user = ex.submit(read_context, "user")
+        states = [ex.submit(read_worker_value) for _ in range(4)]
+        error = ex.submit(failing_task, "bad input").exception(timeout=60)
+        assert user.result(timeout=60) == "alice"
+        assert [f.result(timeout=60) for f in states] == ["db"] * 4
+        assert list(ex.map(add, range(1000), range(1000))) == [2 * i for i in range(1000)]
+        with pytest.raises(WorkerCrashed, match=r"SIGKILL\(-9\)"):
+            ex.submit(t.kill_self).result(timeout=60)
+        assert ex.submit(read_worker_value).result(timeout=60) == "db"
+    assert isinstance(error, ValueError)
+    assert "in failing_task" in str(error.__cause__)

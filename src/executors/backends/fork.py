@@ -8,14 +8,16 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Iterable
-from concurrent.futures import Future
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _validate, _worker
 from .._children import ChildRunner, ChildTask
 from ..protocol import BaseExecutor
 from ..serialization import get_pickler
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from concurrent.futures import Future
 
 __all__ = ["ForkExecutor"]
 

@@ -35,14 +35,16 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _validate, _worker
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..serialization import get_pickler, unpack_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["PoolExecutor"]
 
@@ -101,7 +103,7 @@ class _Worker:
             pool.max_tasks,
             pool.serializer,
             logging.getLogger().getEffectiveLevel(),
-            close + [task_w, res_r],
+            [*close, task_w, res_r],
         )
         self.process = ctx.Process(
             target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
@@ -112,10 +114,12 @@ class _Worker:
         finally:
             for conn in child_ends:
                 conn.close()
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+            if set_pipe_size is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, set_pipe_size, 1 << 20)
         self.pid = self.process.pid
         self.tasks_fd, self.results_fd = task_w, res_r
         self.sentinel = self.process.sentinel
@@ -135,10 +139,10 @@ class _Worker:
         self.tasks_fd = self.results_fd = -1
 
     def started(self, task: _Task) -> bool:
-        return self.state[_worker.STARTED] > task.seq
+        return bool(self.state[_worker.STARTED] > task.seq)
 
     def finished(self, task: _Task) -> bool:
-        return self.state[_worker.FINISHED] > task.seq
+        return bool(self.state[_worker.FINISHED] > task.seq)
 
     def mark_cancelled(self, task: _Task) -> None:
         self.state[_worker.RING_START + task.seq % _worker.RING] = task.tid + 1
@@ -147,13 +151,13 @@ class _Worker:
         if self.doomed is None:
             self.doomed = (why, task)
         with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            os.kill(self.pid, signal.SIGKILL)
 
 
 class _Pool:
     """Everything the manager thread works on; holds no reference to the executor."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         size: int,
         start_method: str,
@@ -166,7 +170,7 @@ class _Pool:
         self.name = f"executors-pool-{next(_names)}"
         self.size = size
         self.start_method = start_method
-        self.ctx = multiprocessing.get_context(start_method)
+        self.ctx: Any = multiprocessing.get_context(start_method)
         self.initializer, self.initargs = initializer, initargs
         self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
         self.lock = threading.Lock()
@@ -491,7 +495,7 @@ class _Pool:
             w.stopping = True
             if self.broken is not None:
                 with contextlib.suppress(OSError):
-                    os.kill(w.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                    os.kill(w.pid, signal.SIGKILL)
             else:
                 self.send(w, _worker.frame(b""))
         deadline = time.monotonic() + 5.0
@@ -539,7 +543,7 @@ class _Results(itertools.chain):  # type: ignore[type-arg]
 
 
 def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
-    results = _Results.from_iterable(chunks)
+    results: Any = _Results.from_iterable(chunks)
     results._source = chunks
     return results  # type: ignore[no-any-return]
 

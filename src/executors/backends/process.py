@@ -9,15 +9,17 @@ import multiprocessing.connection
 import os
 import sys
 import weakref
-from collections.abc import Iterable
-from concurrent.futures import Future
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _validate, _worker
 from .._children import ChildRunner, ChildTask
 from ..errors import InvalidOption
 from ..protocol import BaseExecutor
 from ..serialization import get_pickler
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from concurrent.futures import Future
 
 __all__ = ["ProcessExecutor"]
 
@@ -64,7 +66,7 @@ class ProcessExecutor(BaseExecutor):
         self._init, self._initargs = _validate.initializer(initializer, initargs)
         self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
         self.start_method = _start_method(start_method)
-        self._ctx = multiprocessing.get_context(self.start_method)
+        self._ctx: Any = multiprocessing.get_context(self.start_method)
         self._pickler = get_pickler(serializer)
         self.serializer = serializer
         self._prefix = f"executors-process-{next(_names)}"

@@ -1,0 +1,99 @@
+"""The fork backend: lambdas, the cap on live children, crashes, timeouts, cancel."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from executors import TaskTimeout, WorkerCrashed, context, get_executor
+from executors.backends.fork import ForkExecutor
+
+from . import proc_tasks as t
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+@pytest.fixture
+def ex() -> Iterator[ForkExecutor]:
+    executor = ForkExecutor(max_workers=2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def test_lambdas_and_closures_run_in_a_child(ex: ForkExecutor) -> None:
+    offset = 40
+    child = ex.submit(lambda x: (os.getpid(), x + offset), 2).result(timeout=30)
+    assert child[1] == 42
+    assert child[0] != os.getpid()
+
+
+def test_max_workers_caps_the_children_alive_at_once(ex: ForkExecutor) -> None:
+    def span() -> tuple[float, float]:
+        start = time.monotonic()
+        time.sleep(0.2)
+        return start, time.monotonic()
+
+    spans = [f.result(timeout=30) for f in [ex.submit(span) for _ in range(5)]]
+    for start, _ in spans:
+        overlapping = sum(1 for s, e in spans if s <= start < e)
+        assert overlapping <= 2
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "words"),
+    [
+        (t.kill_self, (), r"died with SIGKILL\(-9\) while running kill_self\(\)"),
+        (t.kill_self, (signal.SIGTERM,), r"died with SIGTERM\(-15\)"),
+        (t.segfault, (), r"died with SIGSEGV\(-11\) while running segfault\(\)"),
+        (t.exit_with, (7,), r"exited with code 7 while running exit_with\(\)"),
+    ],
+    ids=["sigkill", "sigterm", "segfault", "exit"],
+)
+def test_a_dead_child_names_its_signal_or_exit_code(ex: ForkExecutor, task, args, words) -> None:
+    with pytest.raises(WorkerCrashed, match=words + ".*still usable"):
+        ex.submit(task, *args).result(timeout=30)
+    assert ex.submit(pow, 2, 5).result(timeout=30) == 32
+
+
+def test_task_timeout_kills_the_child() -> None:
+    with ForkExecutor(max_workers=1, task_timeout=0.3) as ex:
+        with pytest.raises(TaskTimeout, match=r"sleep\(\) ran longer than task_timeout=0.3s"):
+            ex.submit(time.sleep, 30).result(timeout=30)
+        assert ex.submit(pow, 3, 2).result(timeout=30) == 9
+
+
+def test_cancel_a_running_task_kills_its_child(ex: ForkExecutor, tmp_path: Path) -> None:
+    flag = str(tmp_path / "started")
+    running = ex.submit(t.sleep_then, 30, None, flag)
+    t.wait_for_file(flag)
+    assert running.cancel()
+    assert running.cancelled()
+    assert ex.submit(pow, 2, 2).result(timeout=30) == 4
+
+
+def test_context_and_logging_cross_the_fork(
+    ex: ForkExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with context.bind(user="alice"):
+        assert ex.submit(lambda: context.user).result(timeout=30) == "alice"
+    ex.submit(t.log_warning, "from the child").result(timeout=30)
+    assert "from the child" in [r.getMessage() for r in caplog.records]
+
+
+def test_unpicklable_result_fails_that_task(ex: ForkExecutor) -> None:
+    with pytest.raises(TypeError, match="cannot pickle the result"):
+        ex.submit(t.return_lock).result(timeout=30)
+
+
+def test_registry_name_and_alias() -> None:
+    with get_executor("os.fork", max_workers=1) as executor:
+        assert executor.backend == "fork"
+        assert executor.max_workers == 1
