@@ -81,7 +81,6 @@ class ChildRunner:
         self.lock = threading.Lock()
         self.queue: deque[ChildTask] = deque()
         self.running: set[ChildTask] = set()
-        self.new: list[ChildTask] = []
         self.closing = False
         self.broken: BrokenExecutor | None = None
         self.selector = selectors.DefaultSelector()
@@ -125,11 +124,12 @@ class ChildRunner:
             return
         task.started_at = time.monotonic()
         task.forget_call()
-        with self.lock:
-            self.new.append(task)
+        with self.lock:  # epoll and kqueue take new descriptors while the manager waits
+            self.selector.register(task.fd, selectors.EVENT_READ, task)
         if task.cancelled():  # cancelled while it was being started
             self.kill(task, "cancel")
-        self.wake()
+        if self.task_timeout is not None:
+            self.wake()  # to wait with the new deadline
 
     def kill(self, task: ChildTask, why: str) -> None:
         if task.killed is None:
@@ -166,9 +166,6 @@ class ChildRunner:
             while True:
                 starts: list[ChildTask] = []
                 with self.lock:
-                    for task in self.new:
-                        self.selector.register(task.fd, selectors.EVENT_READ, task)
-                    self.new.clear()
                     while self.queue and len(self.running) < self.max_workers:
                         task = self.queue.popleft()
                         self.running.add(task)

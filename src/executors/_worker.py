@@ -109,6 +109,10 @@ def forking() -> Iterator[None]:
     the child needs; see the "fork safety" section of the ``pool`` docs. Also
     serializes our forks (see ``_FORK_LOCK``).
     """
+    if not _WARNS_ON_FORK:
+        with _FORK_LOCK:
+            yield
+        return
     with _FORK_LOCK, warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
@@ -119,6 +123,7 @@ def forking() -> Iterator[None]:
 #: Held while any of our backends creates a child: a pipe made for one child is
 #: closed in the parent before another fork can copy it into a second child.
 _FORK_LOCK = threading.Lock()
+_WARNS_ON_FORK = sys.version_info >= (3, 12)
 
 
 # -- the caller's side ------------------------------------------------------------
@@ -358,12 +363,12 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
 
     *tasks* and *results* are the worker's ends of two pipes (Connections, used
     as raw descriptors with :func:`frame`). The parent sends frames of pickled
-    ``[(tid, payload), ...]``; the worker answers with frames of
-    ``[(tid, kind, value), ...]``, flushed every 2 ms and whenever it runs out
+    ``[payload, ...]``; the worker answers with frames of
+    ``[(key, kind, value), ...]``, flushed every 2 ms and whenever it runs out
     of work. *state* is shared memory: the counts of tasks started and
     finished, when the current one started (the parent enforces timeouts with
     it), and a ring of cancel marks (``RING_START + seq % RING`` holds
-    ``tid + 1`` when the parent cancelled task *seq* before it started).
+    ``seq + 1`` when the parent cancelled task *seq* before it started).
     """
     from .serialization import get_pickler
 
@@ -386,7 +391,7 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
             send([(None, INIT_FAILED, value)])
             return
     ppid = os.getppid()
-    queue: deque[tuple[int, bytes]] = deque()
+    queue: deque[bytes] = deque()
     out: list[tuple[Any, int, Any]] = []
     done = 0
     seq = 0
@@ -410,14 +415,14 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
             send(out)
             out = []
             last_flush = now
-        tid, payload = queue.popleft()
+        payload = queue.popleft()
         state[START_TIME] = now
         state[STARTED] = seq + 1
-        if state[RING_START + seq % RING] == tid + 1:
-            out.append((tid, SKIP, None))
+        if state[RING_START + seq % RING] == seq + 1:
+            out.append((None, SKIP, None))
         else:
             kind, value = run_packed(payload)
-            out.append((tid, kind, value))
+            out.append((None, kind, value))
             done += 1
         seq += 1
         state[FINISHED] = seq

@@ -97,3 +97,12 @@ def test_registry_name_and_alias() -> None:
     with get_executor("os.fork", max_workers=1) as executor:
         assert executor.backend == "fork"
         assert executor.max_workers == 1
+
+
+def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
+    import gc
+
+    executor = ForkExecutor(max_workers=1)
+    assert executor.submit(pow, 2, 2).result(timeout=30) == 4
+    del executor
+    gc.collect()  # the autouse leak check then waits for its manager thread to end

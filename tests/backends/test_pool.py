@@ -249,3 +249,26 @@ def test_other_start_methods(method: str) -> None:
         assert ex.submit(read_worker_value).result(timeout=60) == "db"
     assert isinstance(error, ValueError)
     assert "in failing_task" in str(error.__cause__)
+
+
+def test_workers_leave_when_the_parent_dies_without_shutdown(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil", reason="psutil checks the orphaned workers")
+    script = (
+        "import os, sys\n"
+        "from executors.backends.pool import PoolExecutor\n"
+        "ex = PoolExecutor(max_workers=2)\n"
+        "ex.submit(pow, 2, 2).result()\n"
+        "print(*[w.pid for w in ex._pool.workers], flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pids = [int(p) for p in out.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids):
+        assert time.monotonic() < deadline, f"orphaned workers {pids} still alive"
+        time.sleep(0.1)

@@ -94,3 +94,12 @@ def test_current_process_is_not_the_parent_under_spawn() -> None:
         name, pid = ex.submit(t.process_identity).result(timeout=60)
     assert pid != os.getpid()
     assert name != multiprocessing.current_process().name
+
+
+def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
+    import gc
+
+    executor = ProcessExecutor(max_workers=1, start_method="fork")
+    assert executor.submit(pow, 2, 2).result(timeout=30) == 4
+    del executor
+    gc.collect()  # the autouse leak check then waits for its manager thread to end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -64,9 +65,9 @@ class ForkExecutor(BaseExecutor):
         self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
         get_pickler(serializer)
         self.serializer = serializer
+        launch = functools.partial(_launch, self._init, self._initargs, serializer)
         self._runner = ChildRunner(
-            f"executors-fork-{next(_names)}", self.max_workers, self._launch, _reap,
-            self.task_timeout,
+            f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
         )
         weakref.finalize(self, self._runner.shutdown, False)
 
@@ -89,27 +90,6 @@ class ForkExecutor(BaseExecutor):
         self._runner.submit(task)
         return task
 
-    def _launch(self, task: ChildTask) -> tuple[int, int, Any]:
-        call = (task.fn, task.args, task.kwargs, task.values)
-        level = logging.getLogger().getEffectiveLevel()
-        _worker.flush_std_streams()  # or the child would print the parent's buffered output
-        with _worker.forking():
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child; coverage does not follow it
-                code = 70  # EX_SOFTWARE: the child could not even report
-                try:
-                    os.close(read_fd)
-                    _worker.run_in_child(
-                        write_fd, call, self._init, self._initargs, self.serializer, level
-                    )
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        return pid, read_fd, None
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more tasks; cancel queued ones if asked; wait for the children if asked."""
         self._runner.shutdown(cancel_futures)
@@ -118,6 +98,30 @@ class ForkExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<ForkExecutor backend='fork' max_workers={self.max_workers}>"
+
+
+def _launch(
+    init: Callable[..., object] | None, initargs: tuple[Any, ...], serializer: str,
+    task: ChildTask,
+) -> tuple[int, int, Any]:
+    """Fork a child that runs *task* and writes its outcome to a new pipe; (pid, fd, None)."""
+    call = (task.fn, task.args, task.kwargs, task.values)
+    level = logging.getLogger().getEffectiveLevel()
+    _worker.flush_std_streams()  # or the child would print the parent's buffered output
+    with _worker.forking():
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+            code = 70  # EX_SOFTWARE: the child could not even report
+            try:
+                os.close(read_fd)
+                _worker.run_in_child(write_fd, call, init, initargs, serializer, level)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    return pid, read_fd, None
 
 
 def _reap(task: ChildTask) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -38,7 +39,8 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
+from .. import _validate, _worker, context
+from .._compat import ParamSpec
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..serialization import get_pickler, unpack_exception
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["PoolExecutor"]
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
@@ -70,7 +73,6 @@ class _Task(Future[Any]):
         self._pool = pool
         self.payload = payload
         self.fn = fn
-        self.tid = 0
         self.worker: _Worker | None = None
         self.seq = 0
 
@@ -80,6 +82,26 @@ class _Task(Future[Any]):
 
     def _cancel_now(self) -> bool:
         return Future.cancel(self)
+
+    def _resolve(self, value: Any) -> None:
+        """``set_result`` without its costs when nobody waits yet (most results in a burst).
+
+        Same steps as :meth:`concurrent.futures.Future.set_result`, skipping the
+        notify and callback calls when there is no one to tell; a future that was
+        cancelled meanwhile is left alone.
+        """
+        condition = self._condition
+        with condition:
+            if self._state != "PENDING":
+                return
+            self._result = value
+            self._state = "FINISHED"
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            if condition._waiters:  # type: ignore[attr-defined]
+                condition.notify_all()
+        if self._done_callbacks:  # type: ignore[attr-defined]
+            self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
 class _Worker:
@@ -145,7 +167,7 @@ class _Worker:
         return bool(self.state[_worker.FINISHED] > task.seq)
 
     def mark_cancelled(self, task: _Task) -> None:
-        self.state[_worker.RING_START + task.seq % _worker.RING] = task.tid + 1
+        self.state[_worker.RING_START + task.seq % _worker.RING] = task.seq + 1
 
     def kill(self, why: str, task: _Task) -> None:
         if self.doomed is None:
@@ -176,7 +198,6 @@ class _Pool:
         self.lock = threading.Lock()
         self.pending: deque[_Task] = deque()
         self.workers: list[_Worker] = []
-        self.ids = itertools.count()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -204,7 +225,6 @@ class _Pool:
                 raise self.broken
             if self.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            task.tid = next(self.ids)
             self.pending.append(task)
             wake, self.sleeping = self.sleeping, False
         if wake:
@@ -303,11 +323,11 @@ class _Pool:
             return min(0.02, self.task_timeout / 4)
         return None
 
-    def dispatch(self) -> list[tuple[_Worker, list[tuple[int, bytes]]]]:
+    def dispatch(self) -> list[tuple[_Worker, list[bytes]]]:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
-        batches: list[tuple[_Worker, list[tuple[int, bytes]]]] = []
+        batches: list[tuple[_Worker, list[bytes]]] = []
         if not pending or not live:
             return batches
         share = -(-len(pending) // len(live))
@@ -324,7 +344,7 @@ class _Pool:
                 task.worker, task.seq = w, w.dispatched
                 w.dispatched += 1
                 w.inflight.append(task)
-                batch.append((task.tid, task.payload))
+                batch.append(task.payload)
                 room -= 1
             if batch:
                 batches.append((w, batch))
@@ -387,7 +407,7 @@ class _Pool:
         for task, kind, value in done:
             try:
                 if kind == _worker.OK:
-                    task.set_result(value)
+                    task._resolve(value)
                 elif kind == _worker.ERR:
                     task.set_exception(unpack_exception(value))
             except InvalidStateError:  # cancelled meanwhile
@@ -599,6 +619,11 @@ class PoolExecutor(BaseExecutor):
         self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
         self.serializer = serializer
         self._pickler = get_pickler(serializer)
+        self._dumps: Callable[[Any], bytes] = (
+            functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
+            if serializer == "pickle"
+            else self._pickler
+        )
         self.max_tasks_per_child = max_tasks_per_child
         self._pool = _Pool(
             self.max_workers, self.start_method, init, args, max_tasks_per_child, serializer,
@@ -618,10 +643,26 @@ class PoolExecutor(BaseExecutor):
             return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
         return None
 
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)`` on a worker; the task is pickled here.
+
+        :raises SerializationError: naming the function or argument that does not pickle.
+        :raises BrokenExecutor: after the initializer failed.
+        :raises RuntimeError: after :meth:`shutdown`.
+        """
+        if not callable(fn):
+            return super().submit(fn, *args, **kwargs)  # type: ignore[unreachable]
+        return self._submit(fn, args, kwargs)
+
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        payload = _worker.pack_call(fn, args, kwargs, _worker.capture(), self._pickler)
+        bound = context.current()
+        values = dict(bound) if bound else None
+        try:  # the fast path; pack_call says which part failed
+            payload = self._dumps((fn, args, kwargs or None, values))
+        except Exception:
+            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
         task = _Task(self._pool, payload, fn)
         self._pool.submit(task)
         return task

@@ -69,11 +69,9 @@ class ProcessExecutor(BaseExecutor):
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         self._pickler = get_pickler(serializer)
         self.serializer = serializer
-        self._prefix = f"executors-process-{next(_names)}"
-        self._count = itertools.count(1)
-        self._runner = ChildRunner(
-            self._prefix, self.max_workers, self._launch, _reap, self.task_timeout
-        )
+        prefix = f"executors-process-{next(_names)}"
+        launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
+        self._runner = ChildRunner(prefix, self.max_workers, launch, _reap, self.task_timeout)
         weakref.finalize(self, self._runner.shutdown, False)
 
     @classmethod
@@ -99,29 +97,6 @@ class ProcessExecutor(BaseExecutor):
         self._runner.submit(task)
         return task
 
-    def _launch(self, task: ChildTask) -> tuple[int, int, Any]:
-        call = task.payload if task.payload is not None else (
-            task.fn, task.args, task.kwargs, task.values)
-        with _worker.forking():
-            read_fd, write_fd = os.pipe()
-            child_end = multiprocessing.connection.Connection(write_fd, readable=False)
-            process = self._ctx.Process(
-                target=_worker.process_child,
-                args=(child_end, call, self._init, self._initargs, self.serializer,
-                      logging.getLogger().getEffectiveLevel()),
-                name=f"{self._prefix}-task-{next(self._count)}",
-            )
-            try:
-                process.start()
-            except BaseException:
-                os.close(read_fd)
-                raise
-            finally:
-                child_end.close()
-        os.set_blocking(read_fd, False)
-        assert process.pid is not None
-        return process.pid, read_fd, process
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more tasks; cancel queued ones if asked; wait for the processes if asked."""
         self._runner.shutdown(cancel_futures)
@@ -133,6 +108,41 @@ class ProcessExecutor(BaseExecutor):
             f"<ProcessExecutor backend='process' max_workers={self.max_workers} "
             f"start_method={self.start_method!r}>"
         )
+
+
+class _Launcher:
+    """Starts a Process for a task (kept apart from the executor, so it can be collected)."""
+
+    def __init__(
+        self, ctx: Any, prefix: str, init: Callable[..., object] | None,
+        initargs: tuple[Any, ...], serializer: str,
+    ) -> None:
+        self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
+        self.serializer = serializer
+        self.count = itertools.count(1)
+
+    def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
+        call = task.payload if task.payload is not None else (
+            task.fn, task.args, task.kwargs, task.values)
+        with _worker.forking():
+            read_fd, write_fd = os.pipe()
+            child_end = multiprocessing.connection.Connection(write_fd, readable=False)
+            process = self.ctx.Process(
+                target=_worker.process_child,
+                args=(child_end, call, self.init, self.initargs, self.serializer,
+                      logging.getLogger().getEffectiveLevel()),
+                name=f"{self.prefix}-task-{next(self.count)}",
+            )
+            try:
+                process.start()
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                child_end.close()
+        os.set_blocking(read_fd, False)
+        assert process.pid is not None
+        return process.pid, read_fd, process
 
 
 def _reap(task: ChildTask) -> int:
