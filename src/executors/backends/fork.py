@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
@@ -93,7 +94,7 @@ class ForkExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more tasks; cancel queued ones if asked; wait for the children if asked."""
         self._runner.shutdown(cancel_futures)
-        if wait:
+        if wait and threading.current_thread() is not self._runner.thread:  # not from a callback
             self._runner.thread.join()
 
     def __repr__(self) -> str:

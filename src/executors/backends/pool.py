@@ -65,16 +65,51 @@ def default_start_method() -> str:
     return multiprocessing.get_start_method()
 
 
+_COND_LOCK = threading.Lock()  # guards the lazy creation of each future's Condition
+
+
 class _Task(Future[Any]):
-    """A future that knows where its task is; ``cancel()`` also stops a running task."""
+    """A future that knows where its task is; ``cancel()`` also stops a running task.
+
+    Its :class:`threading.Condition` is made only when someone first waits on it,
+    adds a callback or cancels: a burst of small tasks whose results arrive
+    before anyone asks costs one object less each (and less garbage collection).
+    Every state change still happens under that condition or ``_COND_LOCK``.
+    """
 
     def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
-        super().__init__()
+        # Future.__init__, minus the Condition (see _condition)
+        self._cond: threading.Condition | None = None
+        self._state = "PENDING"
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
         self._pool = pool
         self.payload = payload
         self.fn = fn
         self.worker: _Worker | None = None
         self.seq = 0
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        cond = self._cond
+        if cond is None:
+            with _COND_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition()
+        return cond
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As :meth:`concurrent.futures.Future.result`, without a lock once it is done."""
+        if self._state == "FINISHED" and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
+    def done(self) -> bool:
+        """As :meth:`concurrent.futures.Future.done`."""
+        return self._state in ("FINISHED", "CANCELLED_AND_NOTIFIED") or super().done()
 
     def cancel(self) -> bool:
         """Cancel the task; one that already runs is stopped by killing its worker."""
@@ -84,12 +119,18 @@ class _Task(Future[Any]):
         return Future.cancel(self)
 
     def _resolve(self, value: Any) -> None:
-        """``set_result`` without its costs when nobody waits yet (most results in a burst).
+        """``set_result``, cheaper when nobody has looked at the future yet.
 
-        Same steps as :meth:`concurrent.futures.Future.set_result`, skipping the
-        notify and callback calls when there is no one to tell; a future that was
-        cancelled meanwhile is left alone.
+        Same steps as :meth:`concurrent.futures.Future.set_result`; a future that
+        was cancelled meanwhile is left alone.
         """
+        if self._cond is None:
+            with _COND_LOCK:
+                if self._cond is None:  # no one waits, no waiter or callback exists
+                    if self._state == "PENDING":
+                        self._result = value
+                        self._state = "FINISHED"
+                    return
         condition = self._condition
         with condition:
             if self._state != "PENDING":
@@ -98,9 +139,8 @@ class _Task(Future[Any]):
             self._state = "FINISHED"
             for waiter in self._waiters:
                 waiter.add_result(self)
-            if condition._waiters:  # type: ignore[attr-defined]
-                condition.notify_all()
-        if self._done_callbacks:  # type: ignore[attr-defined]
+            condition.notify_all()
+        if self._done_callbacks:
             self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
@@ -702,7 +742,7 @@ class PoolExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks, cancel pending ones if asked, wait for the rest if asked."""
         self._pool.shutdown(cancel_futures)
-        if wait:
+        if wait and threading.current_thread() is not self._pool.thread:  # not from a callback
             self._pool.thread.join()
 
     def __repr__(self) -> str:

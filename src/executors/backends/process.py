@@ -8,6 +8,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
@@ -100,7 +101,7 @@ class ProcessExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more tasks; cancel queued ones if asked; wait for the processes if asked."""
         self._runner.shutdown(cancel_futures)
-        if wait:
+        if wait and threading.current_thread() is not self._runner.thread:  # not from a callback
             self._runner.thread.join()
 
     def __repr__(self) -> str:
