@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union, cast
 
 from ._compat import entry_points
 from .errors import BackendError, BackendNotFound, BackendUnavailable, InvalidOption
@@ -147,8 +147,7 @@ def _canonical(name: str, source: str) -> str:
         close = difflib.get_close_matches(key, [*choices, *_aliases], n=1)
         hint = f"; did you mean {_aliases.get(close[0], close[0])!r}?" if close else ""
         raise BackendNotFound(
-            f"unknown backend {name!r} (from {source}); choose one of: "
-            f"{', '.join(choices)}{hint}"
+            f"unknown backend {name!r} (from {source}); choose one of: {', '.join(choices)}{hint}"
         )
     return key
 
@@ -178,7 +177,7 @@ def _load(row: BackendInfo) -> Factory:
     module_name, _, attr = row.target.partition(":")
     try:
         module = importlib.import_module(module_name)
-        factory: Factory = getattr(module, attr) if attr else module
+        factory = cast("Factory", getattr(module, attr) if attr else module)
     except (ImportError, AttributeError) as exc:
         fix = f"; {row.hint}" if row.hint else ""
         raise BackendUnavailable(

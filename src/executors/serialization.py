@@ -82,7 +82,7 @@ def describe(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None)
     if callable(obj) and isinstance(name, str):
         return f"{getattr(obj, '__module__', '?')}.{name}"
-    text = repr(obj) if type(obj).__repr__ is not object.__repr__ else f"<{type(obj).__name__}>"
+    text = repr(obj)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -101,7 +101,7 @@ def dumps(
     try:
         return pickler(obj)
     except Exception as exc:
-        culprit, error = what, exc
+        culprit, error = f"{what} ({describe(obj)})", exc
         for label, part in (parts or {}).items():
             try:
                 pickler(part)
