@@ -135,7 +135,7 @@ class BaseExecutor(concurrent.futures.Executor):
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
         :raises TypeError: when *fn* is not callable.
-        :raises RuntimeError: after :meth:`shutdown`.
+        :raises RuntimeError: after ``shutdown()``.
         """
         if not callable(fn):
             raise _not_callable(fn, "submit()")

@@ -2,16 +2,15 @@
 
 Built-in backends live in ``executors.backends`` and are imported only when first
 used, so ``import executors`` stays light. Third-party backends register with
-:func:`register_backend` or through the ``executors.backends`` entry-point
+:func:`~executors.register_backend` or through the ``executors.backends`` entry-point
 group; the entry point's value is ``"module:Factory"``. Built-in names win over
 plugins.
 
-=============  ==========================================  ==========================
-name           where                                       aliases
-=============  ==========================================  ==========================
-``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
-``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
-=============  ==========================================  ==========================
+Built-in backends (module names that would shadow the standard library differ
+from the backend name):
+
+- ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``thread``: ``executors.backends.thread:ThreadExecutor``; aliases ``threading``, ``threads``
 """
 
 from __future__ import annotations
@@ -260,7 +259,7 @@ def _forget(key: str) -> None:
 
 
 def unregister_backend(name: str) -> None:
-    """Remove a backend added with :func:`register_backend` (built-ins stay)."""
+    """Remove a backend added with :func:`~executors.register_backend` (built-ins stay)."""
     key = name.lower()
     with _lock:
         if key not in _rows or _rows[key].origin != "register_backend()":

@@ -93,7 +93,7 @@ def dumps(
     parts: dict[str, Any] | None = None,
     pickler: Dumps = _pickle_dumps,
 ) -> bytes:
-    """Pickle *obj*, or raise :class:`SerializationError` naming what would not pickle.
+    """Pickle *obj*, or raise :class:`~executors.SerializationError` naming what would not pickle.
 
     *parts* maps labels (``"the function"``, ``"argument 2"``) to the pieces of
     *obj*; on failure each is tried alone so the message can point at the culprit.
