@@ -101,9 +101,8 @@ def _read_plugins() -> None:
             return
         _plugins_read = True
         seen: dict[str, str] = {}
-        for ep in entry_points(ENTRY_POINT_GROUP):
+        for ep, dist in entry_points(ENTRY_POINT_GROUP):
             name = ep.name.lower()
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown distribution"
             if name in seen and seen[name] != dist:
                 _clashes[name] = (
                     f"backend name {name!r} is claimed by two plugins: {seen[name]!r} and "
