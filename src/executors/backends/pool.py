@@ -691,7 +691,7 @@ class PoolExecutor(BaseExecutor):
         :raises RuntimeError: after :meth:`shutdown`.
         """
         if not callable(fn):
-            return super().submit(fn, *args, **kwargs)  # type: ignore[unreachable]
+            return super().submit(fn, *args, **kwargs)
         return self._submit(fn, args, kwargs)
 
     def _submit(
