@@ -364,11 +364,12 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
     *tasks* and *results* are the worker's ends of two pipes (Connections, used
     as raw descriptors with :func:`frame`). The parent sends frames of pickled
     ``[payload, ...]``; the worker answers with frames of
-    ``[(key, kind, value), ...]``, flushed every 2 ms and whenever it runs out
-    of work. *state* is shared memory: the counts of tasks started and
-    finished, when the current one started (the parent enforces timeouts with
-    it), and a ring of cancel marks (``RING_START + seq % RING`` holds
-    ``seq + 1`` when the parent cancelled task *seq* before it started).
+    ``[(key, kind, value), ...]``, sent after any task that took over 1 ms,
+    after 2 ms of quicker ones, and whenever it runs out of work. *state* is
+    shared memory: the counts of tasks started and finished, when the current
+    one started (the parent enforces timeouts with it), and a ring of cancel
+    marks (``RING_START + seq % RING`` holds ``seq + 1`` when the parent
+    cancelled task *seq* before it started).
     """
     from .serialization import get_pickler
 
@@ -391,9 +392,10 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
             send([(None, INIT_FAILED, value)])
             return
     ppid = os.getppid()
+    poller = select.poll()  # not select.select: descriptors above 1023 are fine
+    poller.register(in_fd, select.POLLIN)
     queue: deque[bytes] = deque()
     out: list[tuple[Any, int, Any]] = []
-    done = 0
     seq = 0
     last_flush = time.monotonic()
     while True:
@@ -401,7 +403,7 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
             if out:
                 send(out)
                 out = []
-            while not select.select([in_fd], [], [], 1.0)[0]:
+            while not poller.poll(1000):
                 if os.getppid() != ppid:
                     return  # the parent died without telling us
             data = read_frame(stream)
@@ -411,10 +413,6 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
             last_flush = time.monotonic()
             continue
         now = time.monotonic()
-        if now - last_flush > 0.002 and out:
-            send(out)
-            out = []
-            last_flush = now
         payload = queue.popleft()
         state[START_TIME] = now
         state[STARTED] = seq + 1
@@ -423,12 +421,16 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
         else:
             kind, value = run_packed(payload)
             out.append((None, kind, value))
-            done += 1
         seq += 1
         state[FINISHED] = seq
-        if max_tasks is not None and done >= max_tasks:
+        if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
             send(out)
             return
+        end = time.monotonic()
+        if end - now > 0.001 or end - last_flush > 0.002:  # a slow task, or 2 ms of fast ones
+            send(out)
+            out = []
+            last_flush = end
 
 
 # -- one child per task (fork, process) ------------------------------------------------

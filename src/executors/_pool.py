@@ -1,0 +1,575 @@
+"""The ``pool`` backend's machinery: workers, batched pipes, the manager thread, cancel.
+
+Data flow (one manager thread per executor; the caller's threads only queue)::
+
+    submit(fn, x)                     manager thread                        worker i
+    pickle (fn, x, ctx) ---> pending --> batches by worker --> tasks pipe --> run in order
+    Future <---- set_result <-- outcomes <------------------- results pipe <- after slow
+                                  |                                     tasks, 2 ms, or idle
+                                  +-- select(results pipes, sentinels, wake pipe)
+                                  +-- sentinel ready: fail the started task(s) with
+                                      WorkerCrashed, requeue the unstarted, start a new worker
+    worker i's shared state: tasks started/finished, start time, ring of cancel marks
+
+Many tasks cross each pipe per message in both directions, so a task costs a
+few microseconds of the caller's time. The parent never blocks writing to a
+worker (its pipe ends are non-blocking), so a big argument and a big result
+can cross at once without deadlock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import selectors
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable
+
+from . import _worker
+from .errors import BrokenExecutor
+from .serialization import unpack_exception
+
+__all__ = ["Pool", "Task"]
+
+_CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
+_names = itertools.count(1)
+_live: weakref.WeakSet[_Pool] = weakref.WeakSet()
+
+
+_COND_LOCK = threading.Lock()  # guards the lazy creation of each future's Condition
+
+
+class _Task(Future[Any]):
+    """A future that knows where its task is; ``cancel()`` also stops a running task.
+
+    Its :class:`threading.Condition` is made only when someone first waits on it,
+    adds a callback or cancels: a burst of small tasks whose results arrive
+    before anyone asks costs one object less each (and less garbage collection).
+    Every state change still happens under that condition or ``_COND_LOCK``.
+    """
+
+    def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+        # Future.__init__, minus the Condition (see _condition)
+        self._cond: threading.Condition | None = None
+        self._state = "PENDING"
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+        self._pool = pool
+        self.payload = payload
+        self.fn = fn
+        self.worker: _Worker | None = None
+        self.seq = 0
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        cond = self._cond
+        if cond is None:
+            with _COND_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition()
+        return cond
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As :meth:`concurrent.futures.Future.result`, without a lock once it is done."""
+        if self._state == "FINISHED" and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
+    def done(self) -> bool:
+        """As :meth:`concurrent.futures.Future.done`."""
+        return self._state in ("FINISHED", "CANCELLED_AND_NOTIFIED") or super().done()
+
+    def cancel(self) -> bool:
+        """Cancel the task; one that already runs is stopped by killing its worker."""
+        return self._pool.cancel(self)
+
+    def _cancel_now(self) -> bool:
+        return Future.cancel(self)
+
+    def _resolve(self, value: Any) -> None:
+        """``set_result``, cheaper when nobody has looked at the future yet.
+
+        Same steps as :meth:`concurrent.futures.Future.set_result`; a future that
+        was cancelled meanwhile is left alone.
+        """
+        if self._cond is None:
+            with _COND_LOCK:
+                if self._cond is None:  # no one waits, no waiter or callback exists
+                    if self._state == "PENDING":
+                        self._result = value
+                        self._state = "FINISHED"
+                    return
+        condition = self._condition
+        with condition:
+            if self._state != "PENDING":
+                return
+            self._result = value
+            self._state = "FINISHED"
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+
+
+class _Worker:
+    """One worker process, its two pipes and its shared state, seen from the parent."""
+
+    def __init__(self, pool: _Pool, index: int) -> None:
+        ctx = pool.ctx
+        task_r, task_w = os.pipe()
+        res_r, res_w = os.pipe()
+        self.state = ctx.RawArray("d", _worker.RING_START + _worker.RING)
+        close = pool.parent_fds() if pool.start_method == "fork" else []
+        child_ends = (
+            multiprocessing.connection.Connection(task_r, writable=False),
+            multiprocessing.connection.Connection(res_w, readable=False),
+        )
+        args = (
+            *child_ends,
+            self.state,
+            pool.initializer,
+            pool.initargs,
+            pool.max_tasks,
+            pool.serializer,
+            logging.getLogger().getEffectiveLevel(),
+            [*close, task_w, res_r],
+        )
+        self.process = ctx.Process(
+            target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
+        )
+        try:
+            with _worker.forking():
+                self.process.start()
+        finally:
+            for conn in child_ends:
+                conn.close()
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
+        for fd in (task_w, res_r):
+            os.set_blocking(fd, False)
+            if set_pipe_size is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, set_pipe_size, 1 << 20)
+        self.pid = self.process.pid
+        self.tasks_fd, self.results_fd = task_w, res_r
+        self.sentinel = self.process.sentinel
+        self.reader = _worker.FrameReader()
+        self.out: deque[memoryview] = deque()
+        self.inflight: deque[_Task] = deque()
+        self.dispatched = 0
+        self.doomed: tuple[str, _Task] | None = None
+        self.stopping = False
+        self.watching = False
+
+    def close_fds(self) -> None:
+        for fd in (self.tasks_fd, self.results_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.tasks_fd = self.results_fd = -1
+
+    def started(self, task: _Task) -> bool:
+        return bool(self.state[_worker.STARTED] > task.seq)
+
+    def finished(self, task: _Task) -> bool:
+        return bool(self.state[_worker.FINISHED] > task.seq)
+
+    def mark_cancelled(self, task: _Task) -> None:
+        self.state[_worker.RING_START + task.seq % _worker.RING] = task.seq + 1
+
+    def kill(self, why: str, task: _Task) -> None:
+        if self.doomed is None:
+            self.doomed = (why, task)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class _Pool:
+    """Everything the manager thread works on; holds no reference to the executor."""
+
+    def __init__(  # noqa: PLR0917
+        self,
+        size: int,
+        start_method: str,
+        initializer: Callable[..., Any] | None,
+        initargs: tuple[Any, ...],
+        max_tasks: int | None,
+        serializer: str,
+        task_timeout: float | None,
+    ) -> None:
+        self.name = f"executors-pool-{next(_names)}"
+        self.size = size
+        self.start_method = start_method
+        self.ctx: Any = multiprocessing.get_context(start_method)
+        self.initializer, self.initargs = initializer, initargs
+        self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
+        self.lock = threading.Lock()
+        self.pending: deque[_Task] = deque()
+        self.workers: list[_Worker] = []
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.sleeping = False
+        self.closing = False
+        self.broken: BrokenExecutor | None = None
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.started_workers = itertools.count()
+        try:
+            for _ in range(size):
+                self.add_worker()
+        except BaseException:
+            self.kill_all()
+            raise
+        self.thread = threading.Thread(target=self.run, name=f"{self.name}-manager", daemon=True)
+        self.thread.start()
+        _live.add(self)
+
+    # -- called from the caller's threads ----------------------------------------------
+
+    def submit(self, task: _Task) -> None:
+        with self.lock:
+            if self.broken is not None:
+                raise self.broken
+            if self.closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self.pending.append(task)
+            wake, self.sleeping = self.sleeping, False
+        if wake:
+            self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.wake_w, b"\0")
+
+    def cancel(self, task: _Task) -> bool:
+        with self.lock:
+            worker = task.worker
+            if worker is None or task.done() or worker.doomed is not None:
+                return task._cancel_now()
+            worker.mark_cancelled(task)
+            if not worker.started(task):
+                return task._cancel_now()  # the worker will skip it
+            if worker.finished(task):
+                return False  # done; its result is on the way
+            if not task._cancel_now():
+                return False
+            worker.kill("cancel", task)
+            return True
+
+    def shutdown(self, cancel_futures: bool) -> None:
+        with self.lock:
+            self.closing = True
+            if cancel_futures:
+                for task in self.pending:
+                    task._cancel_now()
+                self.pending.clear()
+                for worker in self.workers:
+                    for task in worker.inflight:
+                        worker.mark_cancelled(task)
+                        if not worker.started(task):
+                            task._cancel_now()
+        self.wake()
+
+    # -- the manager thread --------------------------------------------------------------
+
+    def parent_fds(self) -> list[int]:
+        fds = [self.wake_r, self.wake_w]
+        for w in self.workers:
+            fds += [w.tasks_fd, w.results_fd]
+        return fds
+
+    def add_worker(self) -> None:
+        worker = _Worker(self, next(self.started_workers))
+        self.workers.append(worker)
+        self.selector.register(worker.results_fd, selectors.EVENT_READ, worker)
+        self.selector.register(worker.sentinel, selectors.EVENT_READ, worker)
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except BaseException as exc:  # pragma: no cover - a bug; do not hang the callers
+            self.fail_everything(BrokenExecutor(f"the pool's manager thread failed: {exc!r}"))
+            raise
+        finally:
+            self.stop_workers()
+
+    def loop(self) -> None:
+        while True:
+            with self.lock:
+                batches = self.dispatch() if self.broken is None else []
+            for worker, batch in batches:
+                self.send(worker, _worker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+            with self.lock:
+                if batches and self.pending and self.broken is None:
+                    continue
+                if self.closing and not self.pending and not any(w.inflight for w in self.workers):
+                    return
+                if self.broken is not None:
+                    return
+                self.sleeping = True
+            events = self.selector.select(self.poll_interval())
+            self.sleeping = False
+            for key, mask in events:
+                worker = key.data
+                if worker is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_r, 4096)
+                elif worker.results_fd < 0:
+                    continue  # died earlier in this batch of events
+                elif key.fd == worker.sentinel:
+                    self.on_death(worker)
+                elif mask & selectors.EVENT_WRITE:
+                    self.flush(worker)
+                else:
+                    self.receive(worker)
+            if self.task_timeout is not None:
+                self.check_timeouts()
+
+    def poll_interval(self) -> float | None:
+        if self.task_timeout is not None and any(w.inflight for w in self.workers):
+            return min(0.02, self.task_timeout / 4)
+        return None
+
+    def dispatch(self) -> list[tuple[_Worker, list[bytes]]]:
+        """Hand pending tasks to the least busy workers, many per message (lock held)."""
+        pending = self.pending
+        live = [w for w in self.workers if w.doomed is None and not w.stopping]
+        batches: list[tuple[_Worker, list[bytes]]] = []
+        if not pending or not live:
+            return batches
+        share = -(-len(pending) // len(live))
+        live.sort(key=lambda w: len(w.inflight))
+        for w in live:
+            room = min(share, _CAP - len(w.inflight))
+            if self.max_tasks is not None:
+                room = min(room, self.max_tasks - w.dispatched)
+            batch = []
+            while room > 0 and pending:
+                task = pending.popleft()
+                if task._state != "PENDING":  # cancelled while queued (under our lock)
+                    continue
+                task.worker, task.seq = w, w.dispatched
+                w.dispatched += 1
+                w.inflight.append(task)
+                batch.append(task.payload)
+                room -= 1
+            if batch:
+                batches.append((w, batch))
+            if not pending:
+                break
+        return batches
+
+    def send(self, worker: _Worker, data: bytes) -> None:
+        worker.out.append(memoryview(data))
+        self.flush(worker)
+
+    def flush(self, worker: _Worker) -> None:
+        """Write what the pipe takes now; watch it for room when something is left."""
+        out = worker.out
+        while out:
+            try:
+                n = os.write(worker.tasks_fd, out[0])
+            except BlockingIOError:
+                break
+            except OSError:  # the worker is gone; on_death sorts out its tasks
+                out.clear()
+                break
+            if n == len(out[0]):
+                out.popleft()
+            else:
+                out[0] = out[0][n:]
+        if bool(out) != worker.watching:
+            worker.watching = bool(out)
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                if out:
+                    self.selector.register(worker.tasks_fd, selectors.EVENT_WRITE, worker)
+                else:
+                    self.selector.unregister(worker.tasks_fd)
+
+    def receive(self, worker: _Worker) -> None:
+        try:
+            data = os.read(worker.results_fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:  # end of file: the worker is exiting; its sentinel follows
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.results_fd)
+            return
+        for message in worker.reader.feed(data):
+            self.handle(worker, pickle.loads(message))
+
+    def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
+        done: list[tuple[_Task, int, Any]] = []
+        logs: list[logging.LogRecord] = []
+        with self.lock:
+            for _tid, kind, value in items:
+                if kind == _worker.LOG:
+                    logs.append(value)
+                elif kind == _worker.INIT_FAILED:
+                    self.break_with_initializer(value, worker)
+                else:
+                    done.append((worker.inflight.popleft(), kind, value))
+        for record in logs:
+            _worker.replay_log(record)
+        for task, kind, value in done:
+            try:
+                if kind == _worker.OK:
+                    task._resolve(value)
+                elif kind == _worker.ERR:
+                    task.set_exception(unpack_exception(value))
+            except InvalidStateError:  # cancelled meanwhile
+                pass
+        if self.broken is not None:
+            self.fail_everything(self.broken)
+
+    def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
+        cause = unpack_exception(packed)
+        self.broken = BrokenExecutor(
+            f"initializer {_worker.call_name(self.initializer or print)} raised "
+            f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
+            "this executor; fix the initializer and create a new executor"
+        )
+        self.broken.__cause__ = cause
+
+    def on_death(self, worker: _Worker) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sentinel)
+        while True:  # what it sent before dying still counts
+            try:
+                data = os.read(worker.results_fd, 1 << 20)
+            except OSError:
+                break
+            if not data:
+                break
+            for message in worker.reader.feed(data):
+                self.handle(worker, pickle.loads(message))
+        worker.process.join()
+        exitcode = worker.process.exitcode
+        for fd in (worker.results_fd, worker.tasks_fd):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+        worker.close_fds()
+        worker.process.close()
+        failures: list[tuple[_Task, BaseException]] = []
+        with self.lock:
+            self.workers.remove(worker)
+            started = int(worker.state[_worker.STARTED])
+            requeue = []
+            for task in worker.inflight:
+                if task.seq >= started:
+                    task.worker = None
+                    requeue.append(task)
+                elif not task.done():
+                    failures.append((task, self.death_error(worker, task, exitcode)))
+            self.pending.extendleft(reversed(requeue))
+            worker.inflight.clear()
+            replace = self.broken is None and (
+                not self.closing or bool(self.pending) or any(w.inflight for w in self.workers)
+            )
+        for task, error in failures:
+            with contextlib.suppress(InvalidStateError):
+                task.set_exception(error)
+        if replace:
+            with self.lock:
+                self.add_worker()
+        if self.broken is not None:
+            self.fail_everything(self.broken)
+
+    def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
+        running = _worker.call_name(task.fn)
+        after = "the pool replaced it and is still usable"
+        if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
+            assert self.task_timeout is not None
+            return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
+        if worker.doomed is not None and worker.doomed[1] is not task:
+            why, other = worker.doomed
+            after = (
+                f"it was killed to {'cancel' if why == 'cancel' else 'time out'} "
+                f"{_worker.call_name(other.fn)}, and this task had finished but its result "
+                f"was not sent yet; {after}"
+            )
+        return _worker.crash_error(worker.pid, exitcode, running, after)
+
+    def check_timeouts(self) -> None:
+        assert self.task_timeout is not None
+        now = time.monotonic()
+        with self.lock:
+            for w in self.workers:
+                if w.doomed is not None or not w.inflight:
+                    continue
+                started = int(w.state[_worker.STARTED])
+                if started <= int(w.state[_worker.FINISHED]):
+                    continue
+                if now - w.state[_worker.START_TIME] > self.task_timeout:
+                    running = next((t for t in w.inflight if t.seq == started - 1), None)
+                    if running is not None:
+                        w.kill("timeout", running)
+
+    def fail_everything(self, error: BaseException) -> None:
+        with self.lock:
+            tasks = list(self.pending)
+            self.pending.clear()
+            for w in self.workers:
+                tasks += w.inflight
+                w.inflight.clear()
+        for task in tasks:
+            with contextlib.suppress(InvalidStateError):
+                task.set_exception(error)
+
+    def stop_workers(self) -> None:
+        """Ask idle workers to leave (kill them if the pool is broken), reap all, close fds."""
+        for w in self.workers:
+            w.stopping = True
+            if self.broken is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(w.pid, signal.SIGKILL)
+            else:
+                self.send(w, _worker.frame(b""))
+        deadline = time.monotonic() + 5.0
+        for w in self.workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+        self.kill_all()
+
+    def kill_all(self) -> None:
+        for w in self.workers:
+            if w.process.exitcode is None:
+                w.process.kill()
+                w.process.join()
+            w.close_fds()
+            w.process.close()
+        self.workers.clear()
+        with contextlib.suppress(Exception):
+            self.selector.close()
+        for fd in (self.wake_r, self.wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
+        _live.discard(self)
+
+
+@atexit.register
+def _at_exit() -> None:
+    for pool in list(_live):
+        pool.shutdown(cancel_futures=True)
+        pool.thread.join(10.0)
+
+
+
+Pool = _Pool
+Task = _Task
