@@ -132,6 +132,8 @@ class ChildRunner:
             self.wake()  # to wait with the new deadline
 
     def kill(self, task: ChildTask, why: str) -> None:
+        if task.fd < 0 and task.started_at:  # already read to the end and being reaped
+            return
         if task.killed is None:
             task.killed = why
         with contextlib.suppress(OSError):
@@ -144,9 +146,9 @@ class ChildRunner:
     def cancel(self, task: ChildTask) -> bool:
         with self.lock:
             started = task.pid is not None and task.fd >= 0
-            if not task._cancel_now():
-                return False
-        if started:
+        if not task._cancel_now():  # not under our lock: it runs the callbacks
+            return False
+        if started:  # if it starts now instead, start() sees it cancelled and kills it
             self.kill(task, "cancel")
         return True
 
