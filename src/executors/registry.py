@@ -10,8 +10,11 @@ plugins.
 name           where                                       aliases
 =============  ==========================================  ==========================
 ``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
+``subprocess`` ``executors.backends.commands:SubprocessExecutor``  ``subprocesses`` [#]_
 ``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
 =============  ==========================================  ==========================
+
+.. [#] The module is ``commands``: ``subprocess.py`` would shadow the standard library.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo(
+        "subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)
+    ),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -1,0 +1,122 @@
+"""The worker loop of the ``subprocess`` backend: one fresh interpreter, pickles over pipes.
+
+The parent starts ``python -c <this file's source> READ_FD WRITE_FD ERR_FD`` (so
+the ``executors`` package is imported only if a task needs it, and start-up
+costs little more than a bare interpreter; ``python -m executors._subworker``
+works too). Every message is a frame: an 8-byte little-endian length, then a
+pickle.
+
+::
+
+    parent                                   worker
+      | -- hello (sys.path, initializer) -->  |  extend sys.path, run the initializer
+      | <-- ("ready", pid, version) --------  |  or ("init_error", packed exception)
+      | -- (fn, args, kwargs, context) ---->  |  run it
+      | <-- ("ok", result) / ("err", packed)  |
+      | ...                                   |
+      | -- end of file -------------------->  |  exit 0
+
+Until it is ready, the worker's stderr is a pipe the parent reads if start-up
+fails; then it takes over the parent's stderr (ERR_FD). Its stdout is the parent's.
+Only the standard library is imported here: everything else comes lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+_HEADER = struct.Struct("<Q")
+
+
+def _recv(stream: BinaryIO) -> bytes | None:
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(head)
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _send(stream: BinaryIO, data: bytes) -> None:
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
+    """What executors.serialization.PackedException holds, as plain data."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    data: bytes | None
+    try:
+        data = pickle.dumps(exc, pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+    except Exception:
+        data = None
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return data, type_name, str(exc), f'\n"""\n{tb}"""'
+
+
+def _reply(fn: Any, result: Any) -> bytes:
+    try:
+        return pickle.dumps(("ok", result), pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        from executors.serialization import describe, dumps
+
+        try:
+            dumps(result, what=f"the result of {describe(fn)}")
+        except Exception as exc:
+            return pickle.dumps(("err", _pack(exc)), pickle.HIGHEST_PROTOCOL)
+        raise
+
+
+def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], values: dict[str, Any]) -> Any:
+    if not values:
+        return fn(*args, **kwargs)
+    from executors import context
+
+    return context.run(values, fn, *args, **kwargs)
+
+
+def serve(rfd: int, wfd: int, errfd: int) -> int:
+    """Greet the parent, then run tasks until the task pipe closes."""
+    inbox = os.fdopen(rfd, "rb")
+    outbox = os.fdopen(wfd, "wb")
+    hello = _recv(inbox)
+    if hello is None:
+        return 0
+    first, last, init = pickle.loads(hello)
+    sys.path[:] = [*first, *(p for p in sys.path if p not in first), *last]
+    try:
+        if init is not None:
+            fn, initargs = pickle.loads(init)
+            fn(*initargs)
+    except BaseException as exc:
+        _send(outbox, pickle.dumps(("init_error", _pack(exc)), pickle.HIGHEST_PROTOCOL))
+        return 1
+    sys.stderr.flush()
+    os.dup2(errfd, 2)
+    os.close(errfd)
+    _send(outbox, pickle.dumps(("ready", os.getpid(), sys.version), pickle.HIGHEST_PROTOCOL))
+    while True:
+        data = _recv(inbox)
+        if data is None:
+            return 0
+        task: Any = None
+        try:
+            task, args, kwargs, values = pickle.loads(data)
+            reply = _reply(task, _call(task, args, kwargs, values))
+        except BaseException as exc:
+            reply = pickle.dumps(("err", _pack(exc)), pickle.HIGHEST_PROTOCOL)
+        del task, data
+        sys.stdout.flush()
+        _send(outbox, reply)
+        del reply
+
+
+if __name__ == "__main__":
+    sys.exit(serve(*map(int, sys.argv[1:4])))

@@ -1,0 +1,428 @@
+"""Run commands directly and Python callables in fresh interpreters (registry name: subprocess).
+
+The module is not called ``subprocess.py``, which would shadow the standard library.
+
+::
+
+    submit() --> queue --> slot thread 1 --+-- Command / run_command: Popen, no Python worker
+                       \\-> slot thread 2   '-- callable: pickle --> pipe --> [python -c worker]
+                                                      result or exception <-- pipe <--'
+
+Each slot thread owns at most one worker interpreter (``executors._subworker``),
+started when its first Python task arrives and reused for ``max_tasks_per_child``
+tasks (every task with ``fresh=True``). A worker that dies fails only its own task
+with :class:`~executors.errors.WorkerCrashed`; the slot starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import pickle
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+
+from .. import _subworker, _validate, context
+from ..command import Command, run_command
+from ..errors import BrokenExecutor, InvalidOption, WorkerCrashed
+from ..protocol import BaseExecutor
+from ..serialization import PackedException, describe, dumps, get_pickler, unpack_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["SubprocessExecutor"]
+
+R = TypeVar("R")
+_PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parent.parent)
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_source() -> str:
+    loader: Any = _subworker.__loader__
+    source = loader.get_source(_subworker.__name__) if loader is not None else None
+    if not source:  # pragma: no cover - zipped installs without sources
+        return (
+            "import sys\nfrom executors._subworker import serve\n"
+            "sys.exit(serve(*map(int, sys.argv[1:4])))"
+        )
+    return str(source)
+
+
+def _resolve_python(python: str | os.PathLike[str] | None) -> str:
+    if python is None:
+        return sys.executable
+    given = os.fspath(python)
+    path = Path(given)
+    if path.is_dir():  # a virtual environment
+        for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe"):
+            if candidate.exists():
+                return str(candidate)
+    elif os.sep not in given and not path.exists():
+        found = shutil.which(given)
+        if found:
+            return found
+    if path.is_file() and os.access(path, os.X_OK):
+        return str(path)
+    raise InvalidOption(
+        f"python must be a Python interpreter (a path, a name on PATH, or a virtual "
+        f"environment directory), got {given!r}, which is not an executable file; "
+        f"e.g. python={sys.executable!r}"
+    )
+
+
+def _status(code: int) -> str:
+    if code < 0:
+        import signal
+
+        try:
+            return f"died with {signal.Signals(-code).name}({code})"
+        except ValueError:
+            return f"died with signal {-code}"
+    return f"exited with status {code}"
+
+
+class _Worker:
+    """The parent's end of one worker interpreter."""
+
+    def __init__(self, python: str, hello: bytes, start_timeout: float) -> None:
+        task_r, task_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        err = os.dup(2)
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-c", _worker_source(), str(task_r), str(reply_w), str(err)],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(task_r, reply_w, err),
+            )
+        except OSError as exc:
+            os.close(task_w)
+            os.close(reply_r)
+            raise BrokenExecutor(
+                f"cannot start worker interpreter {python!r}: {exc}; pass python= an "
+                "installed Python 3.9+"
+            ) from exc
+        finally:
+            for fd in (task_r, reply_w, err):
+                os.close(fd)
+        self.pid = self.proc.pid
+        self.tasks = 0
+        self.inbox = os.fdopen(reply_r, "rb")
+        self.outbox = os.fdopen(task_w, "wb")
+        try:
+            self._greet(python, hello, start_timeout)
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def _greet(self, python: str, hello: bytes, start_timeout: float) -> None:
+        with contextlib.suppress(OSError):  # it died at once: the reply is end-of-file
+            _subworker._send(self.outbox, hello)
+        ready, _, _ = select.select([self.inbox], [], [], start_timeout)
+        if not ready:
+            raise BrokenExecutor(
+                f"worker interpreter {python!r} (pid {self.pid}) was not ready after "
+                f"{start_timeout:g} s; raise start_timeout= if it is just slow to start"
+            )
+        data = _subworker._recv(self.inbox)
+        if data is None:
+            code = self.proc.wait()
+            assert self.proc.stderr is not None
+            tail = self.proc.stderr.read()[-2000:].decode("utf-8", "replace").strip()
+            raise BrokenExecutor(
+                f"worker interpreter {python!r} {_status(code)} before it was ready"
+                + (f"; it said:\n{tail}\n" if tail else "; ")
+                + "check that python= names a working Python 3.9+ interpreter"
+            )
+        message = pickle.loads(data)
+        if message[0] == "init_error":
+            cause = unpack_exception(PackedException(*message[1]))
+            error = BrokenExecutor(
+                f"the initializer failed in worker interpreter {python!r} with "
+                f"{type(cause).__name__}: {cause}; no task can run on this executor"
+            )
+            raise error from cause
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+    def call(self, payload: bytes, label: str) -> tuple[str, Any]:
+        """Run one pickled task; ``("ok", result)`` or ``("err", packed)``."""
+        self.tasks += 1
+        try:
+            _subworker._send(self.outbox, payload)
+            data = _subworker._recv(self.inbox)
+        except OSError:
+            data = None
+        if data is None:
+            code = self.close(kill=False)
+            raise WorkerCrashed(
+                f"worker {self.pid} {_status(code)} while running {label}; the executor "
+                "started a new worker and is still usable",
+                exitcode=code,
+                pid=self.pid,
+            )
+        reply: tuple[str, Any] = pickle.loads(data)
+        return reply
+
+    def close(self, kill: bool = False) -> int:
+        """Close the pipes (the worker then exits) and reap it; its exit status."""
+        for stream in (self.outbox, self.inbox, self.proc.stderr):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        if kill:
+            self.proc.kill()
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class _Item:
+    __slots__ = ("command", "future", "label", "payload")
+
+    def __init__(
+        self, future: Future[Any], command: Callable[[], Any] | None, payload: bytes, label: str
+    ) -> None:
+        self.future = future
+        self.command = command
+        self.payload = payload
+        self.label = label
+
+
+class SubprocessExecutor(BaseExecutor):
+    """Commands run directly; Python callables run in separate, fresh interpreters.
+
+    Command tasks (:func:`executors.run_command` or a :class:`executors.Command`)
+    start the program straight from a slot thread, as ``subprocess.run`` would.
+    Any other callable is pickled to a worker interpreter that shares nothing
+    with the caller (no fork: no copied locks, threads or memory), and can be
+    another Python than the caller's.
+
+    :param max_workers: how many tasks run at once; default: the CPU count.
+    :param python: the worker interpreter: a path, a name on PATH or a virtual
+        environment directory; default: the caller's. Another interpreter must be
+        Python 3.9+; ``executors`` is put at the end of its ``sys.path``.
+    :param fresh: start a new interpreter for every task (clean state, ~30-50 ms each).
+    :param max_tasks_per_child: replace a worker after this many tasks (None: never).
+    :param initializer: called with *initargs* in every new worker interpreter.
+    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (for lambdas and closures).
+    :param start_timeout: seconds a new worker may take to become ready.
+
+    >>> import os
+    >>> from executors import get_executor
+    >>> with get_executor("subprocess", max_workers=1) as ex:
+    ...     ex.submit(os.getpid).result() != os.getpid()
+    True
+    """
+
+    name: ClassVar[str] = "subprocess"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        python: str | os.PathLike[str] | None = None,
+        fresh: bool = False,
+        max_tasks_per_child: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        serializer: str = "pickle",
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self.python = _resolve_python(python)
+        if max_tasks_per_child is not None and (
+            isinstance(max_tasks_per_child, bool)
+            or not isinstance(max_tasks_per_child, int)
+            or max_tasks_per_child < 1
+        ):
+            raise InvalidOption(
+                f"max_tasks_per_child must be a positive int or None, got {max_tasks_per_child!r}"
+            )
+        if fresh and max_tasks_per_child not in (None, 1):
+            raise InvalidOption(
+                f"fresh=True means one task per worker, but max_tasks_per_child="
+                f"{max_tasks_per_child!r}; pass one or the other"
+            )
+        self.fresh = bool(fresh)
+        self.max_tasks_per_child = 1 if fresh else max_tasks_per_child
+        self._start_timeout = _validate.positive_number("start_timeout", start_timeout) or 60.0
+        self._dumps = get_pickler(serializer)
+        init, args = _validate.initializer(initializer, initargs)
+        same = os.path.abspath(self.python) == os.path.abspath(sys.executable)
+        first, last = (list(sys.path), []) if same else ([], [_PACKAGE_PARENT])
+        init_data = None
+        if init is not None:
+            init_data = dumps((init, args), what="the initializer", parts={
+                "the initializer": init, "initargs": args}, pickler=self._dumps)
+        self._hello = pickle.dumps((first, last, init_data), pickle.HIGHEST_PROTOCOL)
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._shutdown = False
+        self._broken: BrokenExecutor | None = None
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Workers talk over inherited pipes (``pass_fds``), which needs POSIX."""
+        if os.name != "posix":  # pragma: no cover - Windows
+            return (
+                f"needs POSIX pipes passed to child processes, which {sys.platform} lacks; "
+                "submit executors.run_command to the 'thread' backend instead"
+            )
+        return None
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        if fn is run_command or isinstance(fn, Command):
+            command: Callable[[], Any] | None = functools.partial(fn, *args, **kwargs)
+            payload = b""
+        else:
+            command = None
+            parts = {"the function": fn}
+            parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
+            parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
+            payload = dumps(
+                (fn, args, kwargs, context.capture()),
+                what=f"the task {describe(fn)}",
+                parts=parts,
+                pickler=self._dumps,
+            )
+        future: Future[R] = Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._broken is not None:
+                raise self._broken
+            self._queue.put(_Item(future, command, payload, f"{describe(fn)}()"))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._serve,
+                    name=f"executors-subprocess_{len(self._threads)}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _serve(self) -> None:
+        worker: _Worker | None = None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                if item.future.set_running_or_notify_cancel():
+                    if item.command is not None:
+                        _settle(item.future, item.command)
+                    else:
+                        worker = self._run(item, worker)
+                del item
+                self._idle.release()
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _run(self, item: _Item, worker: _Worker | None) -> _Worker | None:
+        if worker is None:
+            try:
+                worker = self._start()
+            except BrokenExecutor as exc:
+                item.future.set_exception(exc)
+                return None
+        try:
+            status, value = worker.call(item.payload, item.label)
+        except WorkerCrashed as exc:
+            item.future.set_exception(exc)
+            return None
+        except BaseException as exc:  # the result would not unpickle here
+            item.future.set_exception(exc)
+        else:
+            if status == "ok":
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(unpack_exception(PackedException(*value)))
+        if self.max_tasks_per_child is not None and worker.tasks >= self.max_tasks_per_child:
+            worker.close()
+            return None
+        return worker
+
+    def _start(self) -> _Worker:
+        with self._lock:
+            broken = self._broken
+        if broken is not None:
+            raise broken
+        try:
+            return _Worker(self.python, self._hello, self._start_timeout)
+        except BrokenExecutor as exc:
+            with self._lock:
+                self._broken = self._broken or exc
+            raise
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; cancel queued ones if asked; wait for running ones if asked.
+
+        Workers exit once the queue is empty; with ``wait=True`` they have been
+        reaped when this returns.
+        """
+        with self._lock:
+            if cancel_futures:
+                self._cancel_queued()
+            if not self._shutdown:
+                self._shutdown = True
+                for _ in self._threads:
+                    self._queue.put(None)
+            threads = list(self._threads)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+    def _cancel_queued(self) -> None:
+        kept: list[_Item | None] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                kept.append(item)
+            else:
+                item.future.cancel()
+        for item in kept:
+            self._queue.put(item)
+
+    def __repr__(self) -> str:
+        mode = "fresh" if self.fresh else f"max_tasks_per_child={self.max_tasks_per_child}"
+        return (
+            f"<SubprocessExecutor backend='subprocess' max_workers={self.max_workers} "
+            f"python={self.python!r} {mode}>"
+        )
+
+
+def _settle(future: Future[Any], command: Callable[[], Any]) -> None:
+    try:
+        result = command()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
