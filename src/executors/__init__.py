@@ -45,6 +45,10 @@ __all__ = [
     "BackendUnavailable",
     "BaseExecutor",
     "BrokenExecutor",
+    "Command",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
     "Executor",
     "ExecutorError",
     "InvalidOption",
@@ -57,13 +61,20 @@ __all__ = [
     "context",
     "get_executor",
     "register_backend",
+    "run_command",
     "unavailable_reason",
     "unregister_backend",
 ]
 
 # Public names whose modules are imported on first access, so that
 # ``import executors`` imports no backend, multiprocessing or asyncio.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Command": "executors.command:Command",
+    "CommandError": "executors.command:CommandError",
+    "CommandResult": "executors.command:CommandResult",
+    "CommandTimeout": "executors.command:CommandTimeout",
+    "run_command": "executors.command:run_command",
+}
 
 
 def __getattr__(name: str) -> Any:
