@@ -166,7 +166,7 @@ class _Worker:
             code = self.close(kill=False)
             raise WorkerCrashed(
                 f"worker {self.pid} {_status(code)} while running {label}; the executor "
-                "started a new worker and is still usable",
+                "starts a new worker for the next task and is still usable",
                 exitcode=code,
                 pid=self.pid,
             )
