@@ -4,7 +4,7 @@ The parent starts ``python -c <this file's source> READ_FD WRITE_FD ERR_FD`` (so
 the ``executors`` package is imported only if a task needs it, and start-up
 costs little more than a bare interpreter; ``python -m executors._subworker``
 works too). Every message is a frame: an 8-byte little-endian length, then a
-pickle.
+pickle (protocol 5).
 
 ::
 
@@ -24,37 +24,44 @@ Only the standard library is imported here: everything else comes lazily.
 from __future__ import annotations
 
 import os
-import pickle
-import struct
 import sys
-import traceback
-from typing import Any, BinaryIO
 
-_HEADER = struct.Struct("<Q")
+try:  # the C module alone: importing pickle.py would cost a few ms more per worker
+    from _pickle import dumps, loads
+except ImportError:  # pragma: no cover - Pythons without the accelerator
+    from pickle import dumps, loads
+
+TYPE_CHECKING = False  # not imported from typing, which would slow every worker's start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+PROTOCOL = 5
 
 
 def _recv(stream: BinaryIO) -> bytes | None:
-    head = stream.read(_HEADER.size)
-    if len(head) < _HEADER.size:
+    head = stream.read(8)
+    if len(head) < 8:
         return None
-    (size,) = _HEADER.unpack(head)
+    size = int.from_bytes(head, "little")
     data = stream.read(size)
     return data if len(data) == size else None
 
 
 def _send(stream: BinaryIO, data: bytes) -> None:
-    stream.write(_HEADER.pack(len(data)))
+    stream.write(len(data).to_bytes(8, "little"))
     stream.write(data)
     stream.flush()
 
 
 def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     """What executors.serialization.PackedException holds, as plain data."""
+    import traceback
+
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     data: bytes | None
     try:
-        data = pickle.dumps(exc, pickle.HIGHEST_PROTOCOL)
-        pickle.loads(data)
+        data = dumps(exc, PROTOCOL)
+        loads(data)
     except Exception:
         data = None
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
@@ -63,14 +70,14 @@ def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
 
 def _reply(fn: Any, result: Any) -> bytes:
     try:
-        return pickle.dumps(("ok", result), pickle.HIGHEST_PROTOCOL)
+        return dumps(("ok", result), PROTOCOL)
     except Exception:
-        from executors.serialization import describe, dumps
+        from executors import serialization
 
         try:
-            dumps(result, what=f"the result of {describe(fn)}")
+            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
         except Exception as exc:
-            return pickle.dumps(("err", _pack(exc)), pickle.HIGHEST_PROTOCOL)
+            return dumps(("err", _pack(exc)), PROTOCOL)
         raise
 
 
@@ -89,29 +96,29 @@ def serve(rfd: int, wfd: int, errfd: int) -> int:
     hello = _recv(inbox)
     if hello is None:
         return 0
-    first, last, init = pickle.loads(hello)
+    first, last, init = loads(hello)
     sys.path[:] = [*first, *(p for p in sys.path if p not in first), *last]
     try:
         if init is not None:
-            fn, initargs = pickle.loads(init)
+            fn, initargs = loads(init)
             fn(*initargs)
     except BaseException as exc:
-        _send(outbox, pickle.dumps(("init_error", _pack(exc)), pickle.HIGHEST_PROTOCOL))
+        _send(outbox, dumps(("init_error", _pack(exc)), PROTOCOL))
         return 1
     sys.stderr.flush()
     os.dup2(errfd, 2)
     os.close(errfd)
-    _send(outbox, pickle.dumps(("ready", os.getpid(), sys.version), pickle.HIGHEST_PROTOCOL))
+    _send(outbox, dumps(("ready", os.getpid(), sys.version), PROTOCOL))
     while True:
         data = _recv(inbox)
         if data is None:
             return 0
         task: Any = None
         try:
-            task, args, kwargs, values = pickle.loads(data)
+            task, args, kwargs, values = loads(data)
             reply = _reply(task, _call(task, args, kwargs, values))
         except BaseException as exc:
-            reply = pickle.dumps(("err", _pack(exc)), pickle.HIGHEST_PROTOCOL)
+            reply = dumps(("err", _pack(exc)), PROTOCOL)
         del task, data
         sys.stdout.flush()
         _send(outbox, reply)

@@ -91,9 +91,14 @@ def _status(code: int) -> str:
 
 
 class _Worker:
-    """The parent's end of one worker interpreter."""
+    """The parent's end of one worker interpreter.
 
-    def __init__(self, python: str, hello: bytes, start_timeout: float) -> None:
+    Creating it launches the interpreter and sends the greeting without waiting;
+    :meth:`wait_ready` then reads the answer, so a spare can boot while another
+    worker runs a task.
+    """
+
+    def __init__(self, python: str, hello: bytes) -> None:
         task_r, task_w = os.pipe()
         reply_r, reply_w = os.pipe()
         err = os.dup(2)
@@ -114,19 +119,28 @@ class _Worker:
         finally:
             for fd in (task_r, reply_w, err):
                 os.close(fd)
+        self.python = python
         self.pid = self.proc.pid
         self.tasks = 0
+        self.ready = False
         self.inbox = os.fdopen(reply_r, "rb")
         self.outbox = os.fdopen(task_w, "wb")
+        with contextlib.suppress(OSError):  # it died at once: the answer is end-of-file
+            _subworker._send(self.outbox, hello)
+
+    def wait_ready(self, start_timeout: float) -> None:
+        """Read the worker's answer to the greeting; raise BrokenExecutor if it failed."""
+        if self.ready:
+            return
         try:
-            self._greet(python, hello, start_timeout)
+            self._greet(start_timeout)
         except BaseException:
             self.close(kill=True)
             raise
+        self.ready = True
 
-    def _greet(self, python: str, hello: bytes, start_timeout: float) -> None:
-        with contextlib.suppress(OSError):  # it died at once: the reply is end-of-file
-            _subworker._send(self.outbox, hello)
+    def _greet(self, start_timeout: float) -> None:
+        python = self.python
         ready, _, _ = select.select([self.inbox], [], [], start_timeout)
         if not ready:
             raise BrokenExecutor(
@@ -154,16 +168,20 @@ class _Worker:
         assert self.proc.stderr is not None
         self.proc.stderr.close()
 
-    def call(self, payload: bytes, label: str) -> tuple[str, Any]:
-        """Run one pickled task; ``("ok", result)`` or ``("err", packed)``."""
+    def send(self, payload: bytes) -> None:
+        """Send one pickled task (a dead worker is noticed by :meth:`receive`)."""
         self.tasks += 1
-        try:
+        with contextlib.suppress(OSError):
             _subworker._send(self.outbox, payload)
+
+    def receive(self, label: str) -> tuple[str, Any]:
+        """The answer to the task sent: ``("ok", result)`` or ``("err", packed)``."""
+        try:
             data = _subworker._recv(self.inbox)
         except OSError:
             data = None
         if data is None:
-            code = self.close(kill=False)
+            code = self.close()
             raise WorkerCrashed(
                 f"worker {self.pid} {_status(code)} while running {label}; the executor "
                 "starts a new worker for the next task and is still usable",
@@ -173,14 +191,18 @@ class _Worker:
         reply: tuple[str, Any] = pickle.loads(data)
         return reply
 
-    def close(self, kill: bool = False) -> int:
-        """Close the pipes (the worker then exits) and reap it; its exit status."""
+    def release(self) -> None:
+        """Close the pipes, so the worker exits; :meth:`close` then reaps it."""
         for stream in (self.outbox, self.inbox, self.proc.stderr):
             try:
                 if stream is not None:
                     stream.close()
             except OSError:
                 pass
+
+    def close(self, kill: bool = False) -> int:
+        """Release the worker and reap it; its exit status."""
+        self.release()
         if kill:
             self.proc.kill()
         try:
@@ -188,6 +210,16 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+class _Slot:
+    """What one slot thread holds: its worker, and the spare that will replace it."""
+
+    __slots__ = ("spare", "worker")
+
+    def __init__(self) -> None:
+        self.worker: _Worker | None = None
+        self.spare: _Worker | None = None
 
 
 class _Item:
@@ -275,6 +307,7 @@ class SubprocessExecutor(BaseExecutor):
         self._threads: list[threading.Thread] = []
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
+        self._retired: list[_Worker] = []
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -326,7 +359,7 @@ class SubprocessExecutor(BaseExecutor):
         return future
 
     def _serve(self) -> None:
-        worker: _Worker | None = None
+        slot = _Slot()
         try:
             while True:
                 item = self._queue.get()
@@ -336,25 +369,38 @@ class SubprocessExecutor(BaseExecutor):
                     if item.command is not None:
                         _settle(item.future, item.command)
                     else:
-                        worker = self._run(item, worker)
+                        self._run(item, slot)
                 del item
                 self._idle.release()
         finally:
-            if worker is not None:
-                worker.close()
+            for worker in (slot.worker, slot.spare):
+                if worker is not None:
+                    worker.close()
+            self._reap(block=True)
 
-    def _run(self, item: _Item, worker: _Worker | None) -> _Worker | None:
-        if worker is None:
-            try:
-                worker = self._start()
-            except BrokenExecutor as exc:
-                item.future.set_exception(exc)
-                return None
+    def _run(self, item: _Item, slot: _Slot) -> None:
         try:
-            status, value = worker.call(item.payload, item.label)
-        except WorkerCrashed as exc:
+            worker = slot.worker = slot.worker or slot.spare or self._launch()
+            slot.spare = None
+            worker.wait_ready(self._start_timeout)
+        except BrokenExecutor as exc:
+            slot.worker = None
+            with self._lock:
+                self._broken = self._broken or exc
             item.future.set_exception(exc)
-            return None
+            return
+        limit = self.max_tasks_per_child
+        last = limit is not None and worker.tasks + 1 >= limit
+        worker.send(item.payload)
+        if last and not self._shutdown:
+            with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
+                slot.spare = self._launch()
+        try:
+            status, value = worker.receive(item.label)
+        except WorkerCrashed as exc:
+            slot.worker = None
+            item.future.set_exception(exc)
+            return
         except BaseException as exc:  # the result would not unpickle here
             item.future.set_exception(exc)
         else:
@@ -362,22 +408,33 @@ class SubprocessExecutor(BaseExecutor):
                 item.future.set_result(value)
             else:
                 item.future.set_exception(unpack_exception(PackedException(*value)))
-        if self.max_tasks_per_child is not None and worker.tasks >= self.max_tasks_per_child:
-            worker.close()
-            return None
-        return worker
+        if last:
+            slot.worker = None
+            worker.release()
+            with self._lock:
+                self._retired.append(worker)
+            self._reap(block=False)
 
-    def _start(self) -> _Worker:
+    def _launch(self) -> _Worker:
         with self._lock:
             broken = self._broken
         if broken is not None:
             raise broken
-        try:
-            return _Worker(self.python, self._hello, self._start_timeout)
-        except BrokenExecutor as exc:
+        return _Worker(self.python, self._hello)
+
+    def _reap(self, block: bool) -> None:
+        """Reap released workers: those that exited, or (block=True) all of them."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        alive = []
+        for worker in retired:
+            if block:
+                worker.close()
+            elif worker.proc.poll() is None:
+                alive.append(worker)
+        if alive:
             with self._lock:
-                self._broken = self._broken or exc
-            raise
+                self._retired.extend(alive)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; cancel queued ones if asked; wait for running ones if asked.
@@ -396,6 +453,7 @@ class SubprocessExecutor(BaseExecutor):
         if wait:
             for thread in threads:
                 thread.join()
+            self._reap(block=True)
 
     def _cancel_queued(self) -> None:
         kept: list[_Item | None] = []
