@@ -88,7 +88,7 @@ def rows(quick: bool) -> list[Row]:
     other = "pool" if "pool" in names else "thread"
     versus = make(other, max_workers=2)
     out.append(Row(
-        f"subprocess: no-op calls, reused workers", _calls(reused, n_call),
+        "subprocess: no-op calls, reused workers", _calls(reused, n_call),
         _calls(versus, n_call), n_call, peer_name=f"{other} backend (2 workers)", goal=0.5,
     ))
 
