@@ -57,7 +57,10 @@ def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     """What executors.serialization.PackedException holds, as plain data."""
     import traceback
 
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    frames = exc.__traceback__
+    while frames is not None and frames.tb_frame.f_globals is globals():
+        frames = frames.tb_next  # the worker loop's own frames are noise to the caller
+    tb = "".join(traceback.format_exception(type(exc), exc, frames))
     data: bytes | None
     try:
         data = dumps(exc, PROTOCOL)
