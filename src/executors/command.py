@@ -91,6 +91,7 @@ class CommandResult(subprocess.CompletedProcess):  # type: ignore[type-arg]
     ``stdout`` and ``stderr`` are bytes (``str`` with ``text=True``). ``duration``
     is the wall time in seconds from start to exit.
 
+    >>> from executors import CommandResult
     >>> r = CommandResult(["true"], 0, b"", b"", 0.01)
     >>> r.ok, r.args, r.duration
     (True, ['true'], 0.01)
@@ -139,6 +140,7 @@ class CommandError(subprocess.CalledProcessError):
     ``output``/``stdout``, ``stderr``), so existing ``except`` clauses catch it;
     the message ends with the last lines of both outputs.
 
+    >>> from executors import CommandError
     >>> print(CommandError(2, ["ls", "nope"], b"", b"ls: cannot access 'nope'\\n"))
     command 'ls nope' exited with status 2; pass check=False to get the result instead
     --- last lines of stderr ---
@@ -216,6 +218,7 @@ class Command:
     :func:`run_command` for the fields.
 
     >>> import sys
+    >>> from executors import Command
     >>> cmd = Command([sys.executable, "-c", "import sys; sys.exit(3)"])
     >>> cmd().returncode
     3
@@ -306,6 +309,7 @@ def run_command(
         naming it and the PATH searched.
 
     >>> import sys
+    >>> from executors import run_command
     >>> run_command([sys.executable, "-c", "import os; print(os.environ['WHO'])"],
     ...             env={"WHO": "world"}, text=True).stdout
     'world\\n'
