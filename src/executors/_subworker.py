@@ -128,5 +128,13 @@ def serve(rfd: int, wfd: int, errfd: int) -> int:
         del reply
 
 
+def main(argv: list[str]) -> int:
+    """Serve until the parent closes the pipes; leaving early because it went away is quiet."""
+    try:
+        return serve(*map(int, argv[:3]))
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(serve(*map(int, sys.argv[1:4])))
+    sys.exit(main(sys.argv[1:]))

@@ -51,8 +51,7 @@ def _worker_source() -> str:
     source = loader.get_source(_subworker.__name__) if loader is not None else None
     if not source:  # pragma: no cover - zipped installs without sources
         return (
-            "import sys\nfrom executors._subworker import serve\n"
-            "sys.exit(serve(*map(int, sys.argv[1:4])))"
+            "import sys\nfrom executors._subworker import main\nsys.exit(main(sys.argv[1:]))"
         )
     return str(source)
 
@@ -392,7 +391,8 @@ class SubprocessExecutor(BaseExecutor):
         limit = self.max_tasks_per_child
         last = limit is not None and worker.tasks + 1 >= limit
         worker.send(item.payload)
-        if last and not self._shutdown:
+        if last and not self._shutdown and not self._queue.empty():
+            # boot the next worker while this one runs the task (only if one is waiting)
             with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
                 slot.spare = self._launch()
         try:
