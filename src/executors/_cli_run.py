@@ -232,6 +232,9 @@ def run(argv: Sequence[str] = ()) -> int:
         parser.error(f"-j/--jobs must be at least 1, got {args.jobs}")
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if given is None and sys.stdin.isatty():
+        print("reading inputs from stdin, one per line (end with Ctrl-D; or give them "
+              "after ':::')", file=sys.stderr)
     inputs: Iterable[str] = given if given is not None else _stdin_lines(sys.stdin)
     commands = _commands(template, inputs, args.shell, args.timeout)
     if args.dry_run:
@@ -244,7 +247,9 @@ def run(argv: Sequence[str] = ()) -> int:
     except ExecutorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    show = args.progress if args.progress is not None else sys.stdout.isatty()
+    show = args.progress
+    if show is None:
+        show = sys.stdout.isatty() and sys.stderr.isatty()
     progress = _Progress(bool(show), len(given) if given is not None else None)
     failures: list[tuple[_Job, str]] = []
     try:
@@ -254,6 +259,9 @@ def run(argv: Sequence[str] = ()) -> int:
         progress.clear()
         print("interrupted; running jobs were left to finish", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     progress.clear()
     if failures:
         print(f"{len(failures)} of {progress.done} jobs failed:", file=sys.stderr)

@@ -222,15 +222,15 @@ class _Slot:
 
 
 class _Item:
-    __slots__ = ("command", "future", "label", "payload")
+    __slots__ = ("command", "fn", "future", "payload")
 
     def __init__(
-        self, future: Future[Any], command: Callable[[], Any] | None, payload: bytes, label: str
+        self, future: Future[Any], command: Callable[[], Any] | None, payload: bytes, fn: object
     ) -> None:
         self.future = future
         self.command = command
         self.payload = payload
-        self.label = label
+        self.fn = fn
 
 
 class SubprocessExecutor(BaseExecutor):
@@ -293,13 +293,11 @@ class SubprocessExecutor(BaseExecutor):
         self._start_timeout = _validate.positive_number("start_timeout", start_timeout) or 60.0
         self._dumps = get_pickler(serializer)
         init, args = _validate.initializer(initializer, initargs)
-        same = os.path.abspath(self.python) == os.path.abspath(sys.executable)
-        first, last = (list(sys.path), []) if same else ([], [_PACKAGE_PARENT])
-        init_data = None
+        self._same_python = os.path.abspath(self.python) == os.path.abspath(sys.executable)
+        self._init: bytes | None = None
         if init is not None:
-            init_data = dumps((init, args), what="the initializer", parts={
+            self._init = dumps((init, args), what="the initializer", parts={
                 "the initializer": init, "initargs": args}, pickler=self._dumps)
-        self._hello = pickle.dumps((first, last, init_data), pickle.HIGHEST_PROTOCOL)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = threading.Semaphore(0)
@@ -331,22 +329,23 @@ class SubprocessExecutor(BaseExecutor):
             payload = b""
         else:
             command = None
-            parts = {"the function": fn}
-            parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
-            parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
-            payload = dumps(
-                (fn, args, kwargs, context.capture()),
-                what=f"the task {describe(fn)}",
-                parts=parts,
-                pickler=self._dumps,
-            )
+            task = (fn, args, kwargs, context.capture())
+            try:
+                payload = self._dumps(task)
+            except Exception:  # again, to name the culprit in a SerializationError
+                parts = {"the function": fn}
+                parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
+                parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
+                payload = dumps(
+                    task, what=f"the task {describe(fn)}", parts=parts, pickler=self._dumps
+                )
         future: Future[R] = Future()
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._broken is not None:
                 raise self._broken
-            self._queue.put(_Item(future, command, payload, f"{describe(fn)}()"))
+            self._queue.put(_Item(future, command, payload, fn))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
                 thread = threading.Thread(
                     target=self._serve,
@@ -396,7 +395,7 @@ class SubprocessExecutor(BaseExecutor):
             with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
                 slot.spare = self._launch()
         try:
-            status, value = worker.receive(item.label)
+            status, value = worker.receive(f"{describe(item.fn)}()")
         except WorkerCrashed as exc:
             slot.worker = None
             item.future.set_exception(exc)
@@ -420,7 +419,10 @@ class SubprocessExecutor(BaseExecutor):
             broken = self._broken
         if broken is not None:
             raise broken
-        return _Worker(self.python, self._hello)
+        # the caller's sys.path as it is now, so that workers import what the caller can
+        first, last = (list(sys.path), []) if self._same_python else ([], [_PACKAGE_PARENT])
+        hello = pickle.dumps((first, last, self._init), pickle.HIGHEST_PROTOCOL)
+        return _Worker(self.python, hello)
 
     def _reap(self, block: bool) -> None:
         """Reap released workers: those that exited, or (block=True) all of them."""
