@@ -35,3 +35,10 @@ def imported(name: str) -> bool:
 
 def raise_keyboard_interrupt() -> None:
     raise KeyboardInterrupt
+
+
+def sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds

@@ -18,6 +18,7 @@ from executors import (
     BrokenExecutor,
     InvalidOption,
     SerializationError,
+    TaskTimeout,
     WorkerCrashed,
     context,
     get_executor,
@@ -107,6 +108,7 @@ def test_spec_options(make: Make) -> None:
         ({"fresh": True, "max_tasks_per_child": 5}, "fresh=True means one task per worker"),
         ({"python": "/no/such/python"}, "python must be a Python interpreter .*'/no/such/python'"),
         ({"start_timeout": -1}, "start_timeout must be a positive number"),
+        ({"task_timeout": 0}, "task_timeout must be a positive number"),
         ({"serializer": "json"}, "serializer must be 'pickle' or 'cloudpickle', got 'json'"),
     ],
 )
@@ -159,6 +161,24 @@ def test_crashed_worker_fails_its_task_and_the_executor_goes_on(
     assert info.value.exitcode == (-9 if task is tasks.kill_self else 7)
     after = [ex.submit(tasks.pid).result(timeout=30) for _ in range(2)]
     assert after[0] == after[1] != first
+
+
+def test_task_timeout_kills_a_hung_worker_and_goes_on(make: Make) -> None:
+    ex = make(max_workers=1, task_timeout=0.5)
+    hung = ex.submit(tasks.sleep, 30)
+    fine = ex.submit(tasks.sleep, 0)
+    with pytest.raises(TaskTimeout, match=r"sleep\(\) ran longer than task_timeout=0.5 s, so its "
+                       r"worker \d+ was killed"):
+        hung.result(timeout=20)
+    assert fine.result(timeout=20) == 0
+
+
+def test_worker_that_died_while_idle_is_replaced_quietly(make: Make) -> None:
+    ex = make(max_workers=1)
+    first = ex.submit(tasks.pid).result(timeout=30)
+    os.kill(first, 9)
+    time.sleep(0.2)
+    assert ex.submit(tasks.pid).result(timeout=30) != first
 
 
 def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:

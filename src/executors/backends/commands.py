@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _subworker, _validate, context
 from ..command import Command, run_command
-from ..errors import BrokenExecutor, InvalidOption, WorkerCrashed
+from ..errors import BrokenExecutor, InvalidOption, TaskTimeout, WorkerCrashed
 from ..protocol import BaseExecutor
 from ..serialization import PackedException, describe, dumps, get_pickler, unpack_exception
 
@@ -173,8 +173,14 @@ class _Worker:
         with contextlib.suppress(OSError):
             _subworker._send(self.outbox, payload)
 
-    def receive(self, label: str) -> tuple[str, Any]:
+    def receive(self, label: str, timeout: float | None) -> tuple[str, Any]:
         """The answer to the task sent: ``("ok", result)`` or ``("err", packed)``."""
+        if timeout is not None and not select.select([self.inbox], [], [], timeout)[0]:
+            self.close(kill=True)
+            raise TaskTimeout(
+                f"{label} ran longer than task_timeout={timeout:g} s, so its worker "
+                f"{self.pid} was killed; the executor starts a new one for the next task"
+            )
         try:
             data = _subworker._recv(self.inbox)
         except OSError:
@@ -251,6 +257,9 @@ class SubprocessExecutor(BaseExecutor):
     :param initializer: called with *initargs* in every new worker interpreter.
     :param serializer: ``"pickle"`` or ``"cloudpickle"`` (for lambdas and closures).
     :param start_timeout: seconds a new worker may take to become ready.
+    :param task_timeout: seconds a Python task may run; past it its worker is
+        killed and the task fails with :class:`~executors.TaskTimeout` (None: no limit;
+        command tasks have their own ``timeout``).
 
     >>> import os
     >>> from executors import get_executor
@@ -272,6 +281,7 @@ class SubprocessExecutor(BaseExecutor):
         initargs: Iterable[Any] = (),
         serializer: str = "pickle",
         start_timeout: float = 60.0,
+        task_timeout: float | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         self.python = _resolve_python(python)
@@ -291,6 +301,7 @@ class SubprocessExecutor(BaseExecutor):
         self.fresh = bool(fresh)
         self.max_tasks_per_child = 1 if fresh else max_tasks_per_child
         self._start_timeout = _validate.positive_number("start_timeout", start_timeout) or 60.0
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
         self._dumps = get_pickler(serializer)
         init, args = _validate.initializer(initializer, initargs)
         self._same_python = os.path.abspath(self.python) == os.path.abspath(sys.executable)
@@ -377,6 +388,9 @@ class SubprocessExecutor(BaseExecutor):
             self._reap(block=True)
 
     def _run(self, item: _Item, slot: _Slot) -> None:
+        if slot.worker is not None and slot.worker.proc.poll() is not None:
+            slot.worker.close()  # it died between tasks: replace it, nothing was lost
+            slot.worker = None
         try:
             worker = slot.worker = slot.worker or slot.spare or self._launch()
             slot.spare = None
@@ -395,8 +409,8 @@ class SubprocessExecutor(BaseExecutor):
             with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
                 slot.spare = self._launch()
         try:
-            status, value = worker.receive(f"{describe(item.fn)}()")
-        except WorkerCrashed as exc:
+            status, value = worker.receive(f"{describe(item.fn)}()", self.task_timeout)
+        except (WorkerCrashed, TaskTimeout) as exc:
             slot.worker = None
             item.future.set_exception(exc)
             return
