@@ -89,6 +89,15 @@ def _status(code: int) -> str:
     return f"exited with status {code}"
 
 
+def _readable(stream: Any, timeout: float) -> bool:
+    """Wait until *stream* has data or end-of-file (poll: select() fails past fd 1023)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(stream, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    return bool(select.select([stream], [], [], timeout)[0])  # pragma: no cover - no poll
+
+
 class _Worker:
     """The parent's end of one worker interpreter.
 
@@ -140,8 +149,7 @@ class _Worker:
 
     def _greet(self, start_timeout: float) -> None:
         python = self.python
-        ready, _, _ = select.select([self.inbox], [], [], start_timeout)
-        if not ready:
+        if not _readable(self.inbox, start_timeout):
             raise BrokenExecutor(
                 f"worker interpreter {python!r} (pid {self.pid}) was not ready after "
                 f"{start_timeout:g} s; raise start_timeout= if it is just slow to start"
@@ -175,7 +183,7 @@ class _Worker:
 
     def receive(self, label: str, timeout: float | None) -> tuple[str, Any]:
         """The answer to the task sent: ``("ok", result)`` or ``("err", packed)``."""
-        if timeout is not None and not select.select([self.inbox], [], [], timeout)[0]:
+        if timeout is not None and not _readable(self.inbox, timeout):
             self.close(kill=True)
             raise TaskTimeout(
                 f"{label} ran longer than task_timeout={timeout:g} s, so its worker "
