@@ -45,9 +45,9 @@ def test_output_comes_in_input_order_and_whole() -> None:
 
 def test_as_finished_prints_jobs_as_they_end() -> None:
     code = "import sys, time; time.sleep(float(sys.argv[1])); print(sys.argv[1])"
-    result = run("-j", "2", "--as-finished", "--", PY, "-c", code, ":::", "2", "0")
+    result = run("-j", "2", "--as-finished", "--", PY, "-c", code, ":::", "1", "0")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "0\n2\n"
+    assert result.stdout == "0\n1\n"
 
 
 def test_inputs_from_stdin_lines_are_appended_as_the_last_argument() -> None:
