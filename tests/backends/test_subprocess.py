@@ -126,6 +126,13 @@ def test_unpicklable_argument_is_refused_by_submit(make: Make) -> None:
     assert ex.submit(tasks.shout, "still fine").result(timeout=30) == "still fine"
 
 
+def test_cloudpickle_serializer_sends_lambdas(make: Make) -> None:
+    pytest.importorskip("cloudpickle", reason="the cloudpickle extra is not installed")
+    ex = make(max_workers=1, serializer="cloudpickle")
+    factor = 3
+    assert ex.submit(lambda x: x * factor, 5).result(timeout=30) == 15
+
+
 def test_unpicklable_result_is_named(make: Make) -> None:
     ex = make(max_workers=1)
     with pytest.raises(SerializationError, match=r"cannot pickle the result of .*make_lock"):
