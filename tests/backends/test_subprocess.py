@@ -271,7 +271,7 @@ def test_shutdown_reaps_every_worker(make: Make) -> None:
 
 
 def test_worker_source_is_a_standalone_script() -> None:
-    from executors.backends.commands import _worker_source
+    from executors._interpreter import _worker_source
 
     source = _worker_source()
     top_level = [line for line in source.splitlines() if line.startswith(("import", "from"))]
