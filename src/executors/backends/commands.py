@@ -8,7 +8,7 @@ The module is not called ``subprocess.py``, which would shadow the standard libr
                        \\-> slot thread 2   '-- callable: pickle --> pipe --> [python -c worker]
                                                       result or exception <-- pipe <--'
 
-Each slot thread owns at most one worker interpreter (``executors._subworker``),
+Each slot thread owns at most one worker interpreter (``executors._interpreter``),
 started when its first Python task arrives and reused for ``max_tasks_per_child``
 tasks (every task with ``fresh=True``). A worker that dies fails only its own task
 with :class:`~executors.errors.WorkerCrashed`; the slot starts a new one.
