@@ -134,6 +134,34 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
     assert "2/2, 0 failed" in shown.stderr
 
 
+def test_progress_is_drawn_on_a_terminal() -> None:
+    pty = pytest.importorskip("pty", reason="no pseudo-terminals on this platform")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [PY, "-m", "executors", "run", "--", "true", ":::", "1", "2", "3"],
+            stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=50) == 0
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"3/3, 0 failed" in seen
+    assert b"\r" in seen
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
