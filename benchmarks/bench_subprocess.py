@@ -78,19 +78,32 @@ def rows(quick: bool) -> list[Row]:
     cmd_backends = ["thread", "subprocess"] + (["pool"] if "pool" in names else [])
     for name in cmd_backends:
         ex = make(name, max_workers=WORKERS)
-        out.append(Row(
-            f"{name}: {n_cmd:,} `true` commands", _true_commands(ex, n_cmd),
-            _peer_commands(peer, n_cmd), n_cmd, unit="commands",
-            peer_name=f"ThreadPoolExecutor({WORKERS}) + subprocess.run", goal=0.9, repeat=3,
-        ))
+        out.append(
+            Row(
+                f"{name}: {n_cmd:,} `true` commands",
+                _true_commands(ex, n_cmd),
+                _peer_commands(peer, n_cmd),
+                n_cmd,
+                unit="commands",
+                peer_name=f"ThreadPoolExecutor({WORKERS}) + subprocess.run",
+                goal=0.9,
+                repeat=3,
+            )
+        )
 
     reused = make("subprocess", max_workers=2)
     other = "pool" if "pool" in names else "thread"
     versus = make(other, max_workers=2)
-    out.append(Row(
-        "subprocess: no-op calls, reused workers", _calls(reused, n_call),
-        _calls(versus, n_call), n_call, peer_name=f"{other} backend (2 workers)", goal=0.5,
-    ))
+    out.append(
+        Row(
+            "subprocess: no-op calls, reused workers",
+            _calls(reused, n_call),
+            _calls(versus, n_call),
+            n_call,
+            peer_name=f"{other} backend (2 workers)",
+            goal=0.5,
+        )
+    )
 
     fresh = make("subprocess", max_workers=2, fresh=True)
     peer2 = ThreadPoolExecutor(2)
@@ -100,10 +113,17 @@ def rows(quick: bool) -> list[Row]:
         for ex in owned:
             ex.shutdown()
 
-    out.append(Row(
-        "subprocess: fresh=True no-op calls", _calls(fresh, n_fresh),
-        _bare_interpreters(peer2, n_fresh), n_fresh, unit="interpreters",
-        peer_name="2 threads + subprocess.run([python, -c, pass])", goal=1 / 1.2, repeat=3,
-        teardown=close,
-    ))
+    out.append(
+        Row(
+            "subprocess: fresh=True no-op calls",
+            _calls(fresh, n_fresh),
+            _bare_interpreters(peer2, n_fresh),
+            n_fresh,
+            unit="interpreters",
+            peer_name="2 threads + subprocess.run([python, -c, pass])",
+            goal=1 / 1.2,
+            repeat=3,
+            teardown=close,
+        )
+    )
     return out

@@ -35,8 +35,10 @@ def sleep_then_echo(seconds: str, text: str) -> list[str]:
 
 
 def test_output_comes_in_input_order_and_whole() -> None:
-    code = "import sys, time; n = int(sys.argv[1]); time.sleep(0.3 - 0.1 * n); " \
+    code = (
+        "import sys, time; n = int(sys.argv[1]); time.sleep(0.3 - 0.1 * n); "
         "print('out', n); print('more', n); print('err', n, file=sys.stderr)"
+    )
     result = run("-j", "3", "--", PY, "-c", code, ":::", "0", "1", "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "out 0\nmore 0\nout 1\nmore 1\nout 2\nmore 2\n"
@@ -59,8 +61,21 @@ def test_inputs_from_stdin_lines_are_appended_as_the_last_argument() -> None:
 
 def test_replacement_strings() -> None:
     code = "import sys; print(' '.join(sys.argv[1:]))"
-    result = run("--", PY, "-c", code, "{#}", "{}", "{.}", "{/}", "{//}", "{/.}", "x={.}.gz",
-                 ":::", "dir/name.tar")
+    result = run(
+        "--",
+        PY,
+        "-c",
+        code,
+        "{#}",
+        "{}",
+        "{.}",
+        "{/}",
+        "{//}",
+        "{/.}",
+        "x={.}.gz",
+        ":::",
+        "dir/name.tar",
+    )
     assert result.stdout == "1 dir/name.tar dir/name name.tar dir name x=dir/name.gz\n"
 
 
@@ -84,8 +99,17 @@ def test_failures_give_exit_status_1_and_a_summary() -> None:
 
 
 def test_missing_program_and_timeout_are_failures() -> None:
-    result = run("--timeout", "1", "--", "sh", "-c", "[ {} = slow ] && sleep 30; echo {}",
-                 ":::", "fast", "slow")
+    result = run(
+        "--timeout",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "[ {} = slow ] && sleep 30; echo {}",
+        ":::",
+        "fast",
+        "slow",
+    )
     assert result.returncode == 1
     assert result.stdout == "fast\n"
     assert "job 2 (input 'slow'): timed out after 1 s and was killed" in result.stderr
@@ -140,7 +164,9 @@ def test_progress_is_drawn_on_a_terminal() -> None:
     try:
         proc = subprocess.Popen(
             [PY, "-m", "executors", "run", "--", "true", ":::", "1", "2", "3"],
-            stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
         )
         os.close(terminal)
         terminal = -1
@@ -189,6 +215,7 @@ def test_dry_run_prints_the_commands() -> None:
 
 
 def test_listed_in_the_main_help() -> None:
-    result = subprocess.run([PY, "-m", "executors", "--help"], capture_output=True, text=True,
-                            timeout=50, check=False)
+    result = subprocess.run(
+        [PY, "-m", "executors", "--help"], capture_output=True, text=True, timeout=50, check=False
+    )
     assert "run       run a command once per input" in result.stdout

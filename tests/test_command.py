@@ -53,8 +53,9 @@ def test_exit_status_and_result_fields(ex: Executor) -> None:
 
 
 def test_command_object_is_a_task(ex: Executor) -> None:
-    results = list(ex.map(Command.__call__, [Command(py(f"print({i})"), text=True)
-                                             for i in range(4)]))
+    results = list(
+        ex.map(Command.__call__, [Command(py(f"print({i})"), text=True) for i in range(4)])
+    )
     assert [r.stdout for r in results] == ["0\n", "1\n", "2\n", "3\n"]
     assert ex.submit(Command(py("pass"))).result(timeout=30).ok
 
@@ -112,8 +113,10 @@ def test_no_shell_unless_asked(ex: Executor) -> None:
 
 
 def test_check_raises_command_error_with_output_tails(ex: Executor) -> None:
-    code = "import sys; print('\\n'.join(map(str, range(100)))); sys.stderr.write('bad\\n'); " \
+    code = (
+        "import sys; print('\\n'.join(map(str, range(100)))); sys.stderr.write('bad\\n'); "
         "sys.exit(4)"
+    )
     future = ex.submit(run_command, py(code), check=True)
     with pytest.raises(CommandError) as info:
         future.result(timeout=30)
@@ -129,9 +132,7 @@ def test_check_raises_command_error_with_output_tails(ex: Executor) -> None:
     assert "check=False" in message
 
 
-def test_timeout_kills_the_process_group_grandchildren_too(
-    ex: Executor, tmp_path: Path
-) -> None:
+def test_timeout_kills_the_process_group_grandchildren_too(ex: Executor, tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     code = (
         "import subprocess, sys, time\n"
@@ -213,11 +214,18 @@ def test_errors_and_results_survive_pickling() -> None:
     err = CommandError(1, ["false"], b"o", b"e", duration=0.5)
     back = pickle.loads(pickle.dumps(err))
     assert (back.returncode, back.cmd, back.output, back.stderr, back.duration) == (
-        1, ["false"], b"o", b"e", 0.5,
+        1,
+        ["false"],
+        b"o",
+        b"e",
+        0.5,
     )
     timeout = pickle.loads(pickle.dumps(CommandTimeout(["sleep"], 2.0, b"x", b"y")))
     assert (timeout.cmd, timeout.timeout, timeout.output, str(timeout)) == (
-        ["sleep"], 2.0, b"x", str(CommandTimeout(["sleep"], 2.0, b"x", b"y")),
+        ["sleep"],
+        2.0,
+        b"x",
+        str(CommandTimeout(["sleep"], 2.0, b"x", b"y")),
     )
     result = pickle.loads(pickle.dumps(run_command(py("print(1)"))))
     assert (result.stdout, result.returncode) == (b"1\n", 0)

@@ -59,24 +59,36 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "-j", "--jobs", type=int, default=None, metavar="N",
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
         help="jobs at a time (default: the backend's default, e.g. CPUs + 4 for threads)",
     )
     parser.add_argument(
-        "-b", "--backend", default=None, metavar="SPEC",
+        "-b",
+        "--backend",
+        default=None,
+        metavar="SPEC",
         help="backend spec, e.g. thread, subprocess, remote://host:port "
         "(default: $EXECUTORS_BACKEND, else thread)",
     )
     parser.add_argument(
-        "--as-finished", action="store_true",
+        "--as-finished",
+        action="store_true",
         help="print each job's output as soon as it ends, not in input order",
     )
     parser.add_argument(
-        "--timeout", type=float, default=None, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="kill a job (and its children) that runs longer than this",
     )
     parser.add_argument(
-        "--shell", action="store_true",
+        "--shell",
+        action="store_true",
         help="run COMMAND through /bin/sh (inputs are quoted when substituted)",
     )
     parser.add_argument("--halt", action="store_true", help="start no new job after a failure")
@@ -86,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
-        "--progress", dest="progress", action="store_true", default=None,
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
         help="draw the progress line on stderr even when stdout is not a terminal",
     )
     progress.add_argument(
@@ -233,8 +248,10 @@ def run(argv: Sequence[str] = ()) -> int:
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if given is None and sys.stdin.isatty():
-        print("reading inputs from stdin, one per line (end with Ctrl-D; or give them "
-              "after ':::')", file=sys.stderr)
+        print(
+            "reading inputs from stdin, one per line (end with Ctrl-D; or give them after ':::')",
+            file=sys.stderr,
+        )
     inputs: Iterable[str] = given if given is not None else _stdin_lines(sys.stdin)
     commands = _commands(template, inputs, args.shell, args.timeout)
     if args.dry_run:
@@ -266,8 +283,9 @@ def run(argv: Sequence[str] = ()) -> int:
     if failures:
         print(f"{len(failures)} of {progress.done} jobs failed:", file=sys.stderr)
         for job, reason in failures:
-            print(f"  job {job.number} (input {job.input!r}): {reason}: {job.shown}",
-                  file=sys.stderr)
+            print(
+                f"  job {job.number} (input {job.input!r}): {reason}: {job.shown}", file=sys.stderr
+            )
         return 1
     return 0
 

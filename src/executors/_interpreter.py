@@ -36,9 +36,7 @@ def _worker_source() -> str:
     loader: Any = _subworker.__loader__
     source = loader.get_source(_subworker.__name__) if loader is not None else None
     if not source:  # pragma: no cover - zipped installs without sources
-        return (
-            "import sys\nfrom executors._subworker import main\nsys.exit(main(sys.argv[1:]))"
-        )
+        return "import sys\nfrom executors._subworker import main\nsys.exit(main(sys.argv[1:]))"
     return str(source)
 
 

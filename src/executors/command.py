@@ -257,8 +257,11 @@ class Command:
         if self.input is not None and not isinstance(self.input, (bytes, str)):
             raise InvalidOption(f"input must be bytes, str or None, got {self.input!r}")
         if self.env is not None:
-            bad_env = [(k, v) for k, v in self.env.items() if not (isinstance(k, str)
-                                                                    and isinstance(v, str))]
+            bad_env = [
+                (k, v)
+                for k, v in self.env.items()
+                if not (isinstance(k, str) and isinstance(v, str))
+            ]
             if bad_env:
                 raise InvalidOption(
                     f"env values must be str, got {bad_env[0][0]!r}: {bad_env[0][1]!r}; "
@@ -411,4 +414,3 @@ def _decode(cmd: Command, stdout: bytes, stderr: bytes) -> tuple[bytes | str, by
     if cmd.text:
         return stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
     return stdout, stderr
-

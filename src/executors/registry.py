@@ -83,9 +83,7 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
-    BackendInfo(
-        "subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)
-    ),
+    BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -174,8 +174,11 @@ def test_task_timeout_kills_a_hung_worker_and_goes_on(make: Make) -> None:
     ex = make(max_workers=1, task_timeout=0.5)
     hung = ex.submit(tasks.sleep, 30)
     fine = ex.submit(tasks.sleep, 0)
-    with pytest.raises(TaskTimeout, match=r"sleep\(\) ran longer than task_timeout=0.5 s, so its "
-                       r"worker \d+ was killed"):
+    with pytest.raises(
+        TaskTimeout,
+        match=r"sleep\(\) ran longer than task_timeout=0.5 s, so its "
+        r"worker \d+ was killed",
+    ):
         hung.result(timeout=20)
     assert fine.result(timeout=20) == 0
 
@@ -198,8 +201,11 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:
 def test_not_a_python_fails_once_with_a_clear_error(make: Make) -> None:
     ex = make(max_workers=2, python="/bin/false")
     futures = [ex.submit(tasks.pid) for _ in range(2)]
-    with pytest.raises(BrokenExecutor, match=r"'/bin/false' exited with status 1 before it was "
-                       r"ready; check that python= names a working Python 3.9\+"):
+    with pytest.raises(
+        BrokenExecutor,
+        match=r"'/bin/false' exited with status 1 before it was "
+        r"ready; check that python= names a working Python 3.9\+",
+    ):
         futures[0].result(timeout=30)
     with pytest.raises(BrokenExecutor):
         futures[1].result(timeout=30)

@@ -131,8 +131,12 @@ class SubprocessExecutor(BaseExecutor):
         self._same_python = os.path.abspath(self.python) == os.path.abspath(sys.executable)
         self._init: bytes | None = None
         if init is not None:
-            self._init = dumps((init, args), what="the initializer", parts={
-                "the initializer": init, "initargs": args}, pickler=self._dumps)
+            self._init = dumps(
+                (init, args),
+                what="the initializer",
+                parts={"the initializer": init, "initargs": args},
+                pickler=self._dumps,
+            )
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = threading.Semaphore(0)
