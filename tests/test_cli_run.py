@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -156,6 +159,41 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
     shown = run("--progress", "--", "true", ":::", "1", "2")
     assert "[###############...............] 1/2" in shown.stderr
     assert "2/2, 0 failed" in shown.stderr
+
+
+@pytest.mark.parametrize("backend", ["subprocess", "thread"])
+def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    pidfile = tmp_path / "job.pid"
+    proc = subprocess.Popen(
+        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(pidfile)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert "interrupted: killed 1 running job(s)" in err
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if psutil.Process(job).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        assert time.monotonic() < deadline, f"job {job} survived Ctrl-C"
+        time.sleep(0.05)
 
 
 def test_progress_is_drawn_on_a_terminal() -> None:

@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from . import registry
-from .command import Command, CommandResult, CommandTimeout
+from .command import Command, CommandResult, CommandTimeout, kill_running
 from .errors import ExecutorError
 
 if TYPE_CHECKING:
@@ -270,15 +270,19 @@ def run(argv: Sequence[str] = ()) -> int:
     progress = _Progress(bool(show), len(given) if given is not None else None)
     failures: list[tuple[_Job, str]] = []
     try:
-        with ex:
-            _drive(ex, commands, args, progress, failures)
+        _drive(ex, commands, args, progress, failures)
     except KeyboardInterrupt:
         progress.clear()
-        print("interrupted; running jobs were left to finish", file=sys.stderr)
+        killed = kill_running()  # they run in their own sessions: Ctrl-C did not reach them
+        ex.shutdown(wait=True, cancel_futures=True)
+        print(f"interrupted: killed {killed} running job(s), started no more", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        kill_running()
+        ex.shutdown(wait=True, cancel_futures=True)
         return 141
+    ex.shutdown(wait=True)
     progress.clear()
     if failures:
         print(f"{len(failures)} of {progress.done} jobs failed:", file=sys.stderr)

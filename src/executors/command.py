@@ -35,13 +35,21 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from .errors import InvalidOption, TaskTimeout
 
-__all__ = ["Command", "CommandError", "CommandResult", "CommandTimeout", "run_command"]
+__all__ = [
+    "Command",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
+    "kill_running",
+    "run_command",
+]
 
 StrPath = Union[str, "os.PathLike[str]"]
 _TAIL_LINES = 10
@@ -348,6 +356,26 @@ def _not_found(cmd: Command, env: Mapping[str, str] | None, exc: OSError) -> OSE
     return FileNotFoundError(errno.ENOENT, f"program {program!r} {where}", program)
 
 
+# Commands running in this process, so that an interrupted caller can stop them all:
+# they run in their own sessions, where the terminal's Ctrl-C does not reach them.
+_running: dict[int, subprocess.Popen[bytes]] = {}
+_running_lock = threading.Lock()
+
+
+def kill_running() -> int:
+    """Kill every command this process is running (with their children); how many.
+
+    For callers interrupted while commands run on in-process backends (the
+    ``thread``, ``inline`` and ``subprocess`` backends run them in this process);
+    each killed command's task then finishes with its negative return code.
+    """
+    with _running_lock:
+        procs = list(_running.values())
+    for proc in procs:
+        _kill_group(proc)
+    return len(procs)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         if _POSIX:
@@ -379,6 +407,8 @@ def _run(cmd: Command) -> CommandResult:
         )
     except FileNotFoundError as exc:
         raise _not_found(cmd, env, exc) from None
+    with _running_lock:
+        _running[proc.pid] = proc
     try:
         stdout, stderr = proc.communicate(data, timeout=cmd.timeout)
     except subprocess.TimeoutExpired:
@@ -390,6 +420,9 @@ def _run(cmd: Command) -> CommandResult:
         _kill_group(proc)
         proc.wait()
         raise
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
     duration = time.perf_counter() - start
     out, err = _decode(cmd, stdout, stderr)
     result = CommandResult(cmd.args, proc.returncode, out, err, duration)
