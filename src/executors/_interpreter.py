@@ -24,7 +24,7 @@ from typing import Any
 
 from . import _subworker
 from .errors import BrokenExecutor, InvalidOption, TaskTimeout, WorkerCrashed
-from .serialization import PackedException, unpack_exception
+from .serialization import PackedException, describe, unpack_exception
 
 __all__ = ["PACKAGE_PARENT", "Interpreter", "resolve_python"]
 
@@ -165,12 +165,12 @@ class Interpreter:
         with contextlib.suppress(OSError):
             _subworker._send(self.outbox, payload)
 
-    def receive(self, label: str, timeout: float | None) -> tuple[str, Any]:
-        """The answer to the task sent: ``("ok", result)`` or ``("err", packed)``."""
+    def receive(self, fn: object, timeout: float | None) -> tuple[str, Any]:
+        """The answer to the task *fn* sent: ``("ok", result)`` or ``("err", packed)``."""
         if timeout is not None and not _readable(self.inbox, timeout):
             self.close(kill=True)
             raise TaskTimeout(
-                f"{label} ran longer than task_timeout={timeout:g} s, so its worker "
+                f"{describe(fn)}() ran longer than task_timeout={timeout:g} s, so its worker "
                 f"{self.pid} was killed; the executor starts a new one for the next task"
             )
         try:
@@ -180,7 +180,7 @@ class Interpreter:
         if data is None:
             code = self.close()
             raise WorkerCrashed(
-                f"worker {self.pid} {_status(code)} while running {label}; the executor "
+                f"worker {self.pid} {_status(code)} while running {describe(fn)}(); the executor "
                 "starts a new worker for the next task and is still usable",
                 exitcode=code,
                 pid=self.pid,

@@ -237,7 +237,7 @@ class SubprocessExecutor(BaseExecutor):
             with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
                 slot.spare = self._launch()
         try:
-            status, value = worker.receive(f"{describe(item.fn)}()", self.task_timeout)
+            status, value = worker.receive(item.fn, self.task_timeout)
         except (WorkerCrashed, TaskTimeout) as exc:
             slot.worker = None
             item.future.set_exception(exc)
