@@ -62,6 +62,27 @@ def test_commands_run_directly_without_a_python_worker(make: Make) -> None:
     assert {int(f.result(timeout=30).stdout) for f in results} == {os.getpid()}
 
 
+def test_map_sends_python_tasks_in_chunks_and_commands_one_by_one(
+    make: Make, tmp_path: Path
+) -> None:
+    ex = make(max_workers=3)
+    assert ex._default_chunksize((range(1200),)) == 64
+    assert ex._default_chunksize((range(24), iter([]))) == 1  # unsized: one by one
+    assert ex._default_chunksize((range(24), range(100))) == 2
+    assert list(ex.map(abs, range(-500, 0))) == list(range(500, 0, -1))
+    # each command waits until all three have started: only passes if they run at once
+    code = (
+        "import os, sys, time\n"
+        "open(os.path.join(sys.argv[1], sys.argv[2]), 'w').close()\n"
+        "deadline = time.monotonic() + 20\n"
+        "while len(os.listdir(sys.argv[1])) < 3 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "sys.exit(len(os.listdir(sys.argv[1])) < 3)\n"
+    )
+    argvs = [[sys.executable, "-c", code, str(tmp_path), name] for name in "abc"]
+    assert [r.returncode for r in ex.map(run_command, argvs)] == [0, 0, 0]
+
+
 def test_callables_run_in_another_process_and_workers_are_reused(make: Make) -> None:
     ex = make(max_workers=1)
     pids = [ex.submit(tasks.pid).result(timeout=30) for _ in range(4)]

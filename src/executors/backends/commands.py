@@ -34,7 +34,7 @@ from ..protocol import BaseExecutor
 from ..serialization import PackedException, describe, dumps, get_pickler, unpack_exception
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["SubprocessExecutor"]
 
@@ -163,7 +163,7 @@ class SubprocessExecutor(BaseExecutor):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        if fn is run_command or isinstance(fn, Command):
+        if _is_command(fn):
             command: Callable[[], Any] | None = functools.partial(fn, *args, **kwargs)
             payload = b""
         else:
@@ -280,6 +280,38 @@ class SubprocessExecutor(BaseExecutor):
             with self._lock:
                 self._retired.extend(alive)
 
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+    ) -> Iterator[R]:
+        """:meth:`BaseExecutor.map`; Python tasks go to the workers in chunks by default.
+
+        Commands go one by one, so that ``max_workers`` of them run at once.
+        """
+        if chunksize is None and _is_command(fn):
+            chunksize = 1
+        return super().map(
+            fn,
+            *iterables,
+            timeout=timeout,
+            chunksize=chunksize,
+            buffersize=buffersize,
+            ordered=ordered,
+        )
+
+    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
+        """About four chunks per worker (at most 64 items each) for sized inputs, else 1."""
+        try:
+            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 1
+        return max(1, min(64, n // (4 * self.max_workers)))
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; cancel queued ones if asked; wait for running ones if asked.
 
@@ -319,6 +351,10 @@ class SubprocessExecutor(BaseExecutor):
             f"<SubprocessExecutor backend='subprocess' max_workers={self.max_workers} "
             f"python={self.python!r} {mode}>"
         )
+
+
+def _is_command(fn: object) -> bool:
+    return fn is run_command or fn is Command.__call__ or isinstance(fn, Command)
 
 
 def _settle(future: Future[Any], command: Callable[[], Any]) -> None:
