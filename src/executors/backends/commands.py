@@ -76,7 +76,7 @@ class SubprocessExecutor(BaseExecutor):
     :param python: the worker interpreter: a path, a name on PATH or a virtual
         environment directory; default: the caller's. Another interpreter must be
         Python 3.9+; ``executors`` is put at the end of its ``sys.path``.
-    :param fresh: start a new interpreter for every task (clean state, ~30-50 ms each).
+    :param fresh: start a new interpreter for every task (clean state; costs a start each).
     :param max_tasks_per_child: replace a worker after this many tasks (None: never).
     :param initializer: called with *initargs* in every new worker interpreter.
     :param serializer: ``"pickle"`` or ``"cloudpickle"`` (for lambdas and closures).
