@@ -159,11 +159,14 @@ class Interpreter:
         assert self.proc.stderr is not None
         self.proc.stderr.close()
 
-    def send(self, payload: bytes) -> None:
-        """Send one pickled task (a dead worker is noticed by :meth:`receive`)."""
+    def send(self, payload: bytes) -> bool:
+        """Send one pickled task; False if the worker was already gone (it never saw it)."""
         self.tasks += 1
-        with contextlib.suppress(OSError):
+        try:
             _subworker._send(self.outbox, payload)
+        except OSError:
+            return False
+        return True
 
     def receive(self, fn: object, timeout: float | None) -> tuple[str, Any]:
         """The answer to the task *fn* sent: ``("ok", result)`` or ``("err", packed)``."""

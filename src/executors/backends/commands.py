@@ -185,7 +185,7 @@ class SubprocessExecutor(BaseExecutor):
             if self._broken is not None:
                 raise self._broken
             self._queue.put(_Item(future, command, payload, fn))
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
+            if len(self._threads) < self.max_workers and not self._idle.acquire(blocking=False):
                 thread = threading.Thread(
                     target=self._serve,
                     name=f"executors-subprocess_{len(self._threads)}",
@@ -208,30 +208,39 @@ class SubprocessExecutor(BaseExecutor):
                     else:
                         self._run(item, slot)
                 del item
-                self._idle.release()
+                if len(self._threads) < self.max_workers:  # only then does submit() ask
+                    self._idle.release()
         finally:
             for worker in (slot.worker, slot.spare):
                 if worker is not None:
                     worker.close()
             self._reap(block=True)
 
-    def _run(self, item: _Item, slot: _Slot) -> None:
-        if slot.worker is not None and slot.worker.proc.poll() is not None:
-            slot.worker.close()  # it died between tasks: replace it, nothing was lost
-            slot.worker = None
+    def _ready(self, slot: _Slot) -> Interpreter:
+        worker = slot.worker = slot.worker or slot.spare or self._launch()
+        slot.spare = None
         try:
-            worker = slot.worker = slot.worker or slot.spare or self._launch()
-            slot.spare = None
             worker.wait_ready(self._start_timeout)
         except BrokenExecutor as exc:
             slot.worker = None
             with self._lock:
                 self._broken = self._broken or exc
+            raise
+        return worker
+
+    def _run(self, item: _Item, slot: _Slot) -> None:
+        try:
+            worker = self._ready(slot)
+            if not worker.send(item.payload):
+                worker.close()  # it died between tasks, before reading this one: replace it
+                slot.worker = None
+                worker = self._ready(slot)
+                worker.send(item.payload)  # if this fails too, receive() reports the crash
+        except BrokenExecutor as exc:
             item.future.set_exception(exc)
             return
         limit = self.max_tasks_per_child
-        last = limit is not None and worker.tasks + 1 >= limit
-        worker.send(item.payload)
+        last = limit is not None and worker.tasks >= limit
         if last and not self._shutdown and not self._queue.empty():
             # boot the next worker while this one runs the task (only if one is waiting)
             with contextlib.suppress(BrokenExecutor):  # reported when the spare is used
