@@ -93,7 +93,10 @@ class Interpreter:
     def __init__(self, python: str, hello: bytes) -> None:
         task_r, task_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        err = os.dup(2)
+        try:
+            err = os.dup(2)  # the worker's stderr once it is ready: the caller's
+        except OSError:  # the caller has no stderr (a daemon)
+            err = os.open(os.devnull, os.O_WRONLY)
         try:
             self.proc = subprocess.Popen(
                 [python, "-c", _worker_source(), str(task_r), str(reply_w), str(err)],

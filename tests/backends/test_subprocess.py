@@ -212,6 +212,22 @@ def test_worker_that_died_while_idle_is_replaced_quietly(make: Make) -> None:
     assert ex.submit(tasks.pid).result(timeout=30) != first
 
 
+def test_os_error_while_starting_a_worker_fails_the_task(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import executors._interpreter as interpreter
+
+    def no_pipes() -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    ex = make(max_workers=1)
+    monkeypatch.setattr(interpreter.os, "pipe", no_pipes)
+    with pytest.raises(OSError, match="Too many open files"):
+        ex.submit(tasks.pid).result(timeout=30)
+    monkeypatch.undo()
+    assert ex.submit(tasks.pid).result(timeout=30) > 0
+
+
 def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:
     ex = make(max_workers=1)
     with pytest.raises(KeyboardInterrupt):

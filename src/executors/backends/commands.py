@@ -206,7 +206,11 @@ class SubprocessExecutor(BaseExecutor):
                     if item.command is not None:
                         _settle(item.future, item.command)
                     else:
-                        self._run(item, slot)
+                        try:
+                            self._run(item, slot)
+                        except BaseException as exc:  # an OS error must not hang the future
+                            if not item.future.done():
+                                item.future.set_exception(exc)
                 del item
                 if len(self._threads) < self.max_workers:  # only then does submit() ask
                     self._idle.release()
