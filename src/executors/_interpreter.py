@@ -33,11 +33,17 @@ PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parent.parent)
 
 @functools.lru_cache(maxsize=1)
 def _worker_source() -> str:
-    loader: Any = _subworker.__loader__
-    source = loader.get_source(_subworker.__name__) if loader is not None else None
-    if not source:  # pragma: no cover - zipped installs without sources
-        return "import sys\nfrom executors._subworker import main\nsys.exit(main(sys.argv[1:]))"
-    return str(source)
+    """The ``-c`` program: import the worker loop from its own file, not via the package.
+
+    ``executors._subworker`` is loaded as the top-level module ``_subworker``
+    (from its cached bytecode), so neither the ``executors`` package nor a
+    compile of the loop is paid at each start; the directory leaves sys.path at once.
+    """
+    folder = os.path.dirname(os.path.abspath(_subworker.__file__ or ""))
+    return (
+        f"import sys; sys.path.insert(0, {folder!r}); import _subworker; del sys.path[0]; "
+        "sys.exit(_subworker.main(sys.argv[1:]))"
+    )
 
 
 def resolve_python(python: str | os.PathLike[str] | None) -> str:

@@ -1,9 +1,9 @@
 """The worker loop of the ``subprocess`` backend: one fresh interpreter, pickles over pipes.
 
-The parent starts ``python -c <this file's source> READ_FD WRITE_FD ERR_FD`` (so
-the ``executors`` package is imported only if a task needs it, and start-up
-costs little more than a bare interpreter; ``python -m executors._subworker``
-works too). Every message is a frame: an 8-byte little-endian length, then a
+The parent starts ``python -c <import this file as _subworker> READ_FD WRITE_FD
+ERR_FD`` (so the ``executors`` package is imported only if a task needs it, and
+start-up costs little more than a bare interpreter; ``python -m
+executors._subworker`` works too). Every message is a frame: an 8-byte little-endian length, then a
 pickle (protocol 5).
 
 ::
