@@ -42,3 +42,15 @@ def sleep(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+VALUE: object = None
+
+
+def set_value(value: object) -> None:
+    global VALUE
+    VALUE = value
+
+
+def get_value() -> object:
+    return VALUE, os.getpid()

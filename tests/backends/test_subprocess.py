@@ -95,6 +95,13 @@ def test_fresh_gives_every_task_a_new_interpreter(make: Make) -> None:
     assert len(set(pids)) == 4
 
 
+def test_initializer_runs_in_every_fresh_interpreter(make: Make) -> None:
+    ex = make(max_workers=1, fresh=True, initializer=tasks.set_value, initargs=("ready",))
+    seen = [ex.submit(tasks.get_value).result(timeout=30) for _ in range(3)]
+    assert [value for value, _ in seen] == ["ready"] * 3
+    assert len({pid for _, pid in seen}) == 3
+
+
 def test_max_tasks_per_child_replaces_workers(make: Make) -> None:
     ex = make(max_workers=1, max_tasks_per_child=2)
     pids = [ex.submit(tasks.pid).result(timeout=30) for _ in range(6)]
