@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -283,10 +285,33 @@ def test_initializer_import_error_fails_with_the_cause(make: Make, tmp_path: Pat
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
 
-@pytest.mark.skipif(not os.path.exists(PY39), reason=f"no Python 3.9 at {PY39}")
+def _other_python() -> tuple[str, str] | None:
+    """Another CPython 3.9+ on this machine (path, version), preferring pyenv's 3.9."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    names = [PY39] + [shutil.which(f"python3.{minor}") or "" for minor in range(9, 14)]
+    for path in names:
+        if not path or not os.path.exists(path):
+            continue
+        out = subprocess.run(
+            [path, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if out and not out.startswith(here + "."):
+            return path, out
+    return None
+
+
+OTHER_PYTHON = _other_python()
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no other CPython 3.9+ on this machine")
 def test_python_option_runs_tasks_in_another_interpreter(make: Make) -> None:
-    ex = make(max_workers=1, python=PY39)
-    assert ex.submit(platform.python_version).result(timeout=30) == "3.9.18"
+    assert OTHER_PYTHON is not None
+    path, version = OTHER_PYTHON
+    ex = make(max_workers=1, python=path)
+    assert ex.submit(platform.python_version).result(timeout=30) == version
     assert ex.submit(sum, [1, 2, 3]).result(timeout=30) == 6
     with pytest.raises(ZeroDivisionError):
         ex.submit(divmod, 1, 0).result(timeout=30)
