@@ -221,8 +221,9 @@ class SubprocessExecutor(BaseExecutor):
             self._reap(block=True)
 
     def _ready(self, slot: _Slot) -> Interpreter:
-        worker = slot.worker = slot.worker or slot.spare or self._launch()
-        slot.spare = None
+        if slot.worker is None:  # take the spare that booted meanwhile, if any
+            slot.worker, slot.spare = slot.spare or self._launch(), None
+        worker = slot.worker
         try:
             worker.wait_ready(self._start_timeout)
         except BrokenExecutor as exc:
