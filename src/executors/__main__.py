@@ -22,6 +22,7 @@ __all__ = ["demo", "info", "main"]
 _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("executors.__main__:demo", "run a small demo on the selected backend"),
     "info": ("executors.__main__:info", "list backends, whether they work here, and defaults"),
+    "worker": ("executors._remote_worker:main", "run tasks for a remote master: worker HOST:PORT"),
 }
 
 

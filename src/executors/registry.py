@@ -10,6 +10,7 @@ plugins.
 name           where                                       aliases
 =============  ==========================================  ==========================
 ``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
+``remote``     ``executors.backends.remote:RemoteExecutor``
 ``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
 =============  ==========================================  ==========================
 """
@@ -82,6 +83,7 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -1,0 +1,409 @@
+"""The remote worker: ``python -m executors worker HOST:PORT`` runs a master's tasks here.
+
+A worker connects to the master's :mod:`multiprocessing.managers` server (the
+authkey is checked before anything else is said), registers, and then runs two
+loops over the master's ``hub`` proxy:
+
+* the main thread *takes* up to as many tasks as it has free slots (one call
+  returns a whole batch; it waits up to a second when there is nothing to do)
+  and hands each to the local engine (any backend spec: threads by default);
+* a sender thread *puts* finished results back, all that are ready in one call,
+  and sends an empty put as a heartbeat when it has nothing to say.
+
+When the connection drops, the worker reconnects with backoff for up to
+``--retry-for`` seconds and registers again under its old id, so a brief outage
+loses nothing; when the master says ``stop`` it finishes what it runs, sends the
+results and exits with status 0.
+
+Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
+master refused the authkey, 4 the master could not be reached.
+
+This module also holds what the master (``executors.backends.remote``) shares
+with the worker: address parsing, authkey checks and :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from multiprocessing import AuthenticationError
+from multiprocessing.managers import BaseManager
+from typing import Any
+
+from . import context, registry, serialization
+from .errors import InvalidOption, SerializationError
+from .spec import parse_spec
+
+__all__ = [
+    "AUTHKEY_ENV",
+    "EXIT_AUTH",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "MIN_AUTHKEY",
+    "Worker",
+    "WorkerExit",
+    "check_authkey",
+    "execute",
+    "main",
+    "parse_address",
+]
+
+AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
+#: Environment variable a master sets for the local workers it starts (their name).
+NAME_ENV = "EXECUTORS_WORKER_NAME"
+MIN_AUTHKEY = 16
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
+
+#: Errors that mean the connection to the master is gone (not a bug of ours).
+_LINK_ERRORS = (EOFError, OSError)
+
+
+class WorkerExit(Exception):
+    """Stops the worker with an exit status and a message for stderr."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_address(text: str, *, source: str = "argument") -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) as ``(host, port)``.
+
+    >>> parse_address("127.0.0.1:5000")
+    ('127.0.0.1', 5000)
+
+    :raises InvalidOption: for anything else, naming where it came from.
+    """
+    host, sep, port_text = str(text).strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not sep or not host or not 0 <= port <= 65535:
+        raise InvalidOption(
+            f"address must be HOST:PORT such as '127.0.0.1:5000' (port 0 picks a free "
+            f"one), got {text!r} (from {source})"
+        )
+    return host, port
+
+
+def check_authkey(value: bytes | str | None, *, source: str) -> bytes:
+    """*value* (or ``$EXECUTORS_AUTHKEY`` when None) as bytes, refusing missing or short keys.
+
+    :raises InvalidOption: when there is no key or it is shorter than 16 bytes.
+    """
+    if value is None:
+        value = os.fsencode(os.environ.get(AUTHKEY_ENV, ""))
+        source = f"${AUTHKEY_ENV}"
+    key = value.encode() if isinstance(value, str) else value
+    if not isinstance(key, bytes):
+        raise InvalidOption(f"authkey must be bytes or str, got {value!r} (from {source})")
+    fix = (
+        f"set ${AUTHKEY_ENV} (or pass authkey=...) to a secret of at least {MIN_AUTHKEY} "
+        "characters shared with the workers, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_hex(16))'"
+    )
+    if not key:
+        raise InvalidOption(f"an authkey is required for remote workers and none was given; {fix}")
+    if len(key) < MIN_AUTHKEY:
+        raise InvalidOption(
+            f"the authkey from {source} is {len(key)} bytes long, too short to be safe; {fix}"
+        )
+    return key
+
+
+def execute(payload: bytes) -> tuple[bool, bytes]:
+    """Run one pickled task ``(fn, args, kwargs, context values)``.
+
+    Returns ``(True, pickled result)`` or ``(False, pickled PackedException)``;
+    never raises, so one bad task cannot stop a worker.
+    """
+    try:
+        fn, args, kwargs, values = pickle.loads(payload)
+    except BaseException as exc:
+        error = SerializationError(
+            f"the worker could not load the task: {type(exc).__name__}: {exc}; the function "
+            "and its arguments must be importable on the worker (defined in a module that "
+            "is installed there, not in __main__ or a notebook)"
+        )
+        error.__cause__ = exc
+        return False, _pack(error)
+    try:
+        result = context.run(values, fn, *args, **kwargs)
+    except BaseException as exc:
+        return False, _pack(exc)
+    try:
+        return True, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        try:
+            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
+        except SerializationError as exc:
+            return False, _pack(exc)
+        raise  # pragma: no cover - the second attempt pickled what the first could not
+
+
+def _pack(exc: BaseException) -> bytes:
+    return pickle.dumps(serialization.pack_exception(exc), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _Manager(BaseManager):
+    """The worker's side of the master's manager: one shared ``hub`` object."""
+
+
+_Manager.register("get_hub")
+
+
+class _Session:
+    """One connection to the master: the hub proxy and the id it gave this worker."""
+
+    def __init__(self, hub: Any, wid: str, heartbeat: float, init: bytes | None) -> None:
+        self.hub = hub
+        self.wid = wid
+        self.heartbeat = heartbeat
+        self.init = init
+
+
+class Worker:
+    """Connect to the master at *address* and run its tasks until it says stop.
+
+    :param slots: tasks run at once (the engine's ``max_workers``); None lets the
+        engine choose its default.
+    :param backend: the local engine, any backend spec (``thread``, ``inline``...).
+    :param retry_for: seconds to keep trying to reach the master, at start and
+        after losing it.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        authkey: bytes,
+        *,
+        slots: int | None = None,
+        backend: str = "thread",
+        name: str = "",
+        retry_for: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.authkey = authkey
+        self.backend = backend
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.retry_for = retry_for
+        self._slots_wanted = slots
+        self._slots = 1
+        self._engine: Any = None
+        self._engine_init: bytes | None = b"unset"
+        self._session: _Session | None = None
+        self._cond = threading.Condition()
+        self._outbox: list[tuple[str, int, bool, bytes]] = []
+        self._in_flight = 0
+        self._generation = 0
+        self._stopping = False
+
+    # -- connecting -------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def _connect(self, previous: str | None) -> _Session:
+        """Connect and register, retrying with backoff for ``retry_for`` seconds."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                manager = _Manager(address=self.address, authkey=self.authkey)
+                manager.connect()
+                hub = manager.get_hub()  # type: ignore[attr-defined]
+                info = {
+                    "name": self.name,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "slots": self._slots_wanted or 0,
+                    "backend": self.backend,
+                    "previous": previous,
+                }
+                reply = hub.register(info)
+                return _Session(hub, reply["wid"], reply["heartbeat"], reply["init"])
+            except AuthenticationError as exc:
+                raise WorkerExit(
+                    EXIT_AUTH,
+                    f"the master at {self._where()} refused our authkey (from ${AUTHKEY_ENV}): "
+                    f"{exc}; set ${AUTHKEY_ENV} to the key the master uses",
+                ) from None
+            except _LINK_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    what = "lost the master" if previous else "cannot reach a master"
+                    raise WorkerExit(
+                        EXIT_UNREACHABLE,
+                        f"{what} at {self._where()} and could not connect within "
+                        f"{self.retry_for:g} s ({type(exc).__name__}: {exc}); check that the "
+                        "master runs, the address and any firewall; --retry-for sets how "
+                        "long to keep trying",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _install(self, session: _Session) -> None:
+        """Make *session* current and (re)build the engine if the initializer changed."""
+        if session.init != self._engine_init:
+            if self._engine is not None:
+                self._engine.shutdown(wait=True)
+            init, initargs = pickle.loads(session.init) if session.init else (None, ())
+            options: dict[str, Any] = {"initializer": init, "initargs": initargs}
+            if self._slots_wanted:
+                options["max_workers"] = self._slots_wanted
+            self._engine = registry.get_executor(self.backend, **options)
+            self._engine_init = session.init
+            self._slots = getattr(self._engine, "max_workers", None) or 1
+        with self._cond:
+            self._session = session
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- running ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve the master until it stops; the exit status (see the module docstring)."""
+        self._install(self._connect(None))
+        sender = threading.Thread(target=self._send_loop, name="executors-worker-sender")
+        sender.start()
+        try:
+            self._take_loop()
+        finally:
+            self._finish(sender)
+        return EXIT_OK
+
+    def _take_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._in_flight >= self._slots:
+                    self._cond.wait()
+                free = self._slots - self._in_flight
+                session = self._session
+            assert session is not None
+            try:
+                status, batch = session.hub.take(session.wid, free, 1.0)
+            except _LINK_ERRORS:
+                self._install(self._connect(session.wid))
+                continue
+            if status == "stop":
+                return
+            if status == "stale":  # the master gave up on us: start afresh
+                self._install(self._connect(None))
+                continue
+            for tid, payload in batch:
+                self._start(session.wid, tid, payload)
+
+    def _start(self, wid: str, tid: int, payload: bytes) -> None:
+        with self._cond:
+            self._in_flight += 1
+        try:
+            future = self._engine.submit(execute, payload)
+        except BaseException as exc:
+            self._done(wid, tid, None, exc)
+        else:
+            future.add_done_callback(lambda f: self._done(wid, tid, f, None))
+
+    def _done(self, wid: str, tid: int, future: Future[Any] | None, error: BaseException | None) -> None:
+        if future is not None:
+            try:
+                ok, data = future.result()
+            except BaseException as exc:  # the engine broke (e.g. a failing initializer)
+                error = exc
+        if error is not None:
+            ok, data = False, _pack(error)
+        with self._cond:
+            self._outbox.append((wid, tid, ok, data))
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                session = self._session
+                assert session is not None
+                if not self._outbox and not self._stopping:
+                    self._cond.wait(session.heartbeat)
+                done = self._stopping and not self._in_flight
+                outbox, self._outbox = self._outbox, []
+                session, generation = self._session, self._generation
+            assert session is not None
+            batch = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
+            try:
+                session.hub.put(session.wid, batch)
+            except _LINK_ERRORS:
+                with self._cond:  # keep the results; wait for the main thread to reconnect
+                    self._outbox[:0] = outbox
+                    while self._generation == generation and not self._stopping:
+                        self._cond.wait(1.0)
+                    if self._generation == generation:
+                        return
+                continue
+            if done:
+                return
+
+    def _finish(self, sender: threading.Thread) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        sender.join()
+        if self._engine is not None:
+            self._engine.shutdown(wait=True)
+        session = self._session
+        if session is not None:
+            try:
+                session.hub.bye(session.wid)
+            except _LINK_ERRORS:
+                pass
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m executors worker",
+        description="Connect to a remote master and run its tasks. The authkey is read from "
+        f"${AUTHKEY_ENV}, never from the command line.",
+    )
+    parser.add_argument("address", help="the master's HOST:PORT")
+    parser.add_argument("--workers", type=int, help="tasks run at once (default: the engine's)")
+    parser.add_argument("--backend", default="thread", help="local engine spec (default: thread)")
+    parser.add_argument(
+        "--retry-for", type=float, default=30.0, metavar="SECONDS",
+        help="how long to keep trying to reach the master (default: 30)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        address = parse_address(args.address, source="the command line")
+        authkey = check_authkey(None, source=f"${AUTHKEY_ENV}")
+        if args.workers is not None and args.workers < 1:
+            raise InvalidOption(f"--workers must be greater than 0, got {args.workers!r}")
+        registry.get_backend(parse_spec(args.backend).name, source="--backend")
+    except InvalidOption as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    worker = Worker(
+        address, authkey, slots=args.workers, backend=args.backend,
+        name=os.environ.get(NAME_ENV, ""), retry_for=args.retry_for,
+    )
+    try:
+        return worker.run()
+    except WorkerExit as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130

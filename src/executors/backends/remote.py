@@ -1,0 +1,587 @@
+"""Run tasks on worker processes, here or on other machines, that connect to a manager server.
+
+The seeds' distributed-processes story, made safe to lose a worker in::
+
+    caller threads          master process (RemoteExecutor)                worker processes
+    ==============          ===============================                ================
+
+                            +-------------- _Hub ---------------+
+    submit(fn, *args) ----> | pending: deque of task ids        |
+      pickles the call,     | tasks: id -> future, payload,     |   take(wid, n)      +-- main thread --+
+      returns a Future      |        attempts, owner            | <================== | asks for as many |
+                            | workers: id -> slots, in flight,  | == [(id, payload)] >| tasks as it has  |
+                            |          last heard of            |     (one batch)     | free slots; runs |
+    future.result() <------ | put() sets each future once       |                     | each on its      |
+                            +-----------------------------------+   put(wid, results) | engine (threads) |
+                                   ^  served by a                 <================== | sender thread:   |
+                                   |  multiprocessing.managers      [(id, ok, data)]  | all ready results|
+                                   |  Server, one thread per        (heartbeat: [])   | in one call      |
+                                   |  connection; authkey first                       +------------------+
+                                   |
+                            monitor thread: restarts local workers that die, drops workers
+                            that miss heartbeats or drop their connection and requeues
+                            their tasks (max_retries, then WorkerLost), and on shutdown
+                            tells workers to stop, reaps them and closes the server.
+
+A task is handed to one worker at a time; a result counts only when it comes
+from the worker that holds the task, so each future is set exactly once even
+when a worker that was given up on comes back.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import os
+import pickle
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from multiprocessing import managers
+from typing import Any, Callable, ClassVar, TypeVar
+
+from .. import _remote_worker as rw
+from .. import _validate, context, serialization
+from ..errors import BrokenExecutor, InvalidOption, WorkerLost
+from ..protocol import BaseExecutor
+from ..spec import parse_spec
+
+__all__ = ["RemoteExecutor"]
+
+R = TypeVar("R")
+_TICK = 0.05
+
+
+class _Task:
+    __slots__ = ("attempts", "fn", "future", "owner", "payload", "started")
+
+    def __init__(self, future: Future[Any], payload: bytes, fn: Callable[..., Any]) -> None:
+        self.future = future
+        self.payload = payload
+        self.fn = fn
+        self.attempts = 0
+        self.owner: str | None = None
+        self.started = False
+
+
+class _Worker:
+    __slots__ = ("in_flight", "info", "last_seen", "wid")
+
+    def __init__(self, wid: str, info: dict[str, Any]) -> None:
+        self.wid = wid
+        self.info = info
+        self.in_flight: set[int] = set()
+        self.last_seen = time.monotonic()
+
+
+class _Hub:
+    """The master's bookkeeping; its public methods are what workers call through the proxy."""
+
+    def __init__(self, cap: int | None, max_retries: int, heartbeat: float, init: bytes | None):
+        self.cond = threading.Condition()
+        self.pending: collections.deque[int] = collections.deque()
+        self.tasks: dict[int, _Task] = {}
+        self.workers: dict[str, _Worker] = {}
+        self.cap = cap
+        self.running = 0
+        self.max_retries = max_retries
+        self.heartbeat = heartbeat
+        self.init = init
+        self.stopping = False
+        self.ids = itertools.count()
+        self.local = threading.local()  # the worker a server thread takes tasks for
+
+    # -- called by workers (in a server thread) ---------------------------------
+
+    def register(self, info: dict[str, Any]) -> dict[str, Any]:
+        with self.cond:
+            wid = info.get("previous")
+            if wid not in self.workers:
+                wid = secrets.token_hex(8)
+                self.workers[wid] = _Worker(wid, info)
+            self.workers[wid].last_seen = time.monotonic()
+            self.cond.notify_all()
+        return {"wid": wid, "heartbeat": self.heartbeat / 4, "init": self.init}
+
+    def take(self, wid: str, n: int, timeout: float) -> tuple[str, list[tuple[int, bytes]]]:
+        self.local.wid = wid
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                worker = self.workers.get(wid)
+                if self.stopping:
+                    return "stop", []
+                if worker is None:
+                    return "stale", []
+                worker.last_seen = time.monotonic()
+                free = n if self.cap is None else min(n, self.cap - self.running)
+                if self.pending and free > 0:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "ok", []
+                self.cond.wait(remaining)
+            batch: list[tuple[int, bytes]] = []
+            while self.pending and len(batch) < free:
+                tid = self.pending.popleft()
+                task = self.tasks.get(tid)
+                if task is None:
+                    continue
+                if not task.started:
+                    if not task.future.set_running_or_notify_cancel():
+                        del self.tasks[tid]
+                        continue
+                    task.started = True
+                task.owner = wid
+                worker.in_flight.add(tid)
+                batch.append((tid, task.payload))
+            self.running += len(batch)
+            return "ok", batch
+
+    def put(self, wid: str, results: list[tuple[int, bool, bytes]]) -> str:
+        done: list[tuple[Future[Any], bool, bytes]] = []
+        with self.cond:
+            worker = self.workers.get(wid)
+            if worker is None:
+                return "stop" if self.stopping else "stale"
+            worker.last_seen = time.monotonic()
+            for tid, ok, data in results:
+                task = self.tasks.get(tid)
+                if task is None or task.owner != wid:
+                    continue  # given to another worker meanwhile: that one's result counts
+                del self.tasks[tid]
+                worker.in_flight.discard(tid)
+                done.append((task.future, ok, data))
+            if done:
+                self.running -= len(done)
+                self.cond.notify_all()
+        for future, ok, data in done:
+            _settle(future, ok, data)
+        return "stop" if self.stopping else "ok"
+
+    def bye(self, wid: str) -> None:
+        self.lose(wid, None)
+
+    # -- called by the executor ---------------------------------------------------
+
+    def lose(self, wid: str, reason: str | None) -> None:
+        """Forget worker *wid*; requeue its tasks (count an attempt when *reason* is given)."""
+        failed: list[tuple[Future[Any], BaseException]] = []
+        with self.cond:
+            worker = self.workers.pop(wid, None)
+            if worker is None:
+                return
+            self.running -= len(worker.in_flight)
+            for tid in sorted(worker.in_flight, reverse=True):
+                task = self.tasks[tid]
+                task.owner = None
+                task.attempts += reason is not None
+                if task.attempts > self.max_retries:
+                    del self.tasks[tid]
+                    failed.append((task.future, WorkerLost(
+                        f"task {serialization.describe(task.fn)} was lost with "
+                        f"{task.attempts} worker(s), the last one {worker.info.get('name')!r}: "
+                        f"{reason}; gave up after max_retries={self.max_retries} (raise it, "
+                        "or check what kills the workers)"
+                    )))
+                else:
+                    self.pending.appendleft(tid)
+            self.cond.notify_all()
+        for future, exc in failed:
+            future.set_exception(exc)
+
+    def fail_all(self, error: BaseException) -> None:
+        with self.cond:
+            tasks = list(self.tasks.values())
+            self.tasks.clear()
+            self.pending.clear()
+            self.cond.notify_all()
+        for task in tasks:
+            if task.started or task.future.set_running_or_notify_cancel():
+                task.future.set_exception(error)
+
+
+def _settle(future: Future[Any], ok: bool, data: bytes) -> None:
+    try:
+        value = pickle.loads(data)
+    except Exception as exc:
+        future.set_exception(exc)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(serialization.unpack_exception(value))
+
+
+class _Server(managers.Server):
+    """A manager server run on threads of this process, that can be stopped and joined."""
+
+    def __init__(self, *args: Any, hub: _Hub) -> None:
+        super().__init__(*args)
+        self.hub = hub
+        self.lock = threading.Lock()
+        self.clients: dict[threading.Thread, Any] = {}
+        self.closing = False
+        self.stop_event = threading.Event()  # made by serve_forever(), which we do not use
+
+    def accepter(self) -> None:
+        while True:
+            try:
+                conn = self.listener.accept()
+            except OSError:
+                if self.closing:
+                    return
+                continue
+            with self.lock:
+                if self.closing:
+                    conn.close()
+                    return
+                thread = threading.Thread(
+                    target=self._serve, args=(conn,), name="executors-remote-conn", daemon=True
+                )
+                self.clients[thread] = conn
+            thread.start()
+
+    def _serve(self, conn: Any) -> None:
+        try:
+            self.handle_request(conn)
+        except SystemExit:  # serve_client() ends with sys.exit() when the client leaves
+            pass
+        finally:
+            conn.close()
+            wid = getattr(self.hub.local, "wid", None)
+            if wid is not None:
+                self.hub.lose(wid, "its connection to the master was lost")
+            with self.lock:
+                self.clients.pop(threading.current_thread(), None)
+
+    def close(self, wake: tuple[str, int]) -> None:
+        """Stop accepting, cut every connection, and join the threads serving them."""
+        with self.lock:
+            self.closing = True
+            self.stop_event.set()
+        try:  # wake the accepter, blocked in accept()
+            socket.create_connection(wake, timeout=1.0).close()
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            clients = list(self.clients.items())
+        for _, conn in clients:
+            try:
+                sock = socket.socket(fileno=os.dup(conn.fileno()))
+            except OSError:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+        for thread, _ in clients:
+            thread.join(5.0)
+
+
+class _HubManager(managers.BaseManager):
+    """Gives each executor's server its own registry (``register`` is per class)."""
+
+
+class RemoteExecutor(BaseExecutor):
+    """Run tasks on worker processes that connect to this master over TCP.
+
+    With no *address* it binds ``127.0.0.1`` on a free port, makes a random
+    authkey and starts *local_workers* worker processes here, so it works with
+    no set-up (and is a process pool for CPU-bound work). With an *address*
+    (``remote://HOST:PORT``) it waits for workers started elsewhere with
+    ``python -m executors worker HOST:PORT``.
+
+    :param max_workers: how many tasks run at once, in all. Default: the CPU
+        count without an address; unlimited with one (each worker runs as many
+        as its ``--workers``).
+    :param address: ``"HOST:PORT"`` to listen on (port 0 picks a free one; see
+        :attr:`address`); ``0.0.0.0`` listens on every interface.
+    :param authkey: the shared secret (at least 16 bytes); default
+        ``$EXECUTORS_AUTHKEY`` with an address, a random key without.
+    :param local_workers: worker processes started here; default
+        ``min(max_workers, CPUs)`` without an address, 0 with one. They share
+        ``max_workers`` threads between them.
+    :param worker_backend: the engine each local worker runs tasks on (a spec).
+    :param max_retries: how often a task is given to another worker after its
+        worker was lost before its future raises :class:`~executors.WorkerLost`.
+    :param heartbeat_timeout: seconds of silence after which a worker is lost.
+
+    >>> from executors import get_executor
+    >>> from executors.demo import square
+    >>> with get_executor("remote", max_workers=2) as ex:
+    ...     list(ex.map(square, range(5)))
+    [0, 1, 4, 9, 16]
+    """
+
+    name: ClassVar[str] = "remote"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        address: str | None = None,
+        authkey: bytes | str | None = None,
+        local_workers: int | None = None,
+        worker_backend: str = "thread",
+        max_retries: int = 2,
+        heartbeat_timeout: float = 10.0,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        external = address is not None
+        if external or max_workers is not None:
+            self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
+        else:
+            self.max_workers = self.default_max_workers()
+        host, port = rw.parse_address(address, source="address") if external else ("127.0.0.1", 0)
+        key = (
+            rw.check_authkey(authkey, source="authkey")
+            if external or authkey is not None
+            else secrets.token_hex(16).encode()
+        )
+        n_local = _count("local_workers", local_workers)
+        if n_local is None:
+            n_local = 0 if external else min(self.max_workers or 1, _validate.cpu_count())
+        if not external and n_local == 0:
+            raise InvalidOption(
+                "local_workers=0 without an address leaves nobody to run tasks: no worker can "
+                "find a random port; give remote://HOST:PORT for external workers or "
+                "local_workers >= 1"
+            )
+        retries = _count("max_retries", max_retries)
+        timeout = _validate.positive_number("heartbeat_timeout", heartbeat_timeout)
+        _check_engine(worker_backend)
+        init, args = _validate.initializer(initializer, initargs)
+        init_data = None
+        if init is not None:
+            init_data = serialization.dumps((init, args), what="the initializer and initargs")
+
+        self._hub = _Hub(self.max_workers, retries or 0, timeout or 10.0, init_data)
+        self._authkey = key
+        self._engine = worker_backend
+        self._closing = False
+        self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
+        self._broken: BrokenExecutor | None = None
+        self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        self._failed_starts = 0
+        hub = self._hub
+        manager_cls = type("_HubManager", (_HubManager,), {})
+        manager_cls.register("get_hub", callable=lambda: hub, exposed=("register", "take", "put", "bye"))
+        try:
+            registry_table = manager_cls._registry  # type: ignore[attr-defined]
+            self._server = _Server(registry_table, (host, port), key, "pickle", hub=hub)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+                "choose another address or port (0 picks a free one)"
+            ) from exc
+        bound = self._server.address
+        #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
+        self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
+        self._accepter = threading.Thread(
+            target=self._server.accepter, name="executors-remote-accept", daemon=True
+        )
+        self._accepter.start()
+        per_worker = math.ceil((self.max_workers or n_local) / max(n_local, 1))
+        for _ in range(n_local):
+            self._spawn(per_worker)
+        self._monitor = threading.Thread(
+            target=self._watch, name="executors-remote-monitor", daemon=True
+        )
+        self._monitor.start()
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The CPU count (used without an address; with one, the default is no cap)."""
+        return _validate.cpu_count()
+
+    # -- local workers ------------------------------------------------------------
+
+    def _spawn(self, slots: int) -> None:
+        name = f"local-{secrets.token_hex(4)}"
+        env = dict(os.environ)
+        env[rw.AUTHKEY_ENV] = os.fsdecode(self._authkey)
+        env[rw.NAME_ENV] = name
+        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
+        host, port = self.address
+        command = [
+            sys.executable, "-m", "executors", "worker", f"{host}:{port}",
+            "--workers", str(slots), "--backend", self._engine, "--retry-for", "3",
+        ]
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        self._procs[name] = (proc, slots)
+
+    def _check_local(self) -> None:
+        for name, (proc, slots) in list(self._procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._procs[name]
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            wids = [w for w, info in self._worker_infos() if info.get("name") == name]
+            if not wids:
+                self._failed_starts += 1
+            for wid in wids:
+                self._failed_starts = 0
+                self._hub.lose(wid, f"local worker process {proc.pid} {how}")
+            if self._failed_starts >= 3:
+                self._break(f"local worker processes keep exiting before connecting (the last, "
+                            f"{proc.pid}, {how}); see their error output above")
+                return
+            self._spawn(slots)
+
+    def _worker_infos(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._hub.cond:
+            return [(w.wid, w.info) for w in self._hub.workers.values()]
+
+    def _break(self, message: str) -> None:
+        self._broken = BrokenExecutor(message)
+        self._hub.fail_all(BrokenExecutor(message))
+
+    # -- the monitor --------------------------------------------------------------
+
+    def _watch(self) -> None:
+        hub = self._hub
+        idle_since = time.monotonic()
+        try:
+            while True:
+                self._wake.wait(_TICK)
+                with hub.cond:
+                    closing, left = self._closing, len(hub.tasks)
+                    now = time.monotonic()
+                    late = [w.wid for w in hub.workers.values()
+                            if now - w.last_seen > hub.heartbeat]
+                    if hub.workers or self._procs:
+                        idle_since = now
+                for wid in late:
+                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
+                if not self._broken:
+                    self._check_local()
+                if closing and not left:
+                    return
+                if closing and now - idle_since > hub.heartbeat:
+                    hub.fail_all(BrokenExecutor(
+                        f"the executor was shut down with {left} task(s) not run: no worker "
+                        f"has been connected for {hub.heartbeat:g} s (master at "
+                        f"{self.address[0]}:{self.address[1]})"
+                    ))
+                    return
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        hub = self._hub
+        with hub.cond:
+            hub.stopping = True
+            hub.cond.notify_all()
+        deadline = time.monotonic() + 5.0
+        for proc, _ in self._procs.values():
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+        deadline = time.monotonic() + 1.0
+        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
+            time.sleep(_TICK)
+        host, port = self.address
+        wake = ("127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host, port)
+        self._server.close(wake)
+        self._accepter.join(5.0)
+        hub.fail_all(BrokenExecutor("the remote executor shut down before this task ran"))
+
+    # -- the protocol -------------------------------------------------------------
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        call = (fn, args, kwargs, context.capture())
+        try:
+            payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            parts = {"the function": fn, **{f"argument {i + 1}": a for i, a in enumerate(args)},
+                     **{f"keyword argument {k!r}": v for k, v in kwargs.items()}}
+            payload = serialization.dumps(call, what="the task", parts=parts)
+        future: Future[R] = Future()
+        hub = self._hub
+        with hub.cond:
+            if self._closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._broken is not None:
+                raise self._broken
+            tid = next(hub.ids)
+            hub.tasks[tid] = _Task(future, payload, fn)
+            hub.pending.append(tid)
+            hub.cond.notify()
+        return future
+
+    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
+        """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
+        try:
+            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
+        except TypeError:
+            return 1
+        return max(1, min(1000, n // (4 * (self.max_workers or 8))))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
+
+        Workers are told to stop once every task is done; local workers are reaped.
+        Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
+        with :class:`~executors.BrokenExecutor`.
+        """
+        hub = self._hub
+        cancelled: list[Future[Any]] = []
+        with hub.cond:
+            self._closing = True
+            if cancel_futures:
+                for tid in hub.pending:
+                    task = hub.tasks.get(tid)
+                    if task is not None and not task.started:
+                        del hub.tasks[tid]
+                        cancelled.append(task.future)
+                hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
+            hub.cond.notify_all()
+        self._wake.set()
+        for future in cancelled:
+            future.cancel()
+        if wait:
+            self._monitor.join()
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return f"<RemoteExecutor backend='remote' address='{host}:{port}' max_workers={self.max_workers}>"
+
+
+def _count(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
+    return value
+
+
+def _check_engine(spec: str) -> None:
+    if not isinstance(spec, str):
+        raise InvalidOption(f"worker_backend must be a backend spec such as 'thread', got {spec!r}")
+    name = parse_spec(spec, source="worker_backend").name
+    if name == "remote":
+        raise InvalidOption(
+            "worker_backend='remote' would start a master inside every worker; "
+            "use 'thread' (I/O) or 'pool' (CPU) as the workers' engine"
+        )
+    from .. import registry
+
+    registry.get_backend(name, source="worker_backend")
