@@ -2,26 +2,25 @@
 
 The seeds' distributed-processes story, made safe to lose a worker in::
 
-    caller threads          master process (RemoteExecutor)                worker processes
-    ==============          ===============================                ================
+  caller threads        master process (RemoteExecutor)               worker processes
+  ==============        ===============================               ================
 
-                            +-------------- _Hub ---------------+
-    submit(fn, *args) ----> | pending: deque of task ids        |
-      pickles the call,     | tasks: id -> future, payload,     |   take(wid, n)      +-- main thread --+
-      returns a Future      |        attempts, owner            | <================== | asks for as many |
-                            | workers: id -> slots, in flight,  | == [(id, payload)] >| tasks as it has  |
-                            |          last heard of            |     (one batch)     | free slots; runs |
-    future.result() <------ | put() sets each future once       |                     | each on its      |
-                            +-----------------------------------+   put(wid, results) | engine (threads) |
-                                   ^  served by a                 <================== | sender thread:   |
-                                   |  multiprocessing.managers      [(id, ok, data)]  | all ready results|
-                                   |  Server, one thread per        (heartbeat: [])   | in one call      |
-                                   |  connection; authkey first                       +------------------+
-                                   |
-                            monitor thread: restarts local workers that die, drops workers
-                            that miss heartbeats or drop their connection and requeues
-                            their tasks (max_retries, then WorkerLost), and on shutdown
-                            tells workers to stop, reaps them and closes the server.
+                        +------------- _Hub --------------+
+  submit(fn, *args) --> | pending: deque of task ids      |
+    pickles the call,   | tasks: id -> future, payload,   |  take(wid, n)    +- main thread -+
+    returns a Future    |   attempts, owner               | <=============== | takes as many |
+                        | workers: id -> slots, in flight,| [(id, payload)]> | as it has free|
+                        |   last heard of                 |   (one batch)    | slots; runs   |
+  future.result() <---- | put() sets each future once     |                  | them on its   |
+                        +---------------------------------+ put(wid, results)| engine        |
+                          ^ served by a managers.Server:    <=============== | sender thread:|
+                          | one thread per connection,      [(id, ok, data)] | every ready   |
+                          | authkey checked first           (heartbeat: [])  | result at once|
+                          |                                                  +---------------+
+                        monitor thread: restarts local workers that die, drops workers that
+                        miss heartbeats or lose their connection and requeues their tasks
+                        (max_retries, then WorkerLost); at shutdown it tells the workers to
+                        stop, reaps the local ones and closes the server.
 
 A task is handed to one worker at a time; a result counts only when it comes
 from the worker that holds the task, so each future is set exactly once even
@@ -31,6 +30,7 @@ when a worker that was given up on comes back.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import math
 import os
@@ -42,10 +42,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import Future
 from multiprocessing import managers
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
@@ -53,10 +52,14 @@ from ..errors import BrokenExecutor, InvalidOption, WorkerLost
 from ..protocol import BaseExecutor
 from ..spec import parse_spec
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 __all__ = ["RemoteExecutor"]
 
 R = TypeVar("R")
 _TICK = 0.05
+_EXPOSED = ("register", "take", "put", "bye")
 
 
 class _Task:
@@ -223,6 +226,8 @@ def _settle(future: Future[Any], ok: bool, data: bytes) -> None:
 class _Server(managers.Server):
     """A manager server run on threads of this process, that can be stopped and joined."""
 
+    listener: Any
+
     def __init__(self, *args: Any, hub: _Hub) -> None:
         super().__init__(*args)
         self.hub = hub
@@ -243,6 +248,11 @@ class _Server(managers.Server):
                 if self.closing:
                     conn.close()
                     return
+                try:
+                    rw.nodelay(conn)
+                except OSError:
+                    conn.close()
+                    continue
                 thread = threading.Thread(
                     target=self._serve, args=(conn,), name="executors-remote-conn", daemon=True
                 )
@@ -267,10 +277,8 @@ class _Server(managers.Server):
         with self.lock:
             self.closing = True
             self.stop_event.set()
-        try:  # wake the accepter, blocked in accept()
+        with contextlib.suppress(OSError):  # wake the accepter, blocked in accept()
             socket.create_connection(wake, timeout=1.0).close()
-        except OSError:
-            pass
         self.listener.close()
         with self.lock:
             clients = list(self.clients.items())
@@ -279,12 +287,9 @@ class _Server(managers.Server):
                 sock = socket.socket(fileno=os.dup(conn.fileno()))
             except OSError:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            finally:
-                sock.close()
+            sock.close()
         for thread, _ in clients:
             thread.join(5.0)
 
@@ -344,7 +349,9 @@ class RemoteExecutor(BaseExecutor):
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
         else:
             self.max_workers = self.default_max_workers()
-        host, port = rw.parse_address(address, source="address") if external else ("127.0.0.1", 0)
+        host, port = ("127.0.0.1", 0)
+        if address is not None:
+            host, port = rw.parse_address(address, source="address")
         key = (
             rw.check_authkey(authkey, source="authkey")
             if external or authkey is not None
@@ -376,17 +383,17 @@ class RemoteExecutor(BaseExecutor):
         self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._failed_starts = 0
         hub = self._hub
-        manager_cls = type("_HubManager", (_HubManager,), {})
-        manager_cls.register("get_hub", callable=lambda: hub, exposed=("register", "take", "put", "bye"))
+        manager_cls: Any = type("_HubManager", (_HubManager,), {})
+        manager_cls.register("get_hub", callable=lambda: hub, exposed=_EXPOSED)
         try:
-            registry_table = manager_cls._registry  # type: ignore[attr-defined]
+            registry_table = manager_cls._registry
             self._server = _Server(registry_table, (host, port), key, "pickle", hub=hub)
         except OSError as exc:
             raise OSError(
                 exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
                 "choose another address or port (0 picks a free one)"
             ) from exc
-        bound = self._server.address
+        bound: Any = self._server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
         self._accepter = threading.Thread(
@@ -428,7 +435,7 @@ class RemoteExecutor(BaseExecutor):
             if code is None:
                 continue
             del self._procs[name]
-            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
             wids = [w for w, info in self._worker_infos() if info.get("name") == name]
             if not wids:
                 self._failed_starts += 1
@@ -562,7 +569,17 @@ class RemoteExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         host, port = self.address
-        return f"<RemoteExecutor backend='remote' address='{host}:{port}' max_workers={self.max_workers}>"
+        return (
+            f"<RemoteExecutor backend='remote' address='{host}:{port}' "
+            f"max_workers={self.max_workers}>"
+        )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _count(name: str, value: int | None) -> int | None:
@@ -575,7 +592,9 @@ def _count(name: str, value: int | None) -> int | None:
 
 def _check_engine(spec: str) -> None:
     if not isinstance(spec, str):
-        raise InvalidOption(f"worker_backend must be a backend spec such as 'thread', got {spec!r}")
+        raise InvalidOption(
+            f"worker_backend must be a backend spec such as 'thread', got {spec!r}"
+        )
     name = parse_spec(spec, source="worker_backend").name
     if name == "remote":
         raise InvalidOption(
