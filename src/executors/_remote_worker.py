@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from multiprocessing import AuthenticationError, connection, managers
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import context, registry, serialization
 from .errors import InvalidOption, SerializationError
@@ -68,8 +68,9 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNREACHABLE = 4
 
-#: Errors that mean the connection to the master is gone (not a bug of ours).
-_LINK_ERRORS = (EOFError, OSError)
+#: Errors that mean the connection to the master is gone: closed, or answered by a
+#: new master that does not know our proxy (managers.RemoteError).
+_LINK_ERRORS = (EOFError, OSError, managers.RemoteError)
 
 
 class WorkerExit(Exception):
@@ -177,40 +178,60 @@ def nodelay(conn: connection.Connection) -> None:
         sock.close()
 
 
-def _client(
-    address: tuple[str, int], family: str | None = None, authkey: bytes | None = None
-) -> connection.Connection:
+def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
     """:func:`multiprocessing.connection.Client` for TCP, with Nagle's algorithm off."""
     sock = socket.create_connection(address)
     conn = connection.Connection(sock.detach())
     nodelay(conn)
-    if authkey is not None:
-        connection.answer_challenge(conn, authkey)
-        connection.deliver_challenge(conn, authkey)
+    connection.answer_challenge(conn, authkey)
+    connection.deliver_challenge(conn, authkey)
     return conn
 
 
-# The managers module looks clients up by serializer name; ours is pickle over
-# connections made by _client.
-_CLIENTS: dict[str, Any] = managers.listener_client  # type: ignore[attr-defined]
-_CLIENTS.setdefault("executors", (connection.Listener, _client))
+_dispatch: Callable[..., Any] = managers.dispatch  # type: ignore[attr-defined]
 
 
-class _Manager(managers.BaseManager):
-    """The worker's side of the master's manager: one shared ``hub`` object."""
+class Link:
+    """One connection to the master's hub, speaking the :mod:`multiprocessing.managers` protocol.
 
+    Each thread of a worker uses its own. This is what a manager proxy does, minus
+    the proxy's per-address connection cache, which would keep a dead connection
+    (or hand a new master an object id it never made) after the master restarts.
 
-_Manager.register("get_hub")
+    :raises AuthenticationError: when the master refuses *authkey*.
+    """
+
+    def __init__(self, address: tuple[str, int], authkey: bytes) -> None:
+        # The server answers one request per new connection, except accept_connection,
+        # which turns the connection into a channel for calls to an object's methods.
+        conn = _client(address, authkey)
+        try:
+            self.ident, _ = _dispatch(conn, None, "create", ("get_hub",))
+        finally:
+            conn.close()
+        self.conn = _client(address, authkey)
+        try:
+            _dispatch(self.conn, None, "accept_connection", ("worker",))
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call *method* of the hub with *args*; its return value."""
+        return _dispatch(self.conn, self.ident, method, args)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class _Session:
-    """One connection to the master: the hub proxy and the id it gave this worker."""
+    """One registration with the master: the id it gave this worker, and its settings."""
 
-    def __init__(self, hub: Any, wid: str, heartbeat: float, init: bytes | None) -> None:
-        self.hub = hub
-        self.wid = wid
-        self.heartbeat = heartbeat
-        self.init = init
+    def __init__(self, link: Link, reply: dict[str, Any]) -> None:
+        self.link = link
+        self.wid: str = reply["wid"]
+        self.heartbeat: float = reply["heartbeat"]
+        self.init: bytes | None = reply["init"]
 
 
 class Worker:
@@ -259,10 +280,9 @@ class Worker:
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
         while True:
+            link = None
             try:
-                manager = _Manager(self.address, self.authkey, serializer="executors")
-                manager.connect()
-                hub = manager.get_hub()  # type: ignore[attr-defined]
+                link = Link(self.address, self.authkey)
                 info = {
                     "name": self.name,
                     "host": socket.gethostname(),
@@ -271,8 +291,7 @@ class Worker:
                     "backend": self.backend,
                     "previous": previous,
                 }
-                reply = hub.register(info)
-                return _Session(hub, reply["wid"], reply["heartbeat"], reply["init"])
+                return _Session(link, link.call("register", info))
             except AuthenticationError as exc:
                 raise WorkerExit(
                     EXIT_AUTH,
@@ -280,6 +299,8 @@ class Worker:
                     f"{exc}; set ${AUTHKEY_ENV} to the key the master uses",
                 ) from None
             except _LINK_ERRORS as exc:
+                if link is not None:
+                    link.close()
                 if time.monotonic() + delay > deadline:
                     what = "lost the master" if previous else "cannot reach a master"
                     raise WorkerExit(
@@ -331,13 +352,15 @@ class Worker:
                 session = self._session
             assert session is not None
             try:
-                status, batch = session.hub.take(session.wid, free, 1.0)
+                status, batch = session.link.call("take", session.wid, free, 1.0)
             except _LINK_ERRORS:
+                session.link.close()
                 self._install(self._connect(session.wid))
                 continue
             if status == "stop":
                 return
             if status == "stale":  # the master gave up on us: start afresh
+                session.link.close()
                 self._install(self._connect(None))
                 continue
             for tid, payload in batch:
@@ -369,29 +392,42 @@ class Worker:
             self._cond.notify_all()
 
     def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                session = self._session
+        link: Link | None = None
+        linked = -1  # the session generation the link was made for
+        try:
+            while True:
+                with self._cond:
+                    session = self._session
+                    assert session is not None
+                    if not self._outbox and not self._stopping:
+                        self._cond.wait(session.heartbeat)
+                    done = self._stopping and not self._in_flight
+                    outbox, self._outbox = self._outbox, []
+                    session, generation = self._session, self._generation
                 assert session is not None
-                if not self._outbox and not self._stopping:
-                    self._cond.wait(session.heartbeat)
-                done = self._stopping and not self._in_flight
-                outbox, self._outbox = self._outbox, []
-                session, generation = self._session, self._generation
-            assert session is not None
-            batch = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
-            try:
-                session.hub.put(session.wid, batch)
-            except _LINK_ERRORS:
-                with self._cond:  # keep the results; wait for the main thread to reconnect
-                    self._outbox[:0] = outbox
-                    while self._generation == generation and not self._stopping:
+                batch = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
+                try:
+                    if link is None or linked != generation:
+                        if link is not None:
+                            link.close()
+                        link, linked = None, generation
+                        link = Link(self.address, self.authkey)
+                    link.call("put", session.wid, batch)
+                except (*_LINK_ERRORS, AuthenticationError):
+                    if link is not None:
+                        link.close()
+                        link = None
+                    with self._cond:  # keep the results; give the main thread time to reconnect
+                        self._outbox[:0] = outbox
+                        if self._stopping:
+                            return
                         self._cond.wait(1.0)
-                    if self._generation == generation:
-                        return
-                continue
-            if done:
-                return
+                    continue
+                if done:
+                    return
+        finally:
+            if link is not None:
+                link.close()
 
     def _finish(self, sender: threading.Thread) -> None:
         with self._cond:
@@ -403,7 +439,8 @@ class Worker:
         session = self._session
         if session is not None:
             with contextlib.suppress(*_LINK_ERRORS):
-                session.hub.bye(session.wid)
+                session.link.call("bye", session.wid)
+            session.link.close()
 
 
 def main(argv: Sequence[str] = ()) -> int:

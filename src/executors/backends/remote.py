@@ -437,7 +437,7 @@ class RemoteExecutor(BaseExecutor):
             del self._procs[name]
             how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
             wids = [w for w, info in self._worker_infos() if info.get("name") == name]
-            if not wids:
+            if not wids and code > 0:  # it gave up on its own before connecting
                 self._failed_starts += 1
             for wid in wids:
                 self._failed_starts = 0
