@@ -6,13 +6,6 @@ used, so ``import executors`` stays light. Third-party backends register with
 group; the entry point's value is ``"module:Factory"``. Built-in names win over
 plugins.
 
-name           where                                       aliases
-=============  ==========================================  ==========================
-``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
-``remote``     ``executors.backends.remote:RemoteExecutor``
-``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
-=============  ==========================================  ==========================
-=======
 Built-in backends (module names that would shadow the standard library differ
 from the backend name):
 
