@@ -296,3 +296,21 @@ def test_inline_engine_and_repr() -> None:
     with get_executor("remote", max_workers=4, local_workers=1, worker_backend="inline") as ex:
         assert "address='127.0.0.1:" in repr(ex)
         assert list(ex.map(square, range(100), chunksize=3)) == [i * i for i in range(100)]
+
+
+def test_exit_without_shutdown_finishes_tasks_and_reaps_workers(tmp_path: Any) -> None:
+    marker = tmp_path / "ran"
+    script = tmp_path / "forgetful.py"
+    script.write_text(textwrap.dedent(f"""
+        from executors import get_executor
+        from executors.testing import touch
+        ex = get_executor("remote", max_workers=2)
+        ex.submit(touch, {str(marker)!r}, None, 0.2)
+    """))
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=worker_env(), capture_output=True, text=True,
+        timeout=30, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert marker.exists()

@@ -29,8 +29,10 @@ when a worker that was given up on comes back.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
@@ -407,6 +410,10 @@ class RemoteExecutor(BaseExecutor):
             target=self._watch, name="executors-remote-monitor", daemon=True
         )
         self._monitor.start()
+        # At interpreter exit, finish what was submitted and stop the workers, as
+        # ThreadPoolExecutor does; the weak reference lets an unused executor go.
+        self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -426,7 +433,11 @@ class RemoteExecutor(BaseExecutor):
             sys.executable, "-m", "executors", "worker", f"{host}:{port}",
             "--workers", str(slots), "--backend", self._engine, "--retry-for", "3",
         ]
-        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        # A session of their own: Ctrl-C in the terminal reaches the master only,
+        # which then stops its workers in order.
+        proc = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self._procs[name] = (proc, slots)
 
     def _check_local(self) -> None:
@@ -564,6 +575,7 @@ class RemoteExecutor(BaseExecutor):
         self._wake.set()
         for future in cancelled:
             future.cancel()
+        atexit.unregister(self._atexit)
         if wait:
             self._monitor.join()
 
@@ -573,6 +585,12 @@ class RemoteExecutor(BaseExecutor):
             f"<RemoteExecutor backend='remote' address='{host}:{port}' "
             f"max_workers={self.max_workers}>"
         )
+
+
+def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
+    ex = ref()
+    if ex is not None:
+        ex.shutdown(wait=True)
 
 
 def _signal_name(number: int) -> str:
