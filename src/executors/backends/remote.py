@@ -5,7 +5,7 @@ The seeds' distributed-processes story, made safe to lose a worker in::
   caller threads        master process (RemoteExecutor)               worker processes
   ==============        ===============================               ================
 
-                        +------------- _Hub --------------+
+                        +------------- Hub ---------------+
   submit(fn, *args) --> | pending: deque of task ids      |
     pickles the call,   | tasks: id -> future, payload,   |  take(wid, n)    +- main thread -+
     returns a Future    |   attempts, owner               | <=============== | takes as many |
@@ -31,27 +31,24 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
 import functools
-import itertools
 import math
 import os
 import pickle
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import weakref
 from concurrent.futures import Future
-from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
-from ..errors import BrokenExecutor, InvalidOption, WorkerLost
+from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
+from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..spec import parse_spec
 
@@ -62,243 +59,6 @@ __all__ = ["RemoteExecutor"]
 
 R = TypeVar("R")
 _TICK = 0.05
-_EXPOSED = ("register", "take", "put", "bye")
-
-
-class _Task:
-    __slots__ = ("attempts", "fn", "future", "owner", "payload", "started")
-
-    def __init__(self, future: Future[Any], payload: bytes, fn: Callable[..., Any]) -> None:
-        self.future = future
-        self.payload = payload
-        self.fn = fn
-        self.attempts = 0
-        self.owner: str | None = None
-        self.started = False
-
-
-class _Worker:
-    __slots__ = ("in_flight", "info", "last_seen", "wid")
-
-    def __init__(self, wid: str, info: dict[str, Any]) -> None:
-        self.wid = wid
-        self.info = info
-        self.in_flight: set[int] = set()
-        self.last_seen = time.monotonic()
-
-
-class _Hub:
-    """The master's bookkeeping; its public methods are what workers call through the proxy."""
-
-    def __init__(self, cap: int | None, max_retries: int, heartbeat: float, init: bytes | None):
-        self.cond = threading.Condition()
-        self.pending: collections.deque[int] = collections.deque()
-        self.tasks: dict[int, _Task] = {}
-        self.workers: dict[str, _Worker] = {}
-        self.cap = cap
-        self.running = 0
-        self.max_retries = max_retries
-        self.heartbeat = heartbeat
-        self.init = init
-        self.stopping = False
-        self.ids = itertools.count()
-        self.local = threading.local()  # the worker a server thread takes tasks for
-
-    # -- called by workers (in a server thread) ---------------------------------
-
-    def register(self, info: dict[str, Any]) -> dict[str, Any]:
-        with self.cond:
-            wid = info.get("previous")
-            if wid not in self.workers:
-                wid = secrets.token_hex(8)
-                self.workers[wid] = _Worker(wid, info)
-            self.workers[wid].last_seen = time.monotonic()
-            self.cond.notify_all()
-        return {"wid": wid, "heartbeat": self.heartbeat / 4, "init": self.init}
-
-    def take(self, wid: str, n: int, timeout: float) -> tuple[str, list[tuple[int, bytes]]]:
-        self.local.wid = wid
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                worker = self.workers.get(wid)
-                if self.stopping:
-                    return "stop", []
-                if worker is None:
-                    return "stale", []
-                worker.last_seen = time.monotonic()
-                free = n if self.cap is None else min(n, self.cap - self.running)
-                if self.pending and free > 0:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return "ok", []
-                self.cond.wait(remaining)
-            batch: list[tuple[int, bytes]] = []
-            while self.pending and len(batch) < free:
-                tid = self.pending.popleft()
-                task = self.tasks.get(tid)
-                if task is None:
-                    continue
-                if not task.started:
-                    if not task.future.set_running_or_notify_cancel():
-                        del self.tasks[tid]
-                        continue
-                    task.started = True
-                task.owner = wid
-                worker.in_flight.add(tid)
-                batch.append((tid, task.payload))
-            self.running += len(batch)
-            return "ok", batch
-
-    def put(self, wid: str, results: list[tuple[int, bool, bytes]]) -> str:
-        done: list[tuple[Future[Any], bool, bytes]] = []
-        with self.cond:
-            worker = self.workers.get(wid)
-            if worker is None:
-                return "stop" if self.stopping else "stale"
-            worker.last_seen = time.monotonic()
-            for tid, ok, data in results:
-                task = self.tasks.get(tid)
-                if task is None or task.owner != wid:
-                    continue  # given to another worker meanwhile: that one's result counts
-                del self.tasks[tid]
-                worker.in_flight.discard(tid)
-                done.append((task.future, ok, data))
-            if done:
-                self.running -= len(done)
-                self.cond.notify_all()
-        for future, ok, data in done:
-            _settle(future, ok, data)
-        return "stop" if self.stopping else "ok"
-
-    def bye(self, wid: str) -> None:
-        self.lose(wid, None)
-
-    # -- called by the executor ---------------------------------------------------
-
-    def lose(self, wid: str, reason: str | None) -> None:
-        """Forget worker *wid*; requeue its tasks (count an attempt when *reason* is given)."""
-        failed: list[tuple[Future[Any], BaseException]] = []
-        with self.cond:
-            worker = self.workers.pop(wid, None)
-            if worker is None:
-                return
-            self.running -= len(worker.in_flight)
-            for tid in sorted(worker.in_flight, reverse=True):
-                task = self.tasks[tid]
-                task.owner = None
-                task.attempts += reason is not None
-                if task.attempts > self.max_retries:
-                    del self.tasks[tid]
-                    failed.append((task.future, WorkerLost(
-                        f"task {serialization.describe(task.fn)} was lost with "
-                        f"{task.attempts} worker(s), the last one {worker.info.get('name')!r}: "
-                        f"{reason}; gave up after max_retries={self.max_retries} (raise it, "
-                        "or check what kills the workers)"
-                    )))
-                else:
-                    self.pending.appendleft(tid)
-            self.cond.notify_all()
-        for future, exc in failed:
-            future.set_exception(exc)
-
-    def fail_all(self, error: BaseException) -> None:
-        with self.cond:
-            tasks = list(self.tasks.values())
-            self.tasks.clear()
-            self.pending.clear()
-            self.cond.notify_all()
-        for task in tasks:
-            if task.started or task.future.set_running_or_notify_cancel():
-                task.future.set_exception(error)
-
-
-def _settle(future: Future[Any], ok: bool, data: bytes) -> None:
-    try:
-        value = pickle.loads(data)
-    except Exception as exc:
-        future.set_exception(exc)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(serialization.unpack_exception(value))
-
-
-class _Server(managers.Server):
-    """A manager server run on threads of this process, that can be stopped and joined."""
-
-    listener: Any
-
-    def __init__(self, *args: Any, hub: _Hub) -> None:
-        super().__init__(*args)
-        self.hub = hub
-        self.lock = threading.Lock()
-        self.clients: dict[threading.Thread, Any] = {}
-        self.closing = False
-        self.stop_event = threading.Event()  # made by serve_forever(), which we do not use
-
-    def accepter(self) -> None:
-        while True:
-            try:
-                conn = self.listener.accept()
-            except OSError:
-                if self.closing:
-                    return
-                continue
-            with self.lock:
-                if self.closing:
-                    conn.close()
-                    return
-                try:
-                    rw.nodelay(conn)
-                except OSError:
-                    conn.close()
-                    continue
-                thread = threading.Thread(
-                    target=self._serve, args=(conn,), name="executors-remote-conn", daemon=True
-                )
-                self.clients[thread] = conn
-            thread.start()
-
-    def _serve(self, conn: Any) -> None:
-        try:
-            self.handle_request(conn)
-        except SystemExit:  # serve_client() ends with sys.exit() when the client leaves
-            pass
-        finally:
-            conn.close()
-            wid = getattr(self.hub.local, "wid", None)
-            if wid is not None:
-                self.hub.lose(wid, "its connection to the master was lost")
-            with self.lock:
-                self.clients.pop(threading.current_thread(), None)
-
-    def close(self, wake: tuple[str, int]) -> None:
-        """Stop accepting, cut every connection, and join the threads serving them."""
-        with self.lock:
-            self.closing = True
-            self.stop_event.set()
-        with contextlib.suppress(OSError):  # wake the accepter, blocked in accept()
-            socket.create_connection(wake, timeout=1.0).close()
-        self.listener.close()
-        with self.lock:
-            clients = list(self.clients.items())
-        for _, conn in clients:
-            try:
-                sock = socket.socket(fileno=os.dup(conn.fileno()))
-            except OSError:
-                continue
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        for thread, _ in clients:
-            thread.join(5.0)
-
-
-class _HubManager(managers.BaseManager):
-    """Gives each executor's server its own registry (``register`` is per class)."""
 
 
 class RemoteExecutor(BaseExecutor):
@@ -377,7 +137,7 @@ class RemoteExecutor(BaseExecutor):
         if init is not None:
             init_data = serialization.dumps((init, args), what="the initializer and initargs")
 
-        self._hub = _Hub(self.max_workers, retries or 0, timeout or 10.0, init_data)
+        self._hub = Hub(self.max_workers, retries or 0, timeout or 10.0, init_data)
         self._authkey = key
         self._engine = worker_backend
         self._closing = False
@@ -386,11 +146,11 @@ class RemoteExecutor(BaseExecutor):
         self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._failed_starts = 0
         hub = self._hub
-        manager_cls: Any = type("_HubManager", (_HubManager,), {})
-        manager_cls.register("get_hub", callable=lambda: hub, exposed=_EXPOSED)
+        manager_cls: Any = type("_HubManager", (HubManager,), {})
+        manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
         try:
             registry_table = manager_cls._registry
-            self._server = _Server(registry_table, (host, port), key, "pickle", hub=hub)
+            self._server = Server(registry_table, (host, port), key, "pickle", hub=hub)
         except OSError as exc:
             raise OSError(
                 exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
@@ -540,7 +300,7 @@ class RemoteExecutor(BaseExecutor):
             if self._broken is not None:
                 raise self._broken
             tid = next(hub.ids)
-            hub.tasks[tid] = _Task(future, payload, fn)
+            hub.tasks[tid] = Task(future, payload, fn)
             hub.pending.append(tid)
             hub.cond.notify()
         return future
