@@ -314,3 +314,30 @@ def test_exit_without_shutdown_finishes_tasks_and_reaps_workers(tmp_path: Any) -
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert marker.exists()
+
+
+def test_what_does_not_pickle_is_named() -> None:
+    from executors import SerializationError
+
+    with get_executor("remote", max_workers=1) as ex:
+        with pytest.raises(SerializationError, match=r"cannot pickle argument 1 \(.*lambda"):
+            ex.submit(square, lambda: 1)
+        result = ex.submit(threading.Lock)  # runs, but its result cannot travel back
+        with pytest.raises(SerializationError, match="cannot pickle the result of"):
+            result.result(timeout=30)
+        assert ex.submit(square, 2).result(timeout=30) == 4
+
+
+def test_a_task_the_worker_cannot_load_fails_alone() -> None:
+    import pickle
+
+    from executors import SerializationError
+    from executors._remote_worker import execute
+    from executors.serialization import unpack_exception
+
+    ok, data = execute(b"c__main__\nno_such_function\n.")
+    assert not ok
+    exc = unpack_exception(pickle.loads(data))
+    assert isinstance(exc, SerializationError)
+    assert "could not load the task" in str(exc)
+    assert "importable on the worker" in str(exc)
