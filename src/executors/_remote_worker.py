@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import pickle
 import socket
@@ -54,6 +55,7 @@ __all__ = [
     "WorkerExit",
     "check_authkey",
     "execute",
+    "execute_many",
     "main",
     "parse_address",
 ]
@@ -156,6 +158,11 @@ def execute(payload: bytes) -> tuple[bool, bytes]:
         except SerializationError as exc:
             return False, _pack(exc)
         raise  # pragma: no cover - the second attempt pickled what the first could not
+
+
+def execute_many(payloads: list[bytes]) -> list[tuple[bool, bytes]]:
+    """:func:`execute` each of *payloads*, in order."""
+    return [execute(payload) for payload in payloads]
 
 
 def _pack(exc: BaseException) -> bytes:
@@ -363,32 +370,42 @@ class Worker:
                 session.link.close()
                 self._install(self._connect(None))
                 continue
-            for tid, payload in batch:
-                self._start(session.wid, tid, payload)
+            if batch:
+                self._start(session.wid, batch)
 
-    def _start(self, wid: str, tid: int, payload: bytes) -> None:
+    def _start(self, wid: str, batch: list[tuple[int, bytes]]) -> None:
         with self._cond:
-            self._in_flight += 1
-        try:
-            future = self._engine.submit(execute, payload)
-        except BaseException as exc:
-            self._done(wid, tid, None, exc)
-        else:
-            future.add_done_callback(lambda f: self._done(wid, tid, f, None))
+            self._in_flight += len(batch)
+        # An engine that runs tasks in submit() (inline) gets the batch in one call;
+        # others get one call per task, so that tasks run side by side.
+        inline = getattr(self._engine, "runs_in_submit", False)
+        for group in [batch] if inline else [[item] for item in batch]:
+            tids = [tid for tid, _ in group]
+            try:
+                future = self._engine.submit(execute_many, [payload for _, payload in group])
+            except BaseException as exc:
+                self._done(wid, tids, None, exc)
+            else:
+                future.add_done_callback(functools.partial(self._done, wid, tids, error=None))
 
     def _done(
-        self, wid: str, tid: int, future: Future[Any] | None, error: BaseException | None
+        self,
+        wid: str,
+        tids: list[int],
+        future: Future[list[tuple[bool, bytes]]] | None,
+        error: BaseException | None,
     ) -> None:
+        results: list[tuple[bool, bytes]] = []
         if future is not None:
             try:
-                ok, data = future.result()
+                results = future.result()
             except BaseException as exc:  # the engine broke (e.g. a failing initializer)
                 error = exc
         if error is not None:
-            ok, data = False, _pack(error)
+            results = [(False, _pack(error))] * len(tids)
         with self._cond:
-            self._outbox.append((wid, tid, ok, data))
-            self._in_flight -= 1
+            self._outbox.extend((wid, tid, ok, data) for tid, (ok, data) in zip(tids, results))
+            self._in_flight -= len(tids)
             self._cond.notify_all()
 
     def _send_loop(self) -> None:

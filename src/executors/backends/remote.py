@@ -189,9 +189,12 @@ class RemoteExecutor(BaseExecutor):
         env[rw.NAME_ENV] = name
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
         host, port = self.address
+        # One task at a time on threads is one task at a time in the worker's main
+        # thread (as in a multiprocessing.Pool worker), minus a thread hop per task.
+        engine = "inline" if slots == 1 and self._engine == "thread" else self._engine
         command = [
             sys.executable, "-m", "executors", "worker", f"{host}:{port}",
-            "--workers", str(slots), "--backend", self._engine, "--retry-for", "3",
+            "--workers", str(slots), "--backend", engine, "--retry-for", "3",
         ]
         # A session of their own: Ctrl-C in the terminal reaches the master only,
         # which then stops its workers in order.
