@@ -15,6 +15,9 @@ When the connection drops, the worker reconnects with backoff for up to
 loses nothing; when the master says ``stop`` it finishes what it runs, sends the
 results and exits with status 0.
 
+SIGTERM stops it gently: it takes no more tasks, finishes the running ones and
+sends their results, then exits with 0.
+
 Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
 master refused the authkey, 4 the master could not be reached.
 
@@ -29,6 +32,7 @@ import contextlib
 import functools
 import os
 import pickle
+import signal
 import socket
 import sys
 import threading
@@ -276,6 +280,7 @@ class Worker:
         self._in_flight = 0
         self._generation = 0
         self._stopping = False
+        self._stop_requested = False
 
     # -- connecting -------------------------------------------------------------
 
@@ -350,14 +355,20 @@ class Worker:
             self._finish(sender)
         return EXIT_OK
 
+    def request_stop(self) -> None:
+        """Take no more tasks; finish and report the running ones, then leave (SIGTERM)."""
+        self._stop_requested = True  # only a flag: this runs in a signal handler
+
     def _take_loop(self) -> None:
-        while True:
+        while not self._stop_requested:
             with self._cond:
-                while self._in_flight >= self._slots:
-                    self._cond.wait()
+                while self._in_flight >= self._slots and not self._stop_requested:
+                    self._cond.wait(0.5)
                 free = self._slots - self._in_flight
                 session = self._session
             assert session is not None
+            if self._stop_requested:
+                return
             try:
                 status, batch = session.link.call("take", session.wid, free, 1.0)
             except _LINK_ERRORS:
@@ -492,6 +503,8 @@ def main(argv: Sequence[str] = ()) -> int:
         name=os.environ.get(NAME_ENV, ""),
         retry_for=args.retry_for,
     )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: worker.request_stop())
     try:
         return worker.run()
     except WorkerExit as exc:

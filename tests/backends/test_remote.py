@@ -341,3 +341,22 @@ def test_a_task_the_worker_cannot_load_fails_alone() -> None:
     assert isinstance(exc, SerializationError)
     assert "could not load the task" in str(exc)
     assert "importable on the worker" in str(exc)
+
+
+@pytest.mark.parametrize(("engine", "slots"), [("thread", 2), ("inline", 1)])
+def test_sigterm_lets_a_worker_finish_what_it_runs(
+    start_worker: Start, engine: str, slots: int
+) -> None:
+    ex = RemoteExecutor(address="127.0.0.1:0", authkey=KEY)
+    proc = start_worker(ex.address, "--workers", str(slots), "--backend", engine)
+    assert ex.submit(square, 2).result(timeout=30) == 4
+    running = [ex.submit(pid_after, 0.5, i) for i in range(slots)]
+    time.sleep(0.2)
+    proc.terminate()
+    assert [f.result(timeout=30) for f in running] == [(i, proc.pid) for i in range(slots)]
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    later = ex.submit(square, 3)
+    time.sleep(0.2)
+    assert not later.done()  # the worker has left: nobody runs it
+    ex.shutdown(cancel_futures=True)

@@ -145,17 +145,7 @@ class RemoteExecutor(BaseExecutor):
         self._broken: BrokenExecutor | None = None
         self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._failed_starts = 0
-        hub = self._hub
-        manager_cls: Any = type("_HubManager", (HubManager,), {})
-        manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
-        try:
-            registry_table = manager_cls._registry
-            self._server = Server(registry_table, (host, port), key, "pickle", hub=hub)
-        except OSError as exc:
-            raise OSError(
-                exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
-                "choose another address or port (0 picks a free one)"
-            ) from exc
+        self._server = _listen(self._hub, host, port, key)
         bound: Any = self._server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
@@ -164,8 +154,12 @@ class RemoteExecutor(BaseExecutor):
         )
         self._accepter.start()
         per_worker = math.ceil((self.max_workers or n_local) / max(n_local, 1))
-        for _ in range(n_local):
-            self._spawn(per_worker)
+        try:
+            for _ in range(n_local):
+                self._spawn(per_worker)
+        except BaseException:
+            self._stop()
+            raise
         self._monitor = threading.Thread(
             target=self._watch, name="executors-remote-monitor", daemon=True
         )
@@ -348,6 +342,19 @@ class RemoteExecutor(BaseExecutor):
             f"<RemoteExecutor backend='remote' address='{host}:{port}' "
             f"max_workers={self.max_workers}>"
         )
+
+
+def _listen(hub: Hub, host: str, port: int, key: bytes) -> Server:
+    """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
+    manager_cls: Any = type("_HubManager", (HubManager,), {})
+    manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
+    try:
+        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub)
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+            "choose another address or port (0 picks a free one)"
+        ) from exc
 
 
 def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
