@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _remote_worker as rw
 from . import serialization
-from .errors import WorkerLost
+from .errors import BrokenExecutor, WorkerLost
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -163,7 +163,9 @@ class Hub:
                 return
             self.running -= len(worker.in_flight)
             for tid in sorted(worker.in_flight, reverse=True):
-                task = self.tasks[tid]
+                task = self.tasks.get(tid)
+                if task is None:
+                    continue
                 task.owner = None
                 task.attempts += reason is not None
                 if task.attempts > self.max_retries:
@@ -180,15 +182,19 @@ class Hub:
         for future, exc in failed:
             future.set_exception(exc)
 
-    def fail_all(self, error: BaseException) -> None:
+    def fail_all(self, message: str) -> None:
+        """Fail every task not yet finished with :class:`BrokenExecutor` (*message*)."""
         with self.cond:
             tasks = list(self.tasks.values())
             self.tasks.clear()
             self.pending.clear()
+            for worker in self.workers.values():
+                worker.in_flight.clear()
+            self.running = 0
             self.cond.notify_all()
         for task in tasks:
             if task.started or task.future.set_running_or_notify_cancel():
-                task.future.set_exception(error)
+                task.future.set_exception(BrokenExecutor(message))
 
 
 def _settle(future: Future[Any], ok: bool, data: bytes) -> None:
@@ -228,11 +234,7 @@ class Server(managers.Server):
                 if self.closing:
                     conn.close()
                     return
-                try:
-                    rw.nodelay(conn)
-                except OSError:
-                    conn.close()
-                    continue
+                rw.nodelay(conn)
                 thread = threading.Thread(
                     target=self._serve, args=(conn,), name="executors-remote-conn", daemon=True
                 )

@@ -174,19 +174,19 @@ def _pack(exc: BaseException) -> bytes:
 
 
 def nodelay(conn: connection.Connection) -> None:
-    """Turn off Nagle's algorithm on *conn*'s socket.
+    """Turn off Nagle's algorithm on *conn*'s socket, where the platform lets us.
 
     The manager protocol writes twice in a row in places (the end of the authkey
     handshake then the first request; a big message's header then its body), and
     Nagle holds the second write until the peer's delayed ACK, 40 ms later.
     """
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
     try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    except OSError:  # a handle os.dup() cannot copy (Windows): leave it as it is
+        return
+    with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to turn off
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:  # not TCP (a Unix socket): nothing to turn off
-        pass
-    finally:
-        sock.close()
+    sock.close()
 
 
 def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:

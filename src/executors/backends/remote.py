@@ -222,7 +222,7 @@ class RemoteExecutor(BaseExecutor):
 
     def _break(self, message: str) -> None:
         self._broken = BrokenExecutor(message)
-        self._hub.fail_all(BrokenExecutor(message))
+        self._hub.fail_all(message)
 
     # -- the monitor --------------------------------------------------------------
 
@@ -246,11 +246,11 @@ class RemoteExecutor(BaseExecutor):
                 if closing and not left:
                     return
                 if closing and now - idle_since > hub.heartbeat:
-                    hub.fail_all(BrokenExecutor(
+                    hub.fail_all(
                         f"the executor was shut down with {left} task(s) not run: no worker "
                         f"has been connected for {hub.heartbeat:g} s (master at "
                         f"{self.address[0]}:{self.address[1]})"
-                    ))
+                    )
                     return
         finally:
             self._stop()
@@ -275,7 +275,7 @@ class RemoteExecutor(BaseExecutor):
         wake = ("127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host, port)
         self._server.close(wake)
         self._accepter.join(5.0)
-        hub.fail_all(BrokenExecutor("the remote executor shut down before this task ran"))
+        hub.fail_all("the remote executor shut down before this task ran")
 
     # -- the protocol -------------------------------------------------------------
 
