@@ -360,3 +360,20 @@ def test_sigterm_lets_a_worker_finish_what_it_runs(
     time.sleep(0.2)
     assert not later.done()  # the worker has left: nobody runs it
     ex.shutdown(cancel_futures=True)
+
+
+def test_local_workers_that_cannot_start_break_the_executor() -> None:
+    from executors import register_backend, unregister_backend
+    from executors.backends.thread import ThreadExecutor
+
+    register_backend("only-in-the-master", ThreadExecutor)  # unknown to the workers
+    try:
+        ex = get_executor("remote", max_workers=1, worker_backend="only-in-the-master")
+    finally:
+        unregister_backend("only-in-the-master")
+    future = ex.submit(square, 2)
+    with pytest.raises(BrokenExecutor, match="keep exiting before connecting"):
+        future.result(timeout=30)
+    with pytest.raises(BrokenExecutor, match="keep exiting before connecting"):
+        ex.submit(square, 3)
+    ex.shutdown()
