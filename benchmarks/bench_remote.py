@@ -113,14 +113,17 @@ def _dask_row(n: int, ours: Any) -> Row | None:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        print("note: skipping the dask row: 'distributed' is not installed "
-              "(pip install -r benchmarks/requirements.txt)")
+        print(
+            "note: skipping the dask row: 'distributed' is not installed "
+            "(pip install -r benchmarks/requirements.txt)"
+        )
         return None
     state: dict[str, Any] = {}
 
     def setup() -> None:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
         state["cluster"], state["client"] = cluster, Client(cluster)
 
     def peer() -> None:
@@ -131,9 +134,17 @@ def _dask_row(n: int, ours: Any) -> Row | None:
         state["client"].close()
         state["cluster"].close()
 
-    return Row(f"remote: {n} empty tasks, submit+result", _submit_all(ours, n), peer, n,
-               peer_name="dask Client.submit, LocalCluster(2)", goal=10.0, repeat=3,
-               setup=setup, teardown=teardown)
+    return Row(
+        f"remote: {n} empty tasks, submit+result",
+        _submit_all(ours, n),
+        peer,
+        n,
+        peer_name="dask Client.submit, LocalCluster(2)",
+        goal=10.0,
+        repeat=3,
+        setup=setup,
+        teardown=teardown,
+    )
 
 
 def rows(quick: bool) -> list[Row]:
@@ -164,16 +175,45 @@ def rows(quick: bool) -> list[Row]:
 
     peer = "seeds' BaseManager loop, 2 workers"
     found = [
-        Row(f"remote: {n} empty tasks, submit+result", _submit_all(inline, n), seed_run(n), n,
-            peer_name=peer, goal=20.0, repeat=2, setup=seed_setup),
-        Row(f"remote: {n} empty tasks, defaults", _submit_all(default, n), seed_run(n), n,
-            peer_name=peer, repeat=2, setup=seed_setup),
-        Row(f"remote: map of {n} empty tasks", lambda: list(default.map(noop, range(n))),
-            seed_run(n), n, unit="items", peer_name=peer, goal=20.0, repeat=2,
-            setup=seed_setup),
-        Row("remote: 200 tasks one at a time (latency)", _one_by_one(default, 200),
-            _repeat(seed_run(1), 200), 200, peer_name="seeds' loop, one item at a time",
-            repeat=2, setup=seed_setup),
+        Row(
+            f"remote: {n} empty tasks, submit+result",
+            _submit_all(inline, n),
+            seed_run(n),
+            n,
+            peer_name=peer,
+            goal=20.0,
+            repeat=2,
+            setup=seed_setup,
+        ),
+        Row(
+            f"remote: {n} empty tasks, defaults",
+            _submit_all(default, n),
+            seed_run(n),
+            n,
+            peer_name=peer,
+            repeat=2,
+            setup=seed_setup,
+        ),
+        Row(
+            f"remote: map of {n} empty tasks",
+            lambda: list(default.map(noop, range(n))),
+            seed_run(n),
+            n,
+            unit="items",
+            peer_name=peer,
+            goal=20.0,
+            repeat=2,
+            setup=seed_setup,
+        ),
+        Row(
+            "remote: 200 tasks one at a time (latency)",
+            _one_by_one(default, 200),
+            _repeat(seed_run(1), 200),
+            200,
+            peer_name="seeds' loop, one item at a time",
+            repeat=2,
+            setup=seed_setup,
+        ),
     ]
     dask = _dask_row(n_dask, inline)
     if dask is not None:

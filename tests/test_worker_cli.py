@@ -23,7 +23,11 @@ def run_worker(*args: str, key: str | None = KEY, timeout: float = 30) -> tuple[
         env["EXECUTORS_AUTHKEY"] = key
     proc = subprocess.run(
         [sys.executable, "-m", "executors", "worker", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return proc.returncode, proc.stderr
 
@@ -89,9 +93,18 @@ def test_clean_exit_0_when_the_master_shuts_down() -> None:
     ex = RemoteExecutor(address="127.0.0.1:0", authkey=KEY)
     env = {**os.environ, "EXECUTORS_AUTHKEY": KEY}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "executors", "worker", f"127.0.0.1:{ex.address[1]}",
-         "--backend", "inline"],
-        env=env, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "executors",
+            "worker",
+            f"127.0.0.1:{ex.address[1]}",
+            "--backend",
+            "inline",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert ex.submit(square, 9).result(timeout=30) == 81

@@ -39,7 +39,6 @@ EXPOSED = ("register", "take", "put", "bye")
 class Task:
     """One submitted call: its future, its pickled payload, and who holds it."""
 
-
     __slots__ = ("attempts", "fn", "future", "owner", "payload", "started")
 
     def __init__(self, future: Future[Any], payload: bytes, fn: Callable[..., Any]) -> None:
@@ -53,7 +52,6 @@ class Task:
 
 class _Worker:
     """A registered worker: what it holds and when it was last heard of."""
-
 
     __slots__ = ("in_flight", "info", "last_seen", "wid")
 
@@ -170,17 +168,19 @@ class Hub:
                 task.attempts += reason is not None
                 if task.attempts > self.max_retries:
                     del self.tasks[tid]
-                    failed.append((task.future, WorkerLost(
-                        f"task {serialization.describe(task.fn)} was lost with "
-                        f"{task.attempts} worker(s), the last one {worker.info.get('name')!r}: "
-                        f"{reason}; gave up after max_retries={self.max_retries} (raise it, "
-                        "or check what kills the workers)"
-                    )))
+                    failed.append((task.future, self._lost(task, worker, reason)))
                 else:
                     self.pending.appendleft(tid)
             self.cond.notify_all()
         for future, exc in failed:
             future.set_exception(exc)
+
+    def _lost(self, task: Task, worker: _Worker, reason: str | None) -> WorkerLost:
+        return WorkerLost(
+            f"task {serialization.describe(task.fn)} was lost with {task.attempts} worker(s), "
+            f"the last one {worker.info.get('name')!r}: {reason}; gave up after "
+            f"max_retries={self.max_retries} (raise it, or check what kills the workers)"
+        )
 
     def fail_all(self, message: str) -> None:
         """Fail every task not yet finished with :class:`BrokenExecutor` (*message*)."""

@@ -482,7 +482,10 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--workers", type=int, help="tasks run at once (default: the engine's)")
     parser.add_argument("--backend", default="thread", help="local engine spec (default: thread)")
     parser.add_argument(
-        "--retry-for", type=float, default=30.0, metavar="SECONDS",
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="how long to keep trying to reach the master (default: 30)",
     )
     args = parser.parse_args(argv)
@@ -499,7 +502,10 @@ def main(argv: Sequence[str] = ()) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     worker = Worker(
-        address, authkey, slots=args.workers, backend=args.backend,
+        address,
+        authkey,
+        slots=args.workers,
+        backend=args.backend,
         name=os.environ.get(NAME_ENV, ""),
         retry_for=args.retry_for,
     )

@@ -57,7 +57,8 @@ def local_worker_pids(ex: RemoteExecutor, n: int, timeout: float = 10.0) -> list
     deadline = time.monotonic() + timeout
     while True:
         pids = [
-            p.pid for p in psutil.Process().children()
+            p.pid
+            for p in psutil.Process().children()
             if "worker" in p.cmdline() and f"{ex.address[1]}" in " ".join(p.cmdline())
         ]
         if len(pids) >= n or time.monotonic() > deadline:
@@ -225,13 +226,15 @@ def test_random_kills_lose_and_duplicate_nothing() -> None:
 
 def test_master_restart_worker_reconnects(start_worker: Start, tmp_path: Any) -> None:
     script = tmp_path / "master.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         from executors.backends.remote import RemoteExecutor
         ex = RemoteExecutor(address="127.0.0.1:0", authkey={KEY!r})
         print(ex.address[1], flush=True)
         time.sleep(60)
-    """))
+    """)
+    )
     first = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=worker_env()
     )
@@ -301,15 +304,21 @@ def test_inline_engine_and_repr() -> None:
 def test_exit_without_shutdown_finishes_tasks_and_reaps_workers(tmp_path: Any) -> None:
     marker = tmp_path / "ran"
     script = tmp_path / "forgetful.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from executors import get_executor
         from executors.testing import touch
         ex = get_executor("remote", max_workers=2)
         ex.submit(touch, {str(marker)!r}, None, 0.2)
-    """))
+    """)
+    )
     proc = subprocess.run(
-        [sys.executable, str(script)], env=worker_env(), capture_output=True, text=True,
-        timeout=30, check=False,
+        [sys.executable, str(script)],
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""

@@ -187,14 +187,21 @@ class RemoteExecutor(BaseExecutor):
         # thread (as in a multiprocessing.Pool worker), minus a thread hop per task.
         engine = "inline" if slots == 1 and self._engine == "thread" else self._engine
         command = [
-            sys.executable, "-m", "executors", "worker", f"{host}:{port}",
-            "--workers", str(slots), "--backend", engine, "--retry-for", "3",
+            sys.executable,
+            "-m",
+            "executors",
+            "worker",
+            f"{host}:{port}",
+            "--workers",
+            str(slots),
+            "--backend",
+            engine,
+            "--retry-for",
+            "3",
         ]
         # A session of their own: Ctrl-C in the terminal reaches the master only,
         # which then stops its workers in order.
-        proc = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         self._procs[name] = (proc, slots)
 
     def _check_local(self) -> None:
@@ -211,8 +218,10 @@ class RemoteExecutor(BaseExecutor):
                 self._failed_starts = 0
                 self._hub.lose(wid, f"local worker process {proc.pid} {how}")
             if self._failed_starts >= 3:
-                self._break(f"local worker processes keep exiting before connecting (the last, "
-                            f"{proc.pid}, {how}); see their error output above")
+                self._break(
+                    f"local worker processes keep exiting before connecting (the last, "
+                    f"{proc.pid}, {how}); see their error output above"
+                )
                 return
             self._spawn(slots)
 
@@ -235,8 +244,9 @@ class RemoteExecutor(BaseExecutor):
                 with hub.cond:
                     closing, left = self._closing, len(hub.tasks)
                     now = time.monotonic()
-                    late = [w.wid for w in hub.workers.values()
-                            if now - w.last_seen > hub.heartbeat]
+                    late = [
+                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
+                    ]
                     if hub.workers or self._procs:
                         idle_since = now
                 for wid in late:
@@ -286,8 +296,11 @@ class RemoteExecutor(BaseExecutor):
         try:
             payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
-            parts = {"the function": fn, **{f"argument {i + 1}": a for i, a in enumerate(args)},
-                     **{f"keyword argument {k!r}": v for k, v in kwargs.items()}}
+            parts = {
+                "the function": fn,
+                **{f"argument {i + 1}": a for i, a in enumerate(args)},
+                **{f"keyword argument {k!r}": v for k, v in kwargs.items()},
+            }
             payload = serialization.dumps(call, what="the task", parts=parts)
         future: Future[R] = Future()
         hub = self._hub
@@ -352,8 +365,9 @@ def _listen(hub: Hub, host: str, port: int, key: bytes) -> Server:
         return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub)
     except OSError as exc:
         raise OSError(
-            exc.errno, f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
-            "choose another address or port (0 picks a free one)"
+            exc.errno,
+            f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+            "choose another address or port (0 picks a free one)",
         ) from exc
 
 
@@ -380,9 +394,7 @@ def _count(name: str, value: int | None) -> int | None:
 
 def _check_engine(spec: str) -> None:
     if not isinstance(spec, str):
-        raise InvalidOption(
-            f"worker_backend must be a backend spec such as 'thread', got {spec!r}"
-        )
+        raise InvalidOption(f"worker_backend must be a backend spec such as 'thread', got {spec!r}")
     name = parse_spec(spec, source="worker_backend").name
     if name == "remote":
         raise InvalidOption(
