@@ -28,6 +28,7 @@ from . import serialization
 from .errors import BrokenExecutor, WorkerLost
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from concurrent.futures import Future
 
 __all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task"]
@@ -91,8 +92,13 @@ class Hub:
             self.cond.notify_all()
         return {"wid": wid, "heartbeat": self.heartbeat / 4, "init": self.init}
 
-    def take(self, wid: str, n: int, timeout: float) -> tuple[str, list[tuple[int, bytes]]]:
+    def take(
+        self, wid: str, n: int, timeout: float, results: Sequence[tuple[int, bool, bytes]] = ()
+    ) -> tuple[str, list[tuple[int, bytes]]]:
+        """Up to *n* tasks for worker *wid* (waiting up to *timeout*), after *results*."""
         self.local.wid = wid
+        if results:  # what the worker finished since its last call, in the same trip
+            self.put(wid, results)
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -126,7 +132,7 @@ class Hub:
             self.running += len(batch)
             return "ok", batch
 
-    def put(self, wid: str, results: list[tuple[int, bool, bytes]]) -> str:
+    def put(self, wid: str, results: Sequence[tuple[int, bool, bytes]]) -> str:
         done: list[tuple[Future[Any], bool, bytes]] = []
         with self.cond:
             worker = self.workers.get(wid)

@@ -366,12 +366,16 @@ class Worker:
                     self._cond.wait(0.5)
                 free = self._slots - self._in_flight
                 session = self._session
+                outbox, self._outbox = self._outbox, []  # ready results ride along
             assert session is not None
             if self._stop_requested:
+                self._keep(outbox)
                 return
+            results = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
             try:
-                status, batch = session.link.call("take", session.wid, free, 1.0)
+                status, batch = session.link.call("take", session.wid, free, 1.0, results)
             except _LINK_ERRORS:
+                self._keep(outbox)
                 session.link.close()
                 self._install(self._connect(session.wid))
                 continue
@@ -417,18 +421,27 @@ class Worker:
         with self._cond:
             self._outbox.extend((wid, tid, ok, data) for tid, (ok, data) in zip(tids, results))
             self._in_flight -= len(tids)
+            if threading.current_thread() is not threading.main_thread():
+                self._cond.notify_all()  # the main thread carries its own results
+
+    def _keep(self, outbox: list[tuple[str, int, bool, bytes]]) -> None:
+        """Put back results that could not be sent, for the next call to carry."""
+        with self._cond:
+            self._outbox[:0] = outbox
             self._cond.notify_all()
 
     def _send_loop(self) -> None:
         link: Link | None = None
         linked = -1  # the session generation the link was made for
+        last = time.monotonic()  # when the master last heard from this thread
         try:
             while True:
                 with self._cond:
                     session = self._session
                     assert session is not None
-                    if not self._outbox and not self._stopping:
-                        self._cond.wait(session.heartbeat)
+                    beat = last + session.heartbeat
+                    while not self._outbox and not self._stopping and time.monotonic() < beat:
+                        self._cond.wait(beat - time.monotonic())
                     done = self._stopping and not self._in_flight
                     outbox, self._outbox = self._outbox, []
                     session, generation = self._session, self._generation
@@ -441,6 +454,7 @@ class Worker:
                         link, linked = None, generation
                         link = Link(self.address, self.authkey)
                     link.call("put", session.wid, batch)
+                    last = time.monotonic()
                 except (*_LINK_ERRORS, AuthenticationError):
                     if link is not None:
                         link.close()
