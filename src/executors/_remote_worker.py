@@ -7,8 +7,10 @@ loops over the master's ``hub`` proxy:
 * the main thread *takes* up to as many tasks as it has free slots (one call
   returns a whole batch; it waits up to a second when there is nothing to do)
   and hands each to the local engine (any backend spec: threads by default);
-* a sender thread *puts* finished results back, all that are ready in one call,
-  and sends an empty put as a heartbeat when it has nothing to say.
+* finished results go back with the next take when the main thread makes one
+  (always so with an engine that runs tasks in submit, such as ``inline``);
+  otherwise a sender thread *puts* them, all that are ready in one call, and it
+  sends an empty put as a heartbeat when the worker has been quiet.
 
 When the connection drops, the worker reconnects with backoff for up to
 ``--retry-for`` seconds and registers again under its old id, so a brief outage

@@ -22,9 +22,11 @@ The seeds' distributed-processes story, made safe to lose a worker in::
                         (max_retries, then WorkerLost); at shutdown it tells the workers to
                         stop, reaps the local ones and closes the server.
 
-A task is handed to one worker at a time; a result counts only when it comes
-from the worker that holds the task, so each future is set exactly once even
-when a worker that was given up on comes back.
+Results finished before a worker's next take ride along with it (one round trip
+for both); the sender thread carries the rest. A task is handed to one worker at
+a time; a result counts only when it comes from the worker that holds the task,
+so each future is set exactly once even when a worker that was given up on
+comes back.
 """
 
 from __future__ import annotations
