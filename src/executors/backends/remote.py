@@ -184,7 +184,7 @@ class RemoteExecutor(BaseExecutor):
         env[rw.AUTHKEY_ENV] = os.fsdecode(self._authkey)
         env[rw.NAME_ENV] = name
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
-        host, port = self.address
+        host, port = self._reachable()
         # One task at a time on threads is one task at a time in the worker's main
         # thread (as in a multiprocessing.Pool worker), minus a thread hop per task.
         engine = "inline" if slots == 1 and self._engine == "thread" else self._engine
@@ -205,6 +205,11 @@ class RemoteExecutor(BaseExecutor):
         # which then stops its workers in order.
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         self._procs[name] = (proc, slots)
+
+    def _reachable(self) -> tuple[str, int]:
+        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
+        host, port = self.address
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
 
     def _check_local(self) -> None:
         for name, (proc, slots) in list(self._procs.items()):
@@ -283,9 +288,7 @@ class RemoteExecutor(BaseExecutor):
         deadline = time.monotonic() + 1.0
         while hub.workers and time.monotonic() < deadline:  # external workers saying bye
             time.sleep(_TICK)
-        host, port = self.address
-        wake = ("127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host, port)
-        self._server.close(wake)
+        self._server.close(self._reachable())
         self._accepter.join(5.0)
         hub.fail_all("the remote executor shut down before this task ran")
 
