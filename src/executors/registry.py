@@ -10,6 +10,7 @@ Built-in backends (module names that would shadow the standard library differ
 from the backend name):
 
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``remote``: ``executors.backends.remote:RemoteExecutor``
 - ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
   which would shadow the standard library); alias ``subprocesses``
 - ``thread``: ``executors.backends.thread:ThreadExecutor``; aliases ``threading``, ``threads``
@@ -83,6 +84,7 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
     BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
