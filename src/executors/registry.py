@@ -9,6 +9,9 @@ plugins.
 =============  ==========================================  ==========================
 name           where                                       aliases
 =============  ==========================================  ==========================
+``asyncio``    ``executors.backends.aio:AsyncioExecutor``  ``aio``, ``async``
+               (module ``aio``: ``asyncio`` would shadow
+               the standard library)
 ``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
 ``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
 =============  ==========================================  ==========================
@@ -81,6 +84,7 @@ class Availability(NamedTuple):
 # Keep sorted by name (a test checks). Where a module name would shadow the
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
+    BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
