@@ -43,7 +43,7 @@ from ..errors import BackendUnavailable, BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterable
+    from collections.abc import Iterable
 
 __all__ = ["AsyncioExecutor"]
 
@@ -68,19 +68,32 @@ def _settle(setter: Callable[[Any], None], value: Any) -> None:
 class _TaskFuture(Future[Any]):
     """A future that can cancel a *running* coroutine, and refuses to block its own loop."""
 
+    _task: asyncio.Task[None] | None = None
+
     def __init__(
         self,
         runner: _Runner,
-        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None,
-        ctx: contextvars.Context | None,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         is_async: bool,
     ) -> None:
         super().__init__()
         self._runner = runner
-        self._call = call
-        self._ctx = ctx
+        self._fn: Callable[..., Any] | None = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._ctx: contextvars.Context | None = contextvars.copy_context()
         self._is_async = is_async
-        self._task: asyncio.Task[None] | None = None
+
+    def _call(self) -> Any:
+        """Call the function (in the current context), forgetting it and its arguments."""
+        fn, args, kwargs = self._fn, self._args, self._kwargs
+        if fn is None:
+            raise RuntimeError("a task ran twice")
+        self._fn = self._ctx = None
+        self._args, self._kwargs = (), {}
+        return fn(*args, **kwargs)
 
     def cancel(self) -> bool:
         """Cancel a pending task, or a running coroutine (its asyncio task is cancelled)."""
@@ -148,11 +161,11 @@ class _Runner:
         self.cap = cap
         self.pool = pool
         self.incoming: collections.deque[_TaskFuture] = collections.deque()
-        self.coroutines: set[_TaskFuture] = set()
         self.lock = threading.Lock()
         self.wakeup_pending = False
         self.stopping = False  # set by shutdown(); no new tasks
         self.closing = False  # seen by the loop: stop once idle
+        self.closed = False  # the loop has stopped for good
         self.running = 0
         self.broken: BrokenExecutor | None = None
         self.thread = threading.Thread(target=self.main, name=thread_name, daemon=True)
@@ -166,14 +179,18 @@ class _Runner:
     # -- any thread ---------------------------------------------------------------------
 
     def submit(self, fut: _TaskFuture) -> None:
-        with self.lock:
-            if self.stopping:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            self.incoming.append(fut)
-            if self.wakeup_pending:
-                return  # the loop has a drain scheduled and will see this one too
-            self.wakeup_pending = True
-        self.loop.call_soon_threadsafe(self.drain)
+        # Lock-free, so submitting threads never queue behind the loop thread. The loop
+        # clears wakeup_pending *before* it drains, so an item appended while a wake-up is
+        # pending is always seen; after close_loop() has set closed (then drained what was
+        # left), an append is refused here instead.
+        if self.stopping:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self.incoming.append(fut)
+        if self.closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if not self.wakeup_pending:
+            self.wakeup_pending = True  # one wake-up per batch, not per task
+            self.call(self.drain)
 
     def call(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop soon (from any thread, the loop's own included)."""
@@ -190,7 +207,7 @@ class _Runner:
         if cancel_futures:
             for fut in list(self.incoming):  # the loop skips them when it pops them
                 fut.cancel()
-            self.call(self.cancel_running)
+            self.call(_cancel_all_tasks, self.loop)
         if first:
             self.call(self.begin_close)
         if wait and threading.get_ident() != self.thread_id:
@@ -222,6 +239,10 @@ class _Runner:
     def close_loop(self) -> None:
         """What asyncio.run() does on the way out: nothing is left pending or unclosed."""
         loop = self.loop
+        self.closed = True
+        for fut in list(self.incoming):  # submitted while the loop stopped
+            with contextlib.suppress(InvalidStateError):
+                fut.set_exception(RuntimeError("cannot schedule new futures after shutdown"))
         try:
             stray = asyncio.all_tasks(loop)  # tasks the coroutines spawned and left
             for task in stray:
@@ -237,8 +258,7 @@ class _Runner:
             self.pool.shutdown(wait=True)
 
     def drain(self) -> None:
-        with self.lock:
-            self.wakeup_pending = False
+        self.wakeup_pending = False
         self.start_more()
 
     def start_more(self) -> None:
@@ -257,59 +277,46 @@ class _Runner:
                 self.pool.submit(self.call_in_thread, fut)
             except RuntimeError as exc:  # the interpreter is exiting: no new threads
                 _settle(fut.set_exception, exc)
-                self.release(fut)
+                self.release()
             return
-        try:
-            ctx, call = fut._ctx, fut._call
-            assert ctx is not None
-            assert call is not None
-            fn, args, kwargs = call
-            coro = ctx.run(fn, *args, **kwargs)
-            # The task runs in (a copy of) the submitter's context, as create_task copies
-            # the current one; context= would need 3.11.
-            fut._task = ctx.run(self.loop.create_task, self.run_coroutine(fut, coro))
-        except BaseException as exc:
-            _settle(fut.set_exception, exc)
-            self.release(fut)
-            return
-        self.coroutines.add(fut)
+        # create_task() gives the task a copy of the current context: the submitter's.
+        ctx = fut._ctx
+        assert ctx is not None
+        fut._task = ctx.run(self.loop.create_task, self.run_coroutine(fut))
 
-    async def run_coroutine(self, fut: _TaskFuture, coro: Coroutine[Any, Any, Any]) -> None:
+    async def run_coroutine(self, fut: _TaskFuture) -> None:
         try:
-            result = await coro
+            result = await fut._call()  # in the task's context: a copy of the submitter's
         except asyncio.CancelledError:
             fut._cancelled_by_task()
         except BaseException as exc:  # a task's KeyboardInterrupt must not kill the loop
             _settle(fut.set_exception, exc)
         else:
-            _settle(fut.set_result, result)
+            try:  # noqa: SIM105 - suppress() costs more than the rest of this per-task path
+                fut.set_result(result)
+            except InvalidStateError:  # cancelled meanwhile: nothing to tell
+                pass
         finally:
-            self.coroutines.discard(fut)
             fut._task = None
-            self.release(fut)
+            self.running -= 1
+            if self.incoming or self.closing:
+                self.start_more()
 
     def call_in_thread(self, fut: _TaskFuture) -> None:
         try:
-            ctx, call = fut._ctx, fut._call
+            ctx = fut._ctx
             assert ctx is not None
-            assert call is not None
-            fn, args, kwargs = call
-            result = ctx.run(fn, *args, **kwargs)
+            result = ctx.run(fut._call)
         except BaseException as exc:
             _settle(fut.set_exception, exc)
         else:
             _settle(fut.set_result, result)
         finally:
-            self.loop.call_soon_threadsafe(self.release, fut)
+            self.loop.call_soon_threadsafe(self.release)
 
-    def release(self, fut: _TaskFuture) -> None:
-        fut._call = fut._ctx = None  # let arguments go as soon as the task is done
+    def release(self) -> None:
         self.running -= 1
         self.start_more()
-
-    def cancel_running(self) -> None:
-        for fut in list(self.coroutines):
-            fut.cancel()
 
     def begin_close(self) -> None:
         self.closing = True
@@ -330,9 +337,20 @@ def _at_exit() -> None:
 getattr(threading, "_register_atexit", atexit.register)(_at_exit)
 
 
+# Both cancel a task one callback later: a task made in this loop iteration has its first
+# step queued already, so its coroutine has entered its try block (and so runs its finally
+# block) by then. A task cancelled before its first step would never run its body.
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    # The running coroutines' tasks (their futures end cancelled) and any task they spawned.
+    for task in asyncio.all_tasks(loop):
+        loop.call_soon(task.cancel)
+
+
 def _cancel_task_of(fut: _TaskFuture) -> None:
     if fut._task is not None:
-        fut._task.cancel()
+        fut._runner.loop.call_soon(fut._task.cancel)
 
 
 def _loop_factory(loop: LoopOption) -> LoopFactory:
@@ -450,7 +468,7 @@ class AsyncioExecutor(BaseExecutor):
         runner = self._runner
         if runner.broken is not None:
             raise runner.broken
-        fut = _TaskFuture(runner, (fn, args, kwargs), contextvars.copy_context(), _is_async(fn))
+        fut = _TaskFuture(runner, fn, args, kwargs, _is_async(fn))
         runner.submit(fut)
         return fut
 
