@@ -40,6 +40,7 @@ from .registry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncExecutor",
     "BackendError",
     "BackendNotFound",
     "BackendUnavailable",
@@ -53,6 +54,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerLost",
+    "aio",
     "available_backends",
     "context",
     "get_executor",
@@ -63,7 +65,10 @@ __all__ = [
 
 # Public names whose modules are imported on first access, so that
 # ``import executors`` imports no backend, multiprocessing or asyncio.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "AsyncExecutor": "executors.awaitable:AsyncExecutor",
+    "aio": "executors.awaitable:aio",
+}
 
 
 def __getattr__(name: str) -> Any:

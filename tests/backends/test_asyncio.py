@@ -12,13 +12,16 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from executors import BackendUnavailable, InvalidOption, context, get_executor
-from executors.backends.aio import AsyncioExecutor, _is_async
+from executors.awaitable import _is_async
+from executors.backends.aio import AsyncioExecutor
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 
 @pytest.fixture
@@ -342,10 +345,10 @@ def test_shutdown_leaves_nothing_pending_or_unclosed(
             cleaned.append("stray task")
 
     async def leaves_a_mess() -> int:
-        asyncio.ensure_future(background())  # spawned and never awaited
+        asyncio.ensure_future(background())  # noqa: RUF006 - spawned, never awaited
         gen = ticker()
         first = await gen.__anext__()  # left open
-        reader, writer = await asyncio.open_connection(*server_address)
+        _reader, writer = await asyncio.open_connection(*server_address)
         writer.close()
         await writer.wait_closed()
         return first
@@ -495,5 +498,5 @@ def test_failing_initializer_breaks_the_executor_clearly(make: Any) -> None:
         raise OSError("no database")
 
     ex = make(initializer=init)
-    with pytest.raises(cf.BrokenExecutor, match="initializer .* raised OSError: no database"):
+    with pytest.raises(cf.BrokenExecutor, match=r"initializer .* raised OSError: no database"):
         ex.submit(nap, 0)

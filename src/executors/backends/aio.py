@@ -24,7 +24,6 @@ import collections
 import contextlib
 import contextvars
 import importlib
-import inspect
 import threading
 import weakref
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
 
 from .. import _validate
 from .._compat import ParamSpec
+from ..awaitable import _is_async
 from ..errors import BackendUnavailable, BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 
@@ -51,13 +51,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LoopOption = Union[str, LoopFactory]
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, partials of them, and objects with ``async __call__``."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - the attribute, not callable()
-    )
 
 
 def _settle(setter: Callable[[Any], None], value: Any) -> None:
@@ -406,6 +399,8 @@ class AsyncioExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "asyncio"
+    #: Coroutine functions run as they are (:func:`executors.aio` awaits them natively).
+    runs_coroutines: ClassVar[bool] = True
 
     def __init__(
         self,
