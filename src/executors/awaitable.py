@@ -26,6 +26,7 @@ import collections
 import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Coroutine, Iterable
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from ._compat import ParamSpec, Self
@@ -50,6 +51,8 @@ DEFAULT_BUFFERSIZE = 64
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     """True for ``async def`` functions, partials of them, and objects with ``async __call__``."""
+    if type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
+        return True  # the common case, without inspect's unwrapping
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - the attribute, not callable()
     )
