@@ -24,6 +24,8 @@ import collections
 import contextlib
 import contextvars
 import importlib
+import inspect
+import sys
 import threading
 import weakref
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
@@ -43,7 +45,7 @@ from ..errors import BackendUnavailable, BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor, _not_callable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["AsyncioExecutor"]
 
@@ -210,6 +212,10 @@ class _Runner:
         self.thread = threading.Thread(target=self.main, name=thread_name, daemon=True)
         self.ready = threading.Event()
         self.init = init
+        # create_task(context=...) is 3.11+; a custom or older third-party loop may lack it.
+        self.context_kw = sys.version_info >= (3, 11) and "context" in _parameters(
+            loop.create_task
+        )
         self.thread.start()
         self.ready.wait()
         self.thread_id = self.thread.ident
@@ -318,10 +324,14 @@ class _Runner:
                 _settle(fut.set_exception, exc)
                 self.release()
             return
-        # create_task() gives the task a copy of the current context: the submitter's.
+        # The task runs in the context captured at submit (a copy, private to this task).
         ctx = fut._ctx
         assert ctx is not None
-        fut._task = ctx.run(self.loop.create_task, self.run_coroutine(fut))
+        if self.context_kw:
+            loop: Any = self.loop  # typeshed for 3.9 lacks context=
+            fut._task = loop.create_task(self.run_coroutine(fut), context=ctx)
+        else:  # before 3.11, create_task() copies the current context: enter ours first
+            fut._task = ctx.run(self.loop.create_task, self.run_coroutine(fut))
 
     async def run_coroutine(self, fut: _TaskFuture) -> None:
         try:
@@ -390,6 +400,13 @@ def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
 def _cancel_task_of(fut: _TaskFuture) -> None:
     if fut._task is not None:
         fut._runner.loop.call_soon(fut._task.cancel)
+
+
+def _parameters(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a C function without a signature
+        return {}
 
 
 def _loop_factory(loop: LoopOption) -> LoopFactory:
