@@ -38,12 +38,31 @@ def rows(quick: bool) -> list[Row]:
         inline.shutdown()
 
     return [
-        Row("thread: empty tasks, submit+result", submit_collect(ours), submit_collect(peer),
-            n_tasks, peer_name="ThreadPoolExecutor(4)", goal=0.9),
-        Row("thread: map of 200k x+1", lambda: list(ours.map(inc, range(n_map))),
-            lambda: list(peer.map(inc, range(n_map))), n_map, unit="items",
-            peer_name="ThreadPoolExecutor(4).map", goal=0.9),
-        Row("inline: map of 200k x+1", lambda: list(inline.map(inc, range(n_map))),
-            lambda: [inc(x) for x in range(n_map)], n_map, unit="items",
-            peer_name="list comprehension", repeat=3, teardown=close),
+        Row(
+            "thread: empty tasks, submit+result",
+            submit_collect(ours),
+            submit_collect(peer),
+            n_tasks,
+            peer_name="ThreadPoolExecutor(4)",
+            goal=0.9,
+        ),
+        Row(
+            "thread: map of 200k x+1",
+            lambda: list(ours.map(inc, range(n_map))),
+            lambda: list(peer.map(inc, range(n_map))),
+            n_map,
+            unit="items",
+            peer_name="ThreadPoolExecutor(4).map",
+            goal=0.9,
+        ),
+        Row(
+            "inline: map of 200k x+1",
+            lambda: list(inline.map(inc, range(n_map))),
+            lambda: [inc(x) for x in range(n_map)],
+            n_map,
+            unit="items",
+            peer_name="list comprehension",
+            repeat=3,
+            teardown=close,
+        ),
     ]

@@ -11,8 +11,8 @@ when used; see :mod:`executors.registry` and ``python -m executors info``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import importlib as _importlib
+from typing import Any as _Any
 
 from . import context
 from .errors import (
@@ -71,12 +71,12 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'executors' has no attribute {name!r}")
     module_name, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module_name), attr)
+    value = getattr(_importlib.import_module(module_name), attr)
     globals()[name] = value
     return value
 

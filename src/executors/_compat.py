@@ -16,10 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["ParamSpec", "Self", "entry_points"]
 
 
-def entry_points(group: str) -> list[EntryPoint]:
-    """The installed entry points of *group* (``select`` on 3.10+, ``get`` on 3.9)."""
+def entry_points(group: str) -> list[tuple[EntryPoint, str]]:
+    """The installed entry points of *group*, each with its distribution's name."""
     from importlib import metadata
 
+    found: list[tuple[EntryPoint, str]] = []
     if sys.version_info >= (3, 10):
-        return list(metadata.entry_points(group=group))
-    return list(metadata.entry_points().get(group, ()))  # pragma: no cover
+        for ep in metadata.entry_points(group=group):
+            found.append((ep, ep.dist.name if ep.dist is not None else "an unknown distribution"))
+        return found
+    for dist in metadata.distributions():  # pragma: no cover - 3.9 has no EntryPoint.dist
+        name = dist.metadata["Name"] or "an unknown distribution"
+        found.extend((ep, name) for ep in dist.entry_points if ep.group == group)
+    return found

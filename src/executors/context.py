@@ -58,8 +58,7 @@ def bind(**values: Any) -> Iterator[Mapping[str, Any]]:
             from .errors import InvalidOption
 
             raise InvalidOption(
-                f"cannot bind {name!r}: it would hide executors.context.{name}; "
-                "choose another name"
+                f"cannot bind {name!r}: it would hide executors.context.{name}; choose another name"
             )
     merged = MappingProxyType({**_bound.get(), **values})
     token = _bound.set(merged)

@@ -71,7 +71,7 @@ class InvalidOption(ExecutorError, ValueError):
 # a TaskTimeout must be caught by ``except`` clauses written for either.
 _timeout_bases: tuple[type[BaseException], ...] = (
     (TimeoutError,)
-    if concurrent.futures.TimeoutError is TimeoutError
+    if issubclass(concurrent.futures.TimeoutError, TimeoutError)
     else (concurrent.futures.TimeoutError, TimeoutError)
 )
 

@@ -135,7 +135,7 @@ class BaseExecutor(concurrent.futures.Executor):
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
         :raises TypeError: when *fn* is not callable.
-        :raises RuntimeError: after :meth:`shutdown`.
+        :raises RuntimeError: after ``shutdown()``.
         """
         if not callable(fn):
             raise _not_callable(fn, "submit()")
@@ -183,26 +183,25 @@ class BaseExecutor(concurrent.futures.Executor):
         size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
         end_time = None if timeout is None else timeout + time.monotonic()
 
-        calls: Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]
+        submit: Callable[..., Future[Any]] = self.submit
         if size == 1:
-            calls = ((fn, args) for args in zip(*iterables))
+            starts = (submit(fn, *args) for args in zip(*iterables))
         else:
-            calls = ((_run_chunk, (fn, list(c))) for c in _batched(zip(*iterables), size))
-        submit = self.submit
+            chunks = _batched(zip(*iterables), size)
+            starts = (submit(_run_chunk, fn, list(chunk)) for chunk in chunks)
 
+        results: Iterator[Any]
         if buffersize is None:
-            fs: list[Future[Any]] = [submit(f, *a) for f, a in calls]
+            fs: list[Future[Any]] = list(starts)
             if ordered:
                 fs.reverse()
                 results = _ordered(fs, end_time)
             else:
                 results = _unordered(fs, end_time)
+        elif ordered:
+            results = _ordered_lazy(starts, buffersize, end_time)
         else:
-            starts = (submit(f, *a) for f, a in calls)
-            if ordered:
-                results = _ordered_lazy(starts, buffersize, end_time)
-            else:
-                results = _unordered_lazy(starts, buffersize, end_time)
+            results = _unordered_lazy(starts, buffersize, end_time)
         return _flatten(results) if size > 1 else results
 
     def __enter__(self) -> Self:

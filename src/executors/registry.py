@@ -2,19 +2,17 @@
 
 Built-in backends live in ``executors.backends`` and are imported only when first
 used, so ``import executors`` stays light. Third-party backends register with
-:func:`register_backend` or through the ``executors.backends`` entry-point
+:func:`~executors.register_backend` or through the ``executors.backends`` entry-point
 group; the entry point's value is ``"module:Factory"``. Built-in names win over
 plugins.
 
-=============  ==========================================  ==========================
-name           where                                       aliases
-=============  ==========================================  ==========================
-``asyncio``    ``executors.backends.aio:AsyncioExecutor``  ``aio``, ``async``
-               (module ``aio``: ``asyncio`` would shadow
-               the standard library)
-``inline``     ``executors.backends.inline:InlineExecutor``  ``serial``, ``sync``
-``thread``     ``executors.backends.thread:ThreadExecutor``  ``threading``, ``threads``
-=============  ==========================================  ==========================
+Built-in backends (module names that would shadow the standard library differ
+from the backend name):
+
+- ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
+  would shadow the standard library); aliases ``aio``, ``async``
+- ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``thread``: ``executors.backends.thread:ThreadExecutor``; aliases ``threading``, ``threads``
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union, cast
 
 from ._compat import entry_points
 from .errors import BackendError, BackendNotFound, BackendUnavailable, InvalidOption
@@ -106,9 +104,8 @@ def _read_plugins() -> None:
             return
         _plugins_read = True
         seen: dict[str, str] = {}
-        for ep in entry_points(ENTRY_POINT_GROUP):
+        for ep, dist in entry_points(ENTRY_POINT_GROUP):
             name = ep.name.lower()
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown distribution"
             if name in seen and seen[name] != dist:
                 _clashes[name] = (
                     f"backend name {name!r} is claimed by two plugins: {seen[name]!r} and "
@@ -151,8 +148,7 @@ def _canonical(name: str, source: str) -> str:
         close = difflib.get_close_matches(key, [*choices, *_aliases], n=1)
         hint = f"; did you mean {_aliases.get(close[0], close[0])!r}?" if close else ""
         raise BackendNotFound(
-            f"unknown backend {name!r} (from {source}); choose one of: "
-            f"{', '.join(choices)}{hint}"
+            f"unknown backend {name!r} (from {source}); choose one of: {', '.join(choices)}{hint}"
         )
     return key
 
@@ -182,7 +178,7 @@ def _load(row: BackendInfo) -> Factory:
     module_name, _, attr = row.target.partition(":")
     try:
         module = importlib.import_module(module_name)
-        factory: Factory = getattr(module, attr) if attr else module
+        factory = cast("Factory", getattr(module, attr) if attr else module)
     except (ImportError, AttributeError) as exc:
         fix = f"; {row.hint}" if row.hint else ""
         raise BackendUnavailable(
@@ -265,7 +261,7 @@ def _forget(key: str) -> None:
 
 
 def unregister_backend(name: str) -> None:
-    """Remove a backend added with :func:`register_backend` (built-ins stay)."""
+    """Remove a backend added with :func:`~executors.register_backend` (built-ins stay)."""
     key = name.lower()
     with _lock:
         if key not in _rows or _rows[key].origin != "register_backend()":

@@ -82,7 +82,7 @@ def describe(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None)
     if callable(obj) and isinstance(name, str):
         return f"{getattr(obj, '__module__', '?')}.{name}"
-    text = repr(obj) if type(obj).__repr__ is not object.__repr__ else f"<{type(obj).__name__}>"
+    text = repr(obj)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -93,7 +93,7 @@ def dumps(
     parts: dict[str, Any] | None = None,
     pickler: Dumps = _pickle_dumps,
 ) -> bytes:
-    """Pickle *obj*, or raise :class:`SerializationError` naming what would not pickle.
+    """Pickle *obj*, or raise :class:`~executors.SerializationError` naming what would not pickle.
 
     *parts* maps labels (``"the function"``, ``"argument 2"``) to the pieces of
     *obj*; on failure each is tried alone so the message can point at the culprit.
@@ -101,7 +101,7 @@ def dumps(
     try:
         return pickler(obj)
     except Exception as exc:
-        culprit, error = what, exc
+        culprit, error = f"{what} ({describe(obj)})", exc
         for label, part in (parts or {}).items():
             try:
                 pickler(part)

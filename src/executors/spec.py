@@ -11,6 +11,7 @@ The address becomes the ``address`` option. Values are percent-decoded and read
 as ``int``, ``float``, ``true``/``false`` and ``none`` when they look like one,
 else kept as strings; the backend then checks them.
 
+>>> from executors.spec import parse_spec
 >>> parse_spec("pool?max_workers=4&start_method=spawn")
 Spec(name='pool', options={'max_workers': 4, 'start_method': 'spawn'})
 >>> parse_spec("remote://127.0.0.1:5000")

@@ -215,7 +215,7 @@ class ExceptionTests(_Suite):
         assert exc is not None
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         assert "in failing_task" in text
-        assert 'raise ValueError(message)' in text
+        assert "raise ValueError(message)" in text
 
     def test_executor_keeps_working_after_a_task_fails(self, executor: Executor) -> None:
         assert executor.submit(failing_task, "x").exception(timeout=30) is not None

@@ -1,18 +1,133 @@
-"""Run tasks on a pool of threads in this process; the caller's context is copied in."""
+"""Run tasks on a pool of threads in this process; the caller's context is copied in.
+
+The pool mirrors :class:`concurrent.futures.ThreadPoolExecutor` (one shared
+queue, threads started on demand up to ``max_workers``, idle ones reused), with
+less work per task: one tuple on a :class:`queue.SimpleQueue` and an idle
+counter in place of a work-item object and a semaphore. Worker threads hold no
+reference to the executor, so an executor dropped without ``shutdown`` is
+collected and its threads exit; at interpreter exit, queued tasks still run.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import queue
+import threading
+import weakref
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, ClassVar, TypeVar
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
 from .. import _validate
-from ..protocol import BaseExecutor
+from .._compat import ParamSpec
+from ..errors import BrokenExecutor
+from ..protocol import BaseExecutor, _not_callable
 
 __all__ = ["ThreadExecutor"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
+
+_Item = Optional[
+    Tuple["Future[Any]", contextvars.Context, Callable[..., Any], Tuple[Any, ...], dict[str, Any]]
+]
+
+
+class _Shared:
+    """What the executor and its worker threads share (the threads never see the executor)."""
+
+    __slots__ = ("broken", "idle", "initargs", "initializer", "lock", "queue", "shutdown")
+
+    def __init__(self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]):
+        self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle = 0
+        self.shutdown = False
+        self.broken: BrokenExecutor | None = None
+        self.initializer = initializer
+        self.initargs = initargs
+
+    def fail_queued(self, make_error: Callable[[], BaseException] | None) -> None:
+        """Drain the queue; cancel each task, or fail it with ``make_error()``."""
+        stops = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stops += 1
+            elif make_error is None:
+                item[0].cancel()
+            elif item[0].set_running_or_notify_cancel():
+                item[0].set_exception(make_error())
+        for _ in range(stops):  # stop markers belong to other threads: put them back
+            self.queue.put(None)
+
+    def stop(self, threads: int, *, cancel: bool = False) -> None:
+        """Refuse new tasks; cancel queued ones if asked; tell each thread to exit."""
+        with self.lock:
+            first = not self.shutdown
+            self.shutdown = True
+            if cancel:
+                self.fail_queued(None)
+            for _ in range(threads if first else 0):
+                self.queue.put(None)
+
+
+def _work(shared: _Shared) -> None:
+    if shared.initializer is not None:
+        try:
+            shared.initializer(*shared.initargs)
+        except BaseException as exc:
+            with shared.lock:
+                shared.broken = BrokenExecutor(
+                    f"initializer {shared.initializer!r} raised {type(exc).__name__}: {exc}; "
+                    "the thread pool cannot run tasks (fix the initializer and create a new one)"
+                )
+                shared.broken.__cause__ = exc
+            broken = shared.broken
+            shared.fail_queued(lambda: broken)
+            return
+    get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    while True:
+        try:
+            item = get_nowait()
+        except queue.Empty:
+            with lock:
+                shared.idle += 1
+            item = get()
+        if item is None:
+            return
+        future, ctx, fn, args, kwargs = item
+        del item
+        if future.set_running_or_notify_cancel():
+            try:
+                result = ctx.run(fn, *args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                del exc
+            else:
+                future.set_result(result)
+                del result
+        del future, ctx, fn, args, kwargs
+
+
+def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
+    shared.stop(len(threads))
+
+
+_live: weakref.WeakValueDictionary[int, ThreadExecutor] = weakref.WeakValueDictionary()
+
+
+def _at_exit() -> None:
+    # Like the standard library: queued tasks still run, then the threads exit.
+    for ex in list(_live.values()):
+        ex.shutdown(wait=True)
+
+
+# threading._register_atexit runs before non-daemon threads are joined (3.9+).
+getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
 
 
 class ThreadExecutor(BaseExecutor):
@@ -22,10 +137,14 @@ class ThreadExecutor(BaseExecutor):
     use ``pool`` for that. Workers are named ``<thread_name_prefix>_<n>``, so a
     task can log ``threading.current_thread().name``. Each task runs in a copy of
     the submitting context (as :func:`asyncio.to_thread` does), so
-    :mod:`contextvars` and :func:`executors.context.bind` values reach it, and
-    :data:`executors.context.worker` is private to each worker thread.
+    :mod:`contextvars` and :func:`executors.context.bind` values reach it and
+    whatever it sets stays inside it; :data:`executors.context.worker` is private
+    to each worker thread.
 
     :param max_workers: default ``min(32, CPUs + 4)``, as the standard library.
+    :param initializer: called with *initargs* in each worker thread before its
+        first task; if it raises, the pool is broken and every task fails with
+        :class:`~executors.BrokenExecutor`.
 
     >>> import threading
     >>> from executors import get_executor
@@ -46,21 +165,58 @@ class ThreadExecutor(BaseExecutor):
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         init, args = _validate.initializer(initializer, initargs)
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix, init, args)
+        self.thread_name_prefix = str(thread_name_prefix)
+        self._shared = _Shared(init, args)
+        self._threads: list[threading.Thread] = []
+        weakref.finalize(self, _stop, self._shared, self._threads)
+        _live[id(self)] = self
 
     @classmethod
     def default_max_workers(cls) -> int:
         """``min(32, CPUs + 4)``, as :class:`concurrent.futures.ThreadPoolExecutor`."""
         return min(32, _validate.cpu_count() + 4)
 
-    def _submit(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Future[R]:
-        return self._pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)`` on a worker thread, in a copy of this context.
+
+        :raises RuntimeError: after :meth:`shutdown`.
+        :raises BrokenExecutor: when the initializer failed.
+        """
+        # Overrides BaseExecutor.submit to keep the hot path to one call.
+        if not callable(fn):
+            raise _not_callable(fn, "submit()")
+        future: Future[R] = Future()
+        shared = self._shared
+        with shared.lock:
+            if shared.broken is not None:
+                raise shared.broken
+            if shared.shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            shared.queue.put((future, contextvars.copy_context(), fn, args, kwargs))
+            if shared.idle:
+                shared.idle -= 1
+            elif len(self._threads) < self.max_workers:
+                self._start_thread()
+        return future
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=_work,
+            args=(self._shared,),
+            name=f"{self.thread_name_prefix}_{len(self._threads)}",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking tasks; cancel pending ones if asked; wait for running ones if asked."""
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        """Stop taking tasks; cancel queued ones if asked; wait for the rest if asked."""
+        self._shared.stop(len(self._threads), cancel=cancel_futures)
+        if wait:
+            for thread in list(self._threads):
+                thread.join()
+        _live.pop(id(self), None)
 
     def __repr__(self) -> str:
-        return f"<ThreadExecutor backend='thread' max_workers={self.max_workers}>"
+        state = "shut down" if self._shared.shutdown else f"{len(self._threads)} threads"
+        return f"<ThreadExecutor backend='thread' max_workers={self.max_workers} ({state})>"

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from executors.__main__ import main
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTORS_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "executors", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def test_info_lists_backends_and_selection() -> None:
+    out = run_cli("info")
+    assert out.returncode == 0, out.stderr
+    assert "inline  available" in out.stdout or "inline" in out.stdout
+    assert "thread" in out.stdout
+    assert "selected: thread (the default" in out.stdout
+
+
+def test_info_reports_a_bad_env_var() -> None:
+    out = run_cli("info", env={"EXECUTORS_BACKEND": "thraed"})
+    assert out.returncode == 2
+    assert "selected: thraed (from $EXECUTORS_BACKEND)" in out.stdout
+    assert "did you mean 'thread'?" in out.stderr
+
+
+def test_demo_runs_on_inline() -> None:
+    out = run_cli("demo", env={"EXECUTORS_BACKEND": "inline"})
+    assert out.returncode == 0, out.stderr
+    assert "backend: inline" in out.stdout
+    assert "squares: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in out.stdout
+    assert "context seen by a task: alice/7" in out.stdout
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nope"]) == 2
+    assert "unknown command 'nope'" in capsys.readouterr().err
+    assert main([]) == 2
+    assert main(["--help"]) == 0

@@ -1,0 +1,26 @@
+"""Checked by mypy --strict (tox -e lint), never run: the protocol's inferred types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+from typing_extensions import assert_type
+
+from executors import Executor, get_executor
+from executors.backends.thread import ThreadExecutor
+
+
+def parse(text: str, base: int = 10) -> int:
+    return int(text, base)
+
+
+def check(ex: Executor, thread: ThreadExecutor) -> None:
+    assert_type(ex.submit(pow, 2, 3), Future[int])
+    assert_type(ex.submit(parse, "ff", base=16), Future[int])
+    assert_type(thread.submit(parse, "7"), Future[int])
+    assert_type(ex.map(parse, ["1", "2"]), Iterator[int])
+    with get_executor("thread") as managed:
+        assert_type(managed.submit(str.upper, "a"), Future[str])
+    ex.submit(parse, 3)  # type: ignore[arg-type]
+    ex.submit(parse, "1", bse=2)  # type: ignore[call-arg]
