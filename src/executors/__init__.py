@@ -12,6 +12,7 @@ when used; see :mod:`executors.registry` and ``python -m executors info``.
 from __future__ import annotations
 
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from . import context
@@ -36,6 +37,9 @@ from .registry import (
     unavailable_reason,
     unregister_backend,
 )
+
+if _TYPE_CHECKING:  # what _LAZY imports on first access, visible to type checkers
+    from .awaitable import AsyncExecutor, aio
 
 __version__ = "0.1.0"
 
