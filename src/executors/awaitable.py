@@ -176,7 +176,7 @@ class AsyncExecutor:
 
         :param buffersize: at most this many tasks in flight; the input is read
             only as results are taken. None: twice ``max_workers``, or
-            :data:`DEFAULT_BUFFERSIZE` when the executor has no cap.
+            ``DEFAULT_BUFFERSIZE`` (64) when the executor has no cap.
         :param ordered: True yields in input order; False as tasks finish.
 
         When the consumer stops early (``break``, then the generator is closed), or

@@ -90,7 +90,7 @@ class AsyncioExecutor(BaseExecutor):
         self,
         max_workers: int | None = None,
         *,
-        loop: LoopOption = "asyncio",
+        loop: str | Callable[[], asyncio.AbstractEventLoop] = "asyncio",
         thread_name_prefix: str = "executors-asyncio",
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
