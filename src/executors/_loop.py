@@ -25,6 +25,7 @@ import atexit
 import collections
 import contextlib
 import contextvars
+import functools
 import inspect
 import sys
 import threading
@@ -44,7 +45,7 @@ from .errors import BrokenExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["LoopRunner", "TaskFuture"]
 
@@ -265,10 +266,12 @@ class LoopRunner:
         self.running += 1
         if not fut._is_async:
             try:
-                self.pool.submit(self.call_in_thread, fut)
-            except RuntimeError as exc:  # the interpreter is exiting: no new threads
+                done = self.pool.submit(self.call_in_thread, fut)
+            except RuntimeError as exc:  # the pool is broken, or the interpreter is exiting
                 _settle(fut.set_exception, exc)
                 self.release()
+            else:
+                done.add_done_callback(functools.partial(self.never_ran, fut))
             return
         # The task runs in the context captured at submit (a copy, private to this task).
         ctx = fut._ctx
@@ -308,6 +311,14 @@ class LoopRunner:
             _settle(fut.set_result, result)
         finally:
             self.loop.call_soon_threadsafe(self.release)
+
+    def never_ran(self, fut: TaskFuture, done: Future[None]) -> None:
+        # call_in_thread catches everything, so an error here means it never ran: a worker
+        # thread's initializer failed, and the pool failed what it held.
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            _settle(fut.set_exception, exc)
+            self.call(self.release)
 
     def release(self) -> None:
         self.running -= 1

@@ -500,3 +500,14 @@ def test_failing_initializer_breaks_the_executor_clearly(make: Any) -> None:
     ex = make(initializer=init)
     with pytest.raises(cf.BrokenExecutor, match=r"initializer .* raised OSError: no database"):
         ex.submit(nap, 0)
+
+
+def test_an_initializer_failing_on_a_worker_thread_fails_its_tasks(make: Any) -> None:
+    def init() -> None:
+        if not threading.current_thread().name.endswith("-loop"):
+            raise OSError("no database on this thread")
+
+    ex = make(initializer=init)
+    assert ex.submit(nap, 0, "coroutines still run").result(timeout=10) == "coroutines still run"
+    with pytest.raises(cf.BrokenExecutor):
+        ex.submit(plain_where).result(timeout=10)
