@@ -47,7 +47,8 @@ class _Condition(threading.Condition):
         return self._lock._is_owned()  # type: ignore[attr-defined, no-any-return]
 
 
-# Future.__init__ sets exactly these; if a Python version sets others, use it as is.
+# Future.__init__ sets exactly these, and the RLock has the methods Condition borrows;
+# on a Python where either differs, LeanFuture is a plain Future.
 _LEAN = sorted(vars(Future())) == [
     "_condition",
     "_done_callbacks",
@@ -55,7 +56,7 @@ _LEAN = sorted(vars(Future())) == [
     "_result",
     "_state",
     "_waiters",
-]
+] and all(hasattr(threading.RLock(), m) for m in ("_release_save", "_acquire_restore", "_is_owned"))
 
 
 class LeanFuture(Future[R]):
