@@ -233,7 +233,7 @@ class LoopRunner:
         loop = self.loop
         self.closed = True
         for fut in list(self.incoming):  # submitted while the loop stopped
-            with contextlib.suppress(InvalidStateError):
+            if fut.set_running_or_notify_cancel():
                 fut.set_exception(RuntimeError("cannot schedule new futures after shutdown"))
         try:
             stray = asyncio.all_tasks(loop)  # tasks the coroutines spawned and left
@@ -310,7 +310,7 @@ class LoopRunner:
         else:
             _settle(fut.set_result, result)
         finally:
-            self.loop.call_soon_threadsafe(self.release)
+            self.call(self.release)
 
     def never_ran(self, fut: TaskFuture, done: Future[None]) -> None:
         # call_in_thread catches everything, so an error here means it never ran: a worker
