@@ -511,3 +511,33 @@ def test_an_initializer_failing_on_a_worker_thread_fails_its_tasks(make: Any) ->
     assert ex.submit(nap, 0, "coroutines still run").result(timeout=10) == "coroutines still run"
     with pytest.raises(cf.BrokenExecutor):
         ex.submit(plain_where).result(timeout=10)
+
+
+def test_submits_racing_shutdown_either_fail_or_finish() -> None:
+    # Submit is lock-free: a task submitted while the loop stops must still end,
+    # never hang (it runs, or its future gets the "after shutdown" error).
+    for _ in range(20):
+        ex = get_executor("asyncio")
+        accepted: list[cf.Future[Any]] = []
+        go = threading.Event()
+
+        def producer() -> None:
+            go.wait()
+            for i in range(300):
+                try:
+                    accepted.append(ex.submit(nap, 0, i))
+                except RuntimeError:
+                    return
+
+        threads = [threading.Thread(target=producer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        go.set()
+        time.sleep(0.001)
+        ex.shutdown(wait=True)
+        for t in threads:
+            t.join()
+        done, not_done = cf.wait(accepted, timeout=10)
+        assert not not_done
+        for f in done:
+            assert f.exception() is None or "after shutdown" in str(f.exception())
