@@ -516,7 +516,7 @@ def test_an_initializer_failing_on_a_worker_thread_fails_its_tasks(make: Any) ->
 def test_submits_racing_shutdown_either_fail_or_finish() -> None:
     # Submit is lock-free: a task submitted while the loop stops must still end,
     # never hang (it runs, or its future gets the "after shutdown" error).
-    for _ in range(20):
+    for _ in range(10):
         ex = get_executor("asyncio")
         accepted: list[cf.Future[Any]] = []
         go = threading.Event()
