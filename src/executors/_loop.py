@@ -163,6 +163,14 @@ class LoopRunner:
         self.init = init
         # create_task(context=...) is 3.11+; a custom or older third-party loop may lack it.
         self.context_kw = sys.version_info >= (3, 11) and "context" in _parameters(loop.create_task)
+        # 3.12+: a task runs its first step at once, so a coroutine that finishes without
+        # waiting costs no loop iteration (asyncio's eager tasks; stdlib loops only).
+        self.eager = (
+            sys.version_info >= (3, 12)
+            and type(loop).__module__.startswith("asyncio.")
+            and loop.get_task_factory() is None
+        )
+        self.starting = False  # inside start_more(): an eager task must not re-enter it
         self.thread.start()
         self.ready.wait()
         self.thread_id = self.thread.ident
@@ -254,9 +262,15 @@ class LoopRunner:
         self.start_more()
 
     def start_more(self) -> None:
+        if self.starting:
+            return  # a task that finished eagerly, inside start(): the loop below goes on
         incoming, cap = self.incoming, self.cap
-        while incoming and (cap is None or self.running < cap):
-            self.start(incoming.popleft())
+        self.starting = True
+        try:
+            while incoming and (cap is None or self.running < cap):
+                self.start(incoming.popleft())
+        finally:
+            self.starting = False
         if self.closing and not self.running and not incoming:
             self.loop.stop()
 
@@ -276,7 +290,12 @@ class LoopRunner:
         # The task runs in the context captured at submit (a copy, private to this task).
         ctx = fut._ctx
         assert ctx is not None
-        if self.context_kw:
+        if self.eager:
+            task: Any = asyncio.Task  # typeshed for 3.9 lacks eager_start=
+            created = task(self.run_coroutine(fut), loop=self.loop, context=ctx, eager_start=True)
+            if not created.done():
+                fut._task = created
+        elif self.context_kw:
             loop: Any = self.loop  # typeshed for 3.9 lacks context=
             fut._task = loop.create_task(self.run_coroutine(fut), context=ctx)
         else:  # before 3.11, create_task() copies the current context: enter ours first

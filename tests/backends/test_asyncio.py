@@ -165,6 +165,19 @@ def test_max_workers_caps_concurrency_and_keeps_submission_order(make: Any) -> N
     assert started == list(range(8))
 
 
+def test_a_cap_with_coroutines_that_never_wait(make: Any) -> None:
+    # On 3.12+ such a coroutine finishes inside start(): the next must still start.
+    ex = make(max_workers=2)
+
+    async def at_once(i: int) -> int:
+        return i
+
+    futures = [ex.submit(at_once, i) for i in range(500)]
+    assert [f.result(timeout=10) for f in futures] == list(range(500))
+    ex.shutdown(wait=True)
+    assert ex.loop.is_closed()
+
+
 def test_the_cap_also_counts_plain_functions(make: Any) -> None:
     ex = make(max_workers=1)
     slow = ex.submit(time.sleep, 0.3)
