@@ -118,7 +118,32 @@ class TaskFuture(LeanFuture[Any]):
             self._mark_cancelled()
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
+    # The per-task hot path: the same transitions as set_running_or_notify_cancel() and
+    # set_result(), holding the lock directly instead of through Condition's Python methods.
+
+    def _set_running(self) -> bool:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        return self.set_running_or_notify_cancel()  # cancelled: tell the waiters
+
+    def _finish(self, result: Any) -> None:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state != RUNNING:
+                return  # cancelled meanwhile: nothing to tell
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            if self._condition._waiters:  # type: ignore[attr-defined]
+                self._condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+
     def result(self, timeout: float | None = None) -> Any:
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # set before the state, so visible once the state is
         self._refuse_to_block()
         return super().result(timeout)
 
@@ -275,7 +300,7 @@ class LoopRunner:
             self.loop.stop()
 
     def start(self, fut: TaskFuture) -> None:
-        if not fut.set_running_or_notify_cancel():
+        if not fut._set_running():
             return  # cancelled while it waited
         self.running += 1
         if not fut._is_async:
@@ -309,10 +334,7 @@ class LoopRunner:
         except BaseException as exc:  # a task's KeyboardInterrupt must not kill the loop
             _settle(fut.set_exception, exc)
         else:
-            try:  # noqa: SIM105 - suppress() costs more than the rest of this per-task path
-                fut.set_result(result)
-            except InvalidStateError:  # cancelled meanwhile: nothing to tell
-                pass
+            fut._finish(result)
         finally:
             fut._task = None
             self.running -= 1
