@@ -292,6 +292,14 @@ def test_options_with_an_executor_are_refused() -> None:
         aio(42)  # type: ignore[arg-type]
 
 
+def test_a_coroutine_object_is_refused_with_the_fix(executor: Executor) -> None:
+    async def main() -> None:
+        with pytest.raises(TypeError, match=r"coroutine object.*submit\(fetch, url\)"):
+            aio(executor).submit(nap(0))  # type: ignore[arg-type]
+
+    run(main())  # and no "never awaited" warning: it was closed
+
+
 def test_submit_outside_a_running_loop_says_so() -> None:
     with get_executor("inline") as ex, pytest.raises(RuntimeError, match="needs a running event"):
         aio(ex).submit(abs, 1)

@@ -139,6 +139,14 @@ class AsyncExecutor:
         kwargs: dict[str, Any],
     ) -> asyncio.Future[Any]:
         ex = self.executor
+        obj: object = fn
+        if asyncio.iscoroutine(obj):
+            obj.close()  # never awaited, and it will not be
+            raise TypeError(
+                f"submit() needs a coroutine function, got the coroutine object {obj!r}; pass "
+                "the function and its arguments separately: submit(fetch, url), not "
+                "submit(fetch(url))"
+            )
         if callable(fn) and _is_async(fn) and not getattr(ex, "runs_coroutines", False):
             if getattr(ex, "runs_in_submit", False):
                 # inline runs tasks in the caller: here, that is this loop (a task of its own).
