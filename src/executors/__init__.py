@@ -40,6 +40,7 @@ from .registry import (
 
 if _TYPE_CHECKING:  # what _LAZY imports on first access, visible to type checkers
     from .awaitable import AsyncExecutor, aio
+    from .command import Command, CommandError, CommandResult, CommandTimeout, run_command
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,10 @@ __all__ = [
     "BackendUnavailable",
     "BaseExecutor",
     "BrokenExecutor",
+    "Command",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
     "Executor",
     "ExecutorError",
     "InvalidOption",
@@ -63,6 +68,7 @@ __all__ = [
     "context",
     "get_executor",
     "register_backend",
+    "run_command",
     "unavailable_reason",
     "unregister_backend",
 ]
@@ -71,7 +77,12 @@ __all__ = [
 # ``import executors`` imports no backend, multiprocessing or asyncio.
 _LAZY: dict[str, str] = {
     "AsyncExecutor": "executors.awaitable:AsyncExecutor",
+    "Command": "executors.command:Command",
+    "CommandError": "executors.command:CommandError",
+    "CommandResult": "executors.command:CommandResult",
+    "CommandTimeout": "executors.command:CommandTimeout",
     "aio": "executors.awaitable:aio",
+    "run_command": "executors.command:run_command",
 }
 
 

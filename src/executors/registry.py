@@ -12,6 +12,9 @@ from the backend name):
 - ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
   would shadow the standard library); aliases ``aio``, ``async``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``remote``: ``executors.backends.remote:RemoteExecutor``
+- ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
+  which would shadow the standard library); alias ``subprocesses``
 - ``thread``: ``executors.backends.thread:ThreadExecutor``; aliases ``threading``, ``threads``
 """
 
@@ -84,6 +87,8 @@ class Availability(NamedTuple):
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
+    BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 
