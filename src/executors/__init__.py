@@ -39,11 +39,13 @@ from .registry import (
 )
 
 if _TYPE_CHECKING:  # what _LAZY imports on first access, visible to type checkers
+    from .awaitable import AsyncExecutor, aio
     from .command import Command, CommandError, CommandResult, CommandTimeout, run_command
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncExecutor",
     "BackendError",
     "BackendNotFound",
     "BackendUnavailable",
@@ -61,6 +63,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerLost",
+    "aio",
     "available_backends",
     "context",
     "get_executor",
@@ -73,10 +76,12 @@ __all__ = [
 # Public names whose modules are imported on first access, so that
 # ``import executors`` imports no backend, multiprocessing or asyncio.
 _LAZY: dict[str, str] = {
+    "AsyncExecutor": "executors.awaitable:AsyncExecutor",
     "Command": "executors.command:Command",
     "CommandError": "executors.command:CommandError",
     "CommandResult": "executors.command:CommandResult",
     "CommandTimeout": "executors.command:CommandTimeout",
+    "aio": "executors.awaitable:aio",
     "run_command": "executors.command:run_command",
 }
 

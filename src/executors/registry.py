@@ -9,6 +9,8 @@ plugins.
 Built-in backends (module names that would shadow the standard library differ
 from the backend name):
 
+- ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
+  would shadow the standard library); aliases ``aio``, ``async``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
 - ``remote``: ``executors.backends.remote:RemoteExecutor``
 - ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
@@ -83,6 +85,7 @@ class Availability(NamedTuple):
 # Keep sorted by name (a test checks). Where a module name would shadow the
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
+    BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
     BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
     BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
