@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
     "README.md",
     "docs/index.rst",
+    "docs/commands.rst",
     "docs/quickstart.rst",
     "docs/context.rst",
     "docs/errors.rst",

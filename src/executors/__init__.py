@@ -12,6 +12,7 @@ when used; see :mod:`executors.registry` and ``python -m executors info``.
 from __future__ import annotations
 
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from . import context
@@ -37,14 +38,23 @@ from .registry import (
     unregister_backend,
 )
 
+if _TYPE_CHECKING:  # what _LAZY imports on first access, visible to type checkers
+    from .awaitable import AsyncExecutor, aio
+    from .command import Command, CommandError, CommandResult, CommandTimeout, run_command
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncExecutor",
     "BackendError",
     "BackendNotFound",
     "BackendUnavailable",
     "BaseExecutor",
     "BrokenExecutor",
+    "Command",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
     "Executor",
     "ExecutorError",
     "InvalidOption",
@@ -53,17 +63,27 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerLost",
+    "aio",
     "available_backends",
     "context",
     "get_executor",
     "register_backend",
+    "run_command",
     "unavailable_reason",
     "unregister_backend",
 ]
 
 # Public names whose modules are imported on first access, so that
 # ``import executors`` imports no backend, multiprocessing or asyncio.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "AsyncExecutor": "executors.awaitable:AsyncExecutor",
+    "Command": "executors.command:Command",
+    "CommandError": "executors.command:CommandError",
+    "CommandResult": "executors.command:CommandResult",
+    "CommandTimeout": "executors.command:CommandTimeout",
+    "aio": "executors.awaitable:aio",
+    "run_command": "executors.command:run_command",
+}
 
 
 def __getattr__(name: str) -> _Any:

@@ -13,7 +13,7 @@ import time
 
 from . import context
 
-__all__ = ["crunch", "fail", "square", "task_info", "wait", "whoami"]
+__all__ = ["crunch", "fail", "nap", "square", "task_info", "visit", "wait", "whoami"]
 
 
 def square(x: int) -> int:
@@ -56,3 +56,29 @@ def task_info() -> tuple[int, str]:
 def fail(message: str = "boom") -> None:
     """Raise ``ValueError(message)``."""
     raise ValueError(message)
+
+
+async def nap(seconds: float, value: object = None) -> object:
+    """Like :func:`wait`, without blocking: ``await asyncio.sleep(seconds)``, return *value*."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return value
+
+
+async def visit(url: str, seconds: float = 0.05) -> str:
+    """The seeds' gevent ``run_task``, as a coroutine: "download" *url*, report it done.
+
+    The download is a stand-in (a sleep), so examples run offline. An empty *url*
+    fails, as ``urlopen('')`` does.
+
+    >>> import asyncio
+    >>> asyncio.run(visit("https://www.python.org/", 0))
+    'url:https://www.python.org/ --->finish'
+    """
+    import asyncio
+
+    if not url:
+        raise ValueError(f"unknown url type: {url!r}")
+    await asyncio.sleep(seconds)
+    return f"url:{url} --->finish"

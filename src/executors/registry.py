@@ -9,10 +9,15 @@ plugins.
 Built-in backends (module names that would shadow the standard library differ
 from the backend name):
 
+- ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
+  would shadow the standard library); aliases ``aio``, ``async``
 - ``fork``: ``executors.backends.fork:ForkExecutor``; alias ``os.fork``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
 - ``pool``: ``executors.backends.pool:PoolExecutor``; aliases ``processpool``, ``multiprocessing``
 - ``process``: ``executors.backends.process:ProcessExecutor``; alias ``processes``
+- ``remote``: ``executors.backends.remote:RemoteExecutor``
+- ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
+  which would shadow the standard library); alias ``subprocesses``
 - ``thread``: ``executors.backends.thread:ThreadExecutor``; aliases ``threading``, ``threads``
 """
 
@@ -83,10 +88,13 @@ class Availability(NamedTuple):
 # Keep sorted by name (a test checks). Where a module name would shadow the
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
+    BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
     BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
+    BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
+    BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 

@@ -24,3 +24,12 @@ def check(ex: Executor, thread: ThreadExecutor) -> None:
         assert_type(managed.submit(str.upper, "a"), Future[str])
     ex.submit(parse, 3)  # type: ignore[arg-type]
     ex.submit(parse, "1", bse=2)  # type: ignore[call-arg]
+
+
+def check_commands(ex: Executor) -> None:
+    from executors import Command, CommandResult, run_command
+
+    assert_type(ex.submit(run_command, ["gzip", "-k", "a.txt"], timeout=5), Future[CommandResult])
+    assert_type(ex.submit(Command(["true"])), Future[CommandResult])
+    assert_type(ex.map(run_command, [["true"]]), Iterator[CommandResult])
+    ex.submit(run_command, ["true"], timeout="5")  # type: ignore[arg-type]

@@ -1,0 +1,407 @@
+"""An event loop in a thread of its own, fed in batches: the machinery of the asyncio backend.
+
+How a task travels::
+
+    caller threads                           the loop thread
+    --------------                           ---------------
+    submit(fn, *args)
+      -> TaskFuture (context copied)
+      -> incoming deque ---- one wake-up ---> drain(): while running < cap
+         per batch, not per task                |- async fn: create_task(run_coroutine)
+                                                '- plain fn: a worker thread
+    future.cancel() on a running  ----------> task.cancel()
+      coroutine (returns True)
+    shutdown() ------------------------------> stop when nothing runs; cancel stray
+                                               tasks, close async generators, close loop
+
+The runner holds no reference to its executor, so an executor dropped without
+``shutdown()`` can be collected, which stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import contextvars
+import functools
+import inspect
+import sys
+import threading
+import weakref
+from concurrent.futures import InvalidStateError
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._futures import LeanFuture
+from .errors import BrokenExecutor
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+__all__ = ["LoopRunner", "TaskFuture"]
+
+
+def _settle(setter: Callable[[Any], None], value: Any) -> None:
+    with contextlib.suppress(InvalidStateError):  # cancelled meanwhile: nothing to tell
+        setter(value)
+
+
+class TaskFuture(LeanFuture[Any]):
+    """A future that can cancel a *running* coroutine, and refuses to block its own loop."""
+
+    _task: asyncio.Task[None] | None = None
+
+    def __init__(
+        self,
+        runner: LoopRunner,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        is_async: bool,
+    ) -> None:
+        super().__init__()
+        self._runner = runner
+        self._fn: Callable[..., Any] | None = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._ctx: contextvars.Context | None = contextvars.copy_context()
+        self._is_async = is_async
+
+    def _call(self) -> Any:
+        """Call the function (in the current context), forgetting it and its arguments."""
+        fn, args, kwargs = self._fn, self._args, self._kwargs
+        if fn is None:
+            raise RuntimeError("a task ran twice")
+        self._fn = self._ctx = None
+        self._args, self._kwargs = (), {}
+        return fn(*args, **kwargs)
+
+    def cancel(self) -> bool:
+        """Cancel a pending task, or a running coroutine (its asyncio task is cancelled)."""
+        with self._condition:
+            state = self._state
+            if state == FINISHED or (state == RUNNING and not self._is_async):
+                return False
+            if state in (CANCELLED, CANCELLED_AND_NOTIFIED):
+                return True
+            if state == RUNNING:
+                self._mark_cancelled()
+            else:
+                self._state = CANCELLED
+                self._condition.notify_all()
+        if state == RUNNING:
+            self._runner.cancel_task(self)
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+    def _mark_cancelled(self) -> None:
+        # RUNNING -> cancelled, as set_running_or_notify_cancel() would tell the waiters.
+        self._state = CANCELLED_AND_NOTIFIED
+        for waiter in self._waiters:
+            waiter.add_cancelled(self)
+        self._condition.notify_all()
+
+    def _cancelled_by_task(self) -> None:
+        """The coroutine ended with CancelledError (cancelled here, or it raised one)."""
+        with self._condition:
+            if self._state != RUNNING:
+                return
+            self._mark_cancelled()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    # The per-task hot path: the same transitions as set_running_or_notify_cancel() and
+    # set_result(), holding the lock directly instead of through Condition's Python methods.
+
+    def _set_running(self) -> bool:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        return self.set_running_or_notify_cancel()  # cancelled: tell the waiters
+
+    def _finish(self, result: Any) -> None:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state != RUNNING:
+                return  # cancelled meanwhile: nothing to tell
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            if self._condition._waiters:  # type: ignore[attr-defined]
+                self._condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # set before the state, so visible once the state is
+        self._refuse_to_block()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._refuse_to_block()
+        return super().exception(timeout)
+
+    def _refuse_to_block(self) -> None:
+        if self._state in (PENDING, RUNNING) and threading.get_ident() == self._runner.thread_id:
+            raise RuntimeError(
+                "future.result() called inside the asyncio executor's own event loop, on a "
+                "task that has not finished: waiting would block the loop that must run it "
+                "(a deadlock); use 'await asyncio.wrap_future(future)' instead"
+            )
+
+
+class LoopRunner:
+    """The loop thread and its bookkeeping; holds no reference to the executor (so it can be
+    collected, which stops the loop)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        cap: int | None,
+        pool: ThreadPoolExecutor,
+        thread_name: str,
+        init: tuple[Callable[..., object] | None, tuple[Any, ...]],
+    ) -> None:
+        self.loop = loop
+        self.cap = cap
+        self.pool = pool
+        self.incoming: collections.deque[TaskFuture] = collections.deque()
+        self.lock = threading.Lock()
+        self.wakeup_pending = False
+        self.stopping = False  # set by shutdown(); no new tasks
+        self.closing = False  # seen by the loop: stop once idle
+        self.closed = False  # the loop has stopped for good
+        self.running = 0
+        self.broken: BrokenExecutor | None = None
+        self.thread = threading.Thread(target=self.main, name=thread_name, daemon=True)
+        self.ready = threading.Event()
+        self.init = init
+        # create_task(context=...) is 3.11+; a custom or older third-party loop may lack it.
+        self.context_kw = sys.version_info >= (3, 11) and "context" in _parameters(loop.create_task)
+        # 3.12+: a task runs its first step at once, so a coroutine that finishes without
+        # waiting costs no loop iteration (asyncio's eager tasks; stdlib loops only).
+        self.eager = (
+            sys.version_info >= (3, 12)
+            and type(loop).__module__.startswith("asyncio.")
+            and loop.get_task_factory() is None
+        )
+        self.starting = False  # inside start_more(): an eager task must not re-enter it
+        self.thread.start()
+        self.ready.wait()
+        self.thread_id = self.thread.ident
+        _live.add(self)
+
+    # -- any thread ---------------------------------------------------------------------
+
+    def submit(self, fut: TaskFuture) -> None:
+        # Lock-free, so submitting threads never queue behind the loop thread. The loop
+        # clears wakeup_pending *before* it drains, so an item appended while a wake-up is
+        # pending is always seen; after close_loop() has set closed (then drained what was
+        # left), an append is refused here instead.
+        if self.stopping:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self.incoming.append(fut)
+        if self.closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if not self.wakeup_pending:
+            self.wakeup_pending = True  # one wake-up per batch, not per task
+            self.call(self.drain)
+
+    def call(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop soon (from any thread, the loop's own included)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to act on
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def cancel_task(self, fut: TaskFuture) -> None:
+        self.call(_cancel_task_of, fut)
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        with self.lock:
+            first = not self.stopping
+            self.stopping = True
+        if cancel_futures:
+            for fut in list(self.incoming):  # the loop skips them when it pops them
+                fut.cancel()
+            self.call(_cancel_all_tasks, self.loop)
+        if first:
+            self.call(self.begin_close)
+        if wait and threading.get_ident() != self.thread_id:
+            self.thread.join()
+
+    # -- the loop thread ----------------------------------------------------------------
+
+    def main(self) -> None:
+        loop = self.loop
+        try:
+            init, args = self.init
+            if init is not None:
+                try:
+                    init(*args)
+                except Exception as exc:
+                    self.broken = BrokenExecutor(
+                        f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
+                        "no task can run on this executor"
+                    )
+                    self.broken.__cause__ = exc
+                    self.stopping = True
+                    return
+            self.ready.set()
+            loop.run_forever()
+        finally:
+            self.ready.set()
+            self.close_loop()
+
+    def close_loop(self) -> None:
+        """What asyncio.run() does on the way out: nothing is left pending or unclosed."""
+        loop = self.loop
+        self.closed = True
+        for fut in list(self.incoming):  # submitted while the loop stopped
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(RuntimeError("cannot schedule new futures after shutdown"))
+        try:
+            stray = asyncio.all_tasks(loop)  # tasks the coroutines spawned and left
+            for task in stray:
+                task.cancel()
+            if stray:
+                loop.run_until_complete(asyncio.gather(*stray, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            shutdown_default = getattr(loop, "shutdown_default_executor", None)
+            if shutdown_default is not None:
+                loop.run_until_complete(shutdown_default())
+        finally:
+            loop.close()
+            self.pool.shutdown(wait=True)
+
+    def drain(self) -> None:
+        self.wakeup_pending = False
+        self.start_more()
+
+    def start_more(self) -> None:
+        if self.starting:
+            return  # a task that finished eagerly, inside start(): the loop below goes on
+        incoming, cap = self.incoming, self.cap
+        self.starting = True
+        try:
+            while incoming and (cap is None or self.running < cap):
+                self.start(incoming.popleft())
+        finally:
+            self.starting = False
+        if self.closing and not self.running and not incoming:
+            self.loop.stop()
+
+    def start(self, fut: TaskFuture) -> None:
+        if not fut._set_running():
+            return  # cancelled while it waited
+        self.running += 1
+        if not fut._is_async:
+            try:
+                done = self.pool.submit(self.call_in_thread, fut)
+            except RuntimeError as exc:  # the pool is broken, or the interpreter is exiting
+                _settle(fut.set_exception, exc)
+                self.release()
+            else:
+                done.add_done_callback(functools.partial(self.never_ran, fut))
+            return
+        # The task runs in the context captured at submit (a copy, private to this task).
+        ctx = fut._ctx
+        assert ctx is not None
+        if self.eager:
+            task: Any = asyncio.Task  # typeshed for 3.9 lacks eager_start=
+            created = task(self.run_coroutine(fut), loop=self.loop, context=ctx, eager_start=True)
+            if not created.done():
+                fut._task = created
+        elif self.context_kw:
+            loop: Any = self.loop  # typeshed for 3.9 lacks context=
+            fut._task = loop.create_task(self.run_coroutine(fut), context=ctx)
+        else:  # before 3.11, create_task() copies the current context: enter ours first
+            fut._task = ctx.run(self.loop.create_task, self.run_coroutine(fut))
+
+    async def run_coroutine(self, fut: TaskFuture) -> None:
+        try:
+            result = await fut._call()  # in the task's context: a copy of the submitter's
+        except asyncio.CancelledError:
+            fut._cancelled_by_task()
+        except BaseException as exc:  # a task's KeyboardInterrupt must not kill the loop
+            _settle(fut.set_exception, exc)
+        else:
+            fut._finish(result)
+        finally:
+            fut._task = None
+            self.running -= 1
+            if self.incoming or self.closing:
+                self.start_more()
+
+    def call_in_thread(self, fut: TaskFuture) -> None:
+        try:
+            ctx = fut._ctx
+            assert ctx is not None
+            result = ctx.run(fut._call)
+        except BaseException as exc:
+            _settle(fut.set_exception, exc)
+        else:
+            _settle(fut.set_result, result)
+        finally:
+            self.call(self.release)
+
+    def never_ran(self, fut: TaskFuture, done: Future[None]) -> None:
+        # call_in_thread catches everything, so an error here means it never ran: a worker
+        # thread's initializer failed, and the pool failed what it held.
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            _settle(fut.set_exception, exc)
+            self.call(self.release)
+
+    def release(self) -> None:
+        self.running -= 1
+        self.start_more()
+
+    def begin_close(self) -> None:
+        self.closing = True
+        self.start_more()
+
+
+_live: weakref.WeakSet[LoopRunner] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    # Like the standard thread pool: at exit, finish what was submitted, then stop.
+    for runner in list(_live):
+        runner.shutdown(wait=True, cancel_futures=False)
+
+
+# threading's hook runs before the interpreter joins the thread pools' workers
+# (which plain functions still need); atexit would run after.
+getattr(threading, "_register_atexit", atexit.register)(_at_exit)
+
+
+# Both cancel a task one callback later: a task made in this loop iteration has its first
+# step queued already, so its coroutine has entered its try block (and so runs its finally
+# block) by then. A task cancelled before its first step would never run its body.
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    # The running coroutines' tasks (their futures end cancelled) and any task they spawned.
+    for task in asyncio.all_tasks(loop):
+        loop.call_soon(task.cancel)
+
+
+def _cancel_task_of(fut: TaskFuture) -> None:
+    if fut._task is not None:
+        fut._runner.loop.call_soon(fut._task.cancel)
+
+
+def _parameters(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a C function without a signature
+        return {}

@@ -1,0 +1,536 @@
+"""The remote worker: ``python -m executors worker HOST:PORT`` runs a master's tasks here.
+
+A worker connects to the master's :mod:`multiprocessing.managers` server (the
+authkey is checked before anything else is said), registers, and then runs two
+loops over the master's ``hub`` proxy:
+
+* the main thread *takes* up to as many tasks as it has free slots (one call
+  returns a whole batch; it waits up to a second when there is nothing to do)
+  and hands each to the local engine (any backend spec: threads by default);
+* finished results go back with the next take when the main thread makes one
+  (always so with an engine that runs tasks in submit, such as ``inline``);
+  otherwise a sender thread *puts* them, all that are ready in one call, and it
+  sends an empty put as a heartbeat when the worker has been quiet.
+
+When the connection drops, the worker reconnects with backoff for up to
+``--retry-for`` seconds and registers again under its old id, so a brief outage
+loses nothing; when the master says ``stop`` it finishes what it runs, sends the
+results and exits with status 0.
+
+SIGTERM stops it gently: it takes no more tasks, finishes the running ones and
+sends their results, then exits with 0.
+
+Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
+master refused the authkey, 4 the master could not be reached.
+
+This module also holds what the master (``executors.backends.remote``) shares
+with the worker: address parsing, authkey checks and :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing import AuthenticationError, connection, managers
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import context, registry, serialization
+from .errors import InvalidOption, SerializationError
+from .spec import parse_spec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from concurrent.futures import Future
+
+__all__ = [
+    "AUTHKEY_ENV",
+    "EXIT_AUTH",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "MIN_AUTHKEY",
+    "Worker",
+    "WorkerExit",
+    "check_authkey",
+    "execute",
+    "execute_many",
+    "main",
+    "parse_address",
+]
+
+AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
+#: Environment variable a master sets for the local workers it starts (their name).
+NAME_ENV = "EXECUTORS_WORKER_NAME"
+MIN_AUTHKEY = 16
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
+
+#: Errors that mean the connection to the master is gone: closed, or answered by a
+#: new master that does not know our proxy (managers.RemoteError).
+_LINK_ERRORS = (EOFError, OSError, managers.RemoteError)
+
+
+class WorkerExit(Exception):
+    """Stops the worker with an exit status and a message for stderr."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_address(text: str, *, source: str = "argument") -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) as ``(host, port)``.
+
+    >>> parse_address("127.0.0.1:5000")
+    ('127.0.0.1', 5000)
+
+    :raises InvalidOption: for anything else, naming where it came from.
+    """
+    host, sep, port_text = str(text).strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not sep or not host or not 0 <= port <= 65535:
+        raise InvalidOption(
+            f"address must be HOST:PORT such as '127.0.0.1:5000' (port 0 picks a free "
+            f"one), got {text!r} (from {source})"
+        )
+    return host, port
+
+
+def check_authkey(value: bytes | str | None, *, source: str) -> bytes:
+    """*value* (or ``$EXECUTORS_AUTHKEY`` when None) as bytes, refusing missing or short keys.
+
+    :raises InvalidOption: when there is no key or it is shorter than 16 bytes.
+    """
+    if value is None:
+        value = os.fsencode(os.environ.get(AUTHKEY_ENV, ""))
+        source = f"${AUTHKEY_ENV}"
+    key = value.encode() if isinstance(value, str) else value
+    if not isinstance(key, bytes):
+        raise InvalidOption(f"authkey must be bytes or str, got {value!r} (from {source})")
+    fix = (
+        f"set ${AUTHKEY_ENV} (or pass authkey=...) to a secret of at least {MIN_AUTHKEY} "
+        "characters shared with the workers, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_hex(16))'"
+    )
+    if not key:
+        raise InvalidOption(f"an authkey is required for remote workers and none was given; {fix}")
+    if len(key) < MIN_AUTHKEY:
+        raise InvalidOption(
+            f"the authkey from {source} is {len(key)} bytes long, too short to be safe; {fix}"
+        )
+    return key
+
+
+def execute(payload: bytes) -> tuple[bool, bytes]:
+    """Run one pickled task ``(fn, args, kwargs, context values)``.
+
+    Returns ``(True, pickled result)`` or ``(False, pickled PackedException)``;
+    never raises, so one bad task cannot stop a worker.
+    """
+    try:
+        fn, args, kwargs, values = pickle.loads(payload)
+    except BaseException as exc:
+        error = SerializationError(
+            f"the worker could not load the task: {type(exc).__name__}: {exc}; the function "
+            "and its arguments must be importable on the worker (defined in a module that "
+            "is installed there, not in __main__ or a notebook)"
+        )
+        error.__cause__ = exc
+        return False, _pack(error)
+    try:
+        result = context.run(values, fn, *args, **kwargs)
+    except BaseException as exc:
+        return False, _pack(exc)
+    try:
+        return True, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        try:
+            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
+        except SerializationError as exc:
+            return False, _pack(exc)
+        raise  # pragma: no cover - the second attempt pickled what the first could not
+
+
+def execute_many(payloads: list[bytes]) -> list[tuple[bool, bytes]]:
+    """:func:`execute` each of *payloads*, in order."""
+    return [execute(payload) for payload in payloads]
+
+
+def _pack(exc: BaseException) -> bytes:
+    return pickle.dumps(serialization.pack_exception(exc), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def nodelay(conn: connection.Connection) -> None:
+    """Turn off Nagle's algorithm on *conn*'s socket, where the platform lets us.
+
+    The manager protocol writes twice in a row in places (the end of the authkey
+    handshake then the first request; a big message's header then its body), and
+    Nagle holds the second write until the peer's delayed ACK, 40 ms later.
+    """
+    try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    except OSError:  # a handle os.dup() cannot copy (Windows): leave it as it is
+        return
+    with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to turn off
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.close()
+
+
+def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
+    """:func:`multiprocessing.connection.Client` for TCP, with Nagle's algorithm off."""
+    sock = socket.create_connection(address)
+    conn = connection.Connection(sock.detach())
+    nodelay(conn)
+    connection.answer_challenge(conn, authkey)
+    connection.deliver_challenge(conn, authkey)
+    return conn
+
+
+_dispatch: Callable[..., Any] = managers.dispatch  # type: ignore[attr-defined]
+
+
+class Link:
+    """One connection to the master's hub, speaking the :mod:`multiprocessing.managers` protocol.
+
+    Each thread of a worker uses its own. This is what a manager proxy does, minus
+    the proxy's per-address connection cache, which would keep a dead connection
+    (or hand a new master an object id it never made) after the master restarts.
+
+    :raises AuthenticationError: when the master refuses *authkey*.
+    """
+
+    def __init__(self, address: tuple[str, int], authkey: bytes) -> None:
+        # The server answers one request per new connection, except accept_connection,
+        # which turns the connection into a channel for calls to an object's methods.
+        conn = _client(address, authkey)
+        try:
+            self.ident, _ = _dispatch(conn, None, "create", ("get_hub",))
+        finally:
+            conn.close()
+        self.conn = _client(address, authkey)
+        try:
+            _dispatch(self.conn, None, "accept_connection", ("worker",))
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call *method* of the hub with *args*; its return value."""
+        return _dispatch(self.conn, self.ident, method, args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Session:
+    """One registration with the master: the id it gave this worker, and its settings."""
+
+    def __init__(self, link: Link, reply: dict[str, Any]) -> None:
+        self.link = link
+        self.wid: str = reply["wid"]
+        self.heartbeat: float = reply["heartbeat"]
+        self.init: bytes | None = reply["init"]
+
+
+class Worker:
+    """Connect to the master at *address* and run its tasks until it says stop.
+
+    :param slots: tasks run at once (the engine's ``max_workers``); None lets the
+        engine choose its default.
+    :param backend: the local engine, any backend spec (``thread``, ``inline``...).
+    :param retry_for: seconds to keep trying to reach the master, at start and
+        after losing it.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        authkey: bytes,
+        *,
+        slots: int | None = None,
+        backend: str = "thread",
+        name: str = "",
+        retry_for: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.authkey = authkey
+        self.backend = backend
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.retry_for = retry_for
+        self._slots_wanted = slots
+        self._slots = 1
+        self._engine: Any = None
+        self._engine_init: bytes | None = b"unset"
+        self._session: _Session | None = None
+        self._cond = threading.Condition()
+        self._outbox: list[tuple[str, int, bool, bytes]] = []
+        self._in_flight = 0
+        self._generation = 0
+        self._stopping = False
+        self._stop_requested = False
+
+    # -- connecting -------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def _connect(self, previous: str | None) -> _Session:
+        """Connect and register, retrying with backoff for ``retry_for`` seconds."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            link = None
+            try:
+                link = Link(self.address, self.authkey)
+                info = {
+                    "name": self.name,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "slots": self._slots_wanted or 0,
+                    "backend": self.backend,
+                    "previous": previous,
+                }
+                return _Session(link, link.call("register", info))
+            except AuthenticationError as exc:
+                raise WorkerExit(
+                    EXIT_AUTH,
+                    f"the master at {self._where()} refused our authkey (from ${AUTHKEY_ENV}): "
+                    f"{exc}; set ${AUTHKEY_ENV} to the key the master uses",
+                ) from None
+            except _LINK_ERRORS as exc:
+                if link is not None:
+                    link.close()
+                if time.monotonic() + delay > deadline:
+                    what = "lost the master" if previous else "cannot reach a master"
+                    raise WorkerExit(
+                        EXIT_UNREACHABLE,
+                        f"{what} at {self._where()} and could not connect within "
+                        f"{self.retry_for:g} s ({type(exc).__name__}: {exc}); check that the "
+                        "master runs, the address and any firewall; --retry-for sets how "
+                        "long to keep trying",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _install(self, session: _Session) -> None:
+        """Make *session* current and (re)build the engine if the initializer changed."""
+        if session.init != self._engine_init:
+            if self._engine is not None:
+                self._engine.shutdown(wait=True)
+            init, initargs = pickle.loads(session.init) if session.init else (None, ())
+            options: dict[str, Any] = {"initializer": init, "initargs": initargs}
+            if self._slots_wanted:
+                options["max_workers"] = self._slots_wanted
+            self._engine = registry.get_executor(self.backend, **options)
+            self._engine_init = session.init
+            self._slots = getattr(self._engine, "max_workers", None) or 1
+        with self._cond:
+            self._session = session
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- running ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve the master until it stops; the exit status (see the module docstring)."""
+        self._install(self._connect(None))
+        sender = threading.Thread(target=self._send_loop, name="executors-worker-sender")
+        sender.start()
+        try:
+            self._take_loop()
+        finally:
+            self._finish(sender)
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """Take no more tasks; finish and report the running ones, then leave (SIGTERM)."""
+        self._stop_requested = True  # only a flag: this runs in a signal handler
+
+    def _take_loop(self) -> None:
+        while not self._stop_requested:
+            with self._cond:
+                while self._in_flight >= self._slots and not self._stop_requested:
+                    self._cond.wait(0.5)
+                free = self._slots - self._in_flight
+                session = self._session
+                outbox, self._outbox = self._outbox, []  # ready results ride along
+            assert session is not None
+            if self._stop_requested:
+                self._keep(outbox)
+                return
+            results = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
+            try:
+                status, batch = session.link.call("take", session.wid, free, 1.0, results)
+            except _LINK_ERRORS:
+                self._keep(outbox)
+                session.link.close()
+                self._install(self._connect(session.wid))
+                continue
+            if status == "stop":
+                return
+            if status == "stale":  # the master gave up on us: start afresh
+                session.link.close()
+                self._install(self._connect(None))
+                continue
+            if batch:
+                self._start(session.wid, batch)
+
+    def _start(self, wid: str, batch: list[tuple[int, bytes]]) -> None:
+        with self._cond:
+            self._in_flight += len(batch)
+        # An engine that runs tasks in submit() (inline) gets the batch in one call;
+        # others get one call per task, so that tasks run side by side.
+        inline = getattr(self._engine, "runs_in_submit", False)
+        for group in [batch] if inline else [[item] for item in batch]:
+            tids = [tid for tid, _ in group]
+            try:
+                future = self._engine.submit(execute_many, [payload for _, payload in group])
+            except BaseException as exc:
+                self._done(wid, tids, None, exc)
+            else:
+                future.add_done_callback(functools.partial(self._done, wid, tids, error=None))
+
+    def _done(
+        self,
+        wid: str,
+        tids: list[int],
+        future: Future[list[tuple[bool, bytes]]] | None,
+        error: BaseException | None,
+    ) -> None:
+        results: list[tuple[bool, bytes]] = []
+        if future is not None:
+            try:
+                results = future.result()
+            except BaseException as exc:  # the engine broke (e.g. a failing initializer)
+                error = exc
+        if error is not None:
+            results = [(False, _pack(error))] * len(tids)
+        with self._cond:
+            self._outbox.extend((wid, tid, ok, data) for tid, (ok, data) in zip(tids, results))
+            self._in_flight -= len(tids)
+            if threading.current_thread() is not threading.main_thread():
+                self._cond.notify_all()  # the main thread carries its own results
+
+    def _keep(self, outbox: list[tuple[str, int, bool, bytes]]) -> None:
+        """Put back results that could not be sent, for the next call to carry."""
+        with self._cond:
+            self._outbox[:0] = outbox
+            self._cond.notify_all()
+
+    def _send_loop(self) -> None:
+        link: Link | None = None
+        linked = -1  # the session generation the link was made for
+        last = time.monotonic()  # when the master last heard from this thread
+        try:
+            while True:
+                with self._cond:
+                    session = self._session
+                    assert session is not None
+                    beat = last + session.heartbeat
+                    while not self._outbox and not self._stopping and time.monotonic() < beat:
+                        self._cond.wait(beat - time.monotonic())
+                    done = self._stopping and not self._in_flight
+                    outbox, self._outbox = self._outbox, []
+                    session, generation = self._session, self._generation
+                assert session is not None
+                batch = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
+                try:
+                    if link is None or linked != generation:
+                        if link is not None:
+                            link.close()
+                        link, linked = None, generation
+                        link = Link(self.address, self.authkey)
+                    link.call("put", session.wid, batch)
+                    last = time.monotonic()
+                except (*_LINK_ERRORS, AuthenticationError):
+                    if link is not None:
+                        link.close()
+                        link = None
+                    with self._cond:  # keep the results; give the main thread time to reconnect
+                        self._outbox[:0] = outbox
+                        if self._stopping:
+                            return
+                        self._cond.wait(1.0)
+                    continue
+                if done:
+                    return
+        finally:
+            if link is not None:
+                link.close()
+
+    def _finish(self, sender: threading.Thread) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        sender.join()
+        if self._engine is not None:
+            self._engine.shutdown(wait=True)
+        session = self._session
+        if session is not None:
+            with contextlib.suppress(*_LINK_ERRORS):
+                session.link.call("bye", session.wid)
+            session.link.close()
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m executors worker",
+        description="Connect to a remote master and run its tasks. The authkey is read from "
+        f"${AUTHKEY_ENV}, never from the command line.",
+    )
+    parser.add_argument("address", help="the master's HOST:PORT")
+    parser.add_argument("--workers", type=int, help="tasks run at once (default: the engine's)")
+    parser.add_argument("--backend", default="thread", help="local engine spec (default: thread)")
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to keep trying to reach the master (default: 30)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        address = parse_address(args.address, source="the command line")
+        authkey = check_authkey(None, source=f"${AUTHKEY_ENV}")
+        if args.workers is not None and args.workers < 1:
+            raise InvalidOption(f"--workers must be greater than 0, got {args.workers!r}")
+        registry.get_backend(parse_spec(args.backend).name, source="--backend")
+    except InvalidOption as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    worker = Worker(
+        address,
+        authkey,
+        slots=args.workers,
+        backend=args.backend,
+        name=os.environ.get(NAME_ENV, ""),
+        retry_for=args.retry_for,
+    )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: worker.request_stop())
+    try:
+        return worker.run()
+    except WorkerExit as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,171 @@
+"""Run coroutine functions as tasks on an event loop the executor owns; plain functions on threads.
+
+Registered as ``asyncio``; the module is ``aio`` so that it does not shadow the
+standard library. The loop thread and its batching live in :mod:`executors._loop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
+
+from .. import _validate
+from .._compat import ParamSpec
+from .._loop import LoopRunner, TaskFuture
+from ..awaitable import _is_async
+from ..errors import BackendUnavailable, InvalidOption
+from ..protocol import BaseExecutor, _not_callable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["AsyncioExecutor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LoopOption = Union[str, LoopFactory]
+
+
+def _loop_factory(loop: LoopOption) -> LoopFactory:
+    if callable(loop):
+        return loop
+    if loop == "asyncio":
+        return asyncio.new_event_loop
+    if loop == "uvloop":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            raise BackendUnavailable(
+                "loop='uvloop' needs the uvloop package, which is not installed; install it "
+                "with: pip install 'pluggable-executors[uvloop]' (not on Windows), or use "
+                "loop='asyncio'"
+            ) from None
+        factory: LoopFactory = uvloop.new_event_loop
+        return factory
+    raise InvalidOption(
+        f"loop must be 'asyncio', 'uvloop' or a callable returning a new event loop, got {loop!r}"
+    )
+
+
+class AsyncioExecutor(BaseExecutor):
+    """Coroutines on one event loop, in a thread the executor owns: the gevent story, without
+    greenlets.
+
+    ``submit(async_fn, *args)`` runs the coroutine function as a task on the loop;
+    a plain function runs on a worker thread, so blocking code does not stall the
+    loop. Both see the submitter's context (:func:`executors.context.bind`).
+    ``future.cancel()`` also cancels a *running* coroutine (its task gets
+    :class:`asyncio.CancelledError`). See :doc:`/backends/asyncio` for the rules
+    when the caller itself runs in an event loop.
+
+    :param max_workers: how many tasks run at once (gevent's ``Pool(n)``); the
+        rest wait in submission order. None (the default): no cap, every
+        coroutine starts at once.
+    :param loop: ``"asyncio"``, ``"uvloop"`` (needs the package), or a callable
+        returning a new event loop.
+    :param thread_name_prefix: names the loop thread (``<prefix>-loop``) and the
+        worker threads for plain functions (``<prefix>_<n>``).
+    :param initializer: called with *initargs* once on the loop thread and once
+        on each worker thread, before any task (for :data:`executors.context.worker`).
+
+    >>> import asyncio
+    >>> from executors import get_executor
+    >>> async def visit(url):
+    ...     await asyncio.sleep(0.01)
+    ...     return f"url:{url} --->finish"
+    >>> with get_executor("asyncio", max_workers=2) as ex:   # gevent.pool.Pool(2)
+    ...     list(ex.map(visit, ["github.com", "python.org", ""]))
+    ['url:github.com --->finish', 'url:python.org --->finish', 'url: --->finish']
+    """
+
+    name: ClassVar[str] = "asyncio"
+    #: Coroutine functions run as they are (:func:`executors.aio` awaits them natively).
+    runs_coroutines: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        loop: str | Callable[[], asyncio.AbstractEventLoop] = "asyncio",
+        thread_name_prefix: str = "executors-asyncio",
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        self.max_workers = (
+            None if max_workers is None else _validate.max_workers(max_workers, default=1)
+        )
+        factory = _loop_factory(loop)
+        init, args = _validate.initializer(initializer, initargs)
+        self._loop_name = loop if isinstance(loop, str) else getattr(loop, "__name__", "custom")
+        threads = self.max_workers or min(32, _validate.cpu_count() + 4)
+        pool = ThreadPoolExecutor(threads, thread_name_prefix, init, args)
+        try:
+            new_loop = factory()
+        except BaseException:
+            pool.shutdown()
+            raise
+        self._runner = LoopRunner(
+            new_loop, self.max_workers, pool, f"{thread_name_prefix}-loop", (init, args)
+        )
+        # Dropped without shutdown(): the loop finishes what it has, then closes.
+        weakref.finalize(self, self._runner.shutdown, False, False)
+
+    @classmethod
+    def default_max_workers(cls) -> None:
+        """None: no cap; every submitted coroutine starts at once."""
+        return None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the tasks run on (in the executor's own thread)."""
+        return self._runner.loop
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run ``fn(*args, **kwargs)``: a coroutine function as a task, a plain one on a thread.
+
+        :raises TypeError: for a coroutine *object* (pass the function and its arguments).
+        :raises RuntimeError: after :meth:`shutdown`.
+        :raises BrokenExecutor: when the initializer failed.
+        """
+        obj: object = fn
+        if not callable(obj):
+            if asyncio.iscoroutine(obj):
+                obj.close()  # never awaited, and it will not be
+                raise TypeError(
+                    f"submit() needs a coroutine function, got the coroutine object {fn!r}; "
+                    "pass the function and its arguments separately: submit(fetch, url), "
+                    "not submit(fetch(url))"
+                )
+            raise _not_callable(fn, "submit()")
+        return self._submit(fn, args, kwargs)
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        runner = self._runner
+        if runner.broken is not None:
+            raise runner.broken
+        fut = TaskFuture(runner, fn, args, kwargs, _is_async(fn))
+        runner.submit(fut)
+        return fut
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks, then close the loop once the last one is done.
+
+        :param wait: block until the loop is closed and every thread has ended
+            (ignored when called from a task on this executor's own loop, which
+            cannot wait for itself).
+        :param cancel_futures: cancel pending tasks *and* running coroutines;
+            running plain functions finish.
+        """
+        self._runner.shutdown(wait, cancel_futures)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncioExecutor backend='asyncio' max_workers={self.max_workers} "
+            f"loop={self._loop_name!r}>"
+        )

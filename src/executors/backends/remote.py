@@ -1,0 +1,411 @@
+"""Run tasks on worker processes, here or on other machines, that connect to a manager server.
+
+The seeds' distributed-processes story, made safe to lose a worker in::
+
+  caller threads        master process (RemoteExecutor)               worker processes
+  ==============        ===============================               ================
+
+                        +------------- Hub ---------------+
+  submit(fn, *args) --> | pending: deque of task ids      |
+    pickles the call,   | tasks: id -> future, payload,   |  take(wid, n)    +- main thread -+
+    returns a Future    |   attempts, owner               | <=============== | takes as many |
+                        | workers: id -> slots, in flight,| [(id, payload)]> | as it has free|
+                        |   last heard of                 |   (one batch)    | slots; runs   |
+  future.result() <---- | put() sets each future once     |                  | them on its   |
+                        +---------------------------------+ put(wid, results)| engine        |
+                          ^ served by a managers.Server:    <=============== | sender thread:|
+                          | one thread per connection,      [(id, ok, data)] | every ready   |
+                          | authkey checked first           (heartbeat: [])  | result at once|
+                          |                                                  +---------------+
+                        monitor thread: restarts local workers that die, drops workers that
+                        miss heartbeats or lose their connection and requeues their tasks
+                        (max_retries, then WorkerLost); at shutdown it tells the workers to
+                        stop, reaps the local ones and closes the server.
+
+Results finished before a worker's next take ride along with it (one round trip
+for both); the sender thread carries the rest. A task is handed to one worker at
+a time; a result counts only when it comes from the worker that holds the task,
+so each future is set exactly once even when a worker that was given up on
+comes back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import functools
+import math
+import os
+import pickle
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+
+from .. import _remote_worker as rw
+from .. import _validate, context, serialization
+from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
+from ..errors import BrokenExecutor, InvalidOption
+from ..protocol import BaseExecutor
+from ..spec import parse_spec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["RemoteExecutor"]
+
+R = TypeVar("R")
+_TICK = 0.05
+
+
+class RemoteExecutor(BaseExecutor):
+    """Run tasks on worker processes that connect to this master over TCP.
+
+    With no *address* it binds ``127.0.0.1`` on a free port, makes a random
+    authkey and starts *local_workers* worker processes here, so it works with
+    no set-up (and is a process pool for CPU-bound work). With an *address*
+    (``remote://HOST:PORT``) it waits for workers started elsewhere with
+    ``python -m executors worker HOST:PORT``.
+
+    :param max_workers: how many tasks run at once, in all. Default: the CPU
+        count without an address; unlimited with one (each worker runs as many
+        as its ``--workers``).
+    :param address: ``"HOST:PORT"`` to listen on (port 0 picks a free one; see
+        :attr:`address`); ``0.0.0.0`` listens on every interface.
+    :param authkey: the shared secret (at least 16 bytes); default
+        ``$EXECUTORS_AUTHKEY`` with an address, a random key without.
+    :param local_workers: worker processes started here; default
+        ``min(max_workers, CPUs)`` without an address, 0 with one. They share
+        ``max_workers`` threads between them.
+    :param worker_backend: the engine each local worker runs tasks on (a spec).
+    :param max_retries: how often a task is given to another worker after its
+        worker was lost before its future raises :class:`~executors.WorkerLost`.
+    :param heartbeat_timeout: seconds of silence after which a worker is lost.
+
+    >>> from executors import get_executor
+    >>> from executors.demo import square
+    >>> with get_executor("remote", max_workers=2) as ex:
+    ...     list(ex.map(square, range(5)))
+    [0, 1, 4, 9, 16]
+    """
+
+    name: ClassVar[str] = "remote"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        address: str | None = None,
+        authkey: bytes | str | None = None,
+        local_workers: int | None = None,
+        worker_backend: str = "thread",
+        max_retries: int = 2,
+        heartbeat_timeout: float = 10.0,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        external = address is not None
+        if external or max_workers is not None:
+            self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
+        else:
+            self.max_workers = self.default_max_workers()
+        host, port = ("127.0.0.1", 0)
+        if address is not None:
+            host, port = rw.parse_address(address, source="address")
+        key = (
+            rw.check_authkey(authkey, source="authkey")
+            if external or authkey is not None
+            else secrets.token_hex(16).encode()
+        )
+        n_local = _count("local_workers", local_workers)
+        if n_local is None:
+            n_local = 0 if external else min(self.max_workers or 1, _validate.cpu_count())
+        if not external and n_local == 0:
+            raise InvalidOption(
+                "local_workers=0 without an address leaves nobody to run tasks: no worker can "
+                "find a random port; give remote://HOST:PORT for external workers or "
+                "local_workers >= 1"
+            )
+        retries = _count("max_retries", max_retries)
+        timeout = _validate.positive_number("heartbeat_timeout", heartbeat_timeout)
+        _check_engine(worker_backend)
+        init, args = _validate.initializer(initializer, initargs)
+        init_data = None
+        if init is not None:
+            init_data = serialization.dumps((init, args), what="the initializer and initargs")
+
+        self._hub = Hub(self.max_workers, retries or 0, timeout or 10.0, init_data)
+        self._authkey = key
+        self._engine = worker_backend
+        self._closing = False
+        self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
+        self._broken: BrokenExecutor | None = None
+        self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        self._failed_starts = 0
+        self._server = _listen(self._hub, host, port, key)
+        bound: Any = self._server.address
+        #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
+        self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
+        self._accepter = threading.Thread(
+            target=self._server.accepter, name="executors-remote-accept", daemon=True
+        )
+        self._accepter.start()
+        per_worker = math.ceil((self.max_workers or n_local) / max(n_local, 1))
+        try:
+            for _ in range(n_local):
+                self._spawn(per_worker)
+        except BaseException:
+            self._stop()
+            raise
+        self._monitor = threading.Thread(
+            target=self._watch, name="executors-remote-monitor", daemon=True
+        )
+        self._monitor.start()
+        # At interpreter exit, finish what was submitted and stop the workers, as
+        # ThreadPoolExecutor does; the weak reference lets an unused executor go.
+        self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The CPU count (used without an address; with one, the default is no cap)."""
+        return _validate.cpu_count()
+
+    # -- local workers ------------------------------------------------------------
+
+    def _spawn(self, slots: int) -> None:
+        name = f"local-{secrets.token_hex(4)}"
+        env = dict(os.environ)
+        env[rw.AUTHKEY_ENV] = os.fsdecode(self._authkey)
+        env[rw.NAME_ENV] = name
+        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
+        host, port = self._reachable()
+        # One task at a time on threads is one task at a time in the worker's main
+        # thread (as in a multiprocessing.Pool worker), minus a thread hop per task.
+        engine = "inline" if slots == 1 and self._engine == "thread" else self._engine
+        command = [
+            sys.executable,
+            "-m",
+            "executors",
+            "worker",
+            f"{host}:{port}",
+            "--workers",
+            str(slots),
+            "--backend",
+            engine,
+            "--retry-for",
+            "3",
+        ]
+        # A session of their own: Ctrl-C in the terminal reaches the master only,
+        # which then stops its workers in order.
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._procs[name] = (proc, slots)
+
+    def _reachable(self) -> tuple[str, int]:
+        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
+        host, port = self.address
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
+
+    def _check_local(self) -> None:
+        for name, (proc, slots) in list(self._procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._procs[name]
+            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
+            wids = [w for w, info in self._worker_infos() if info.get("name") == name]
+            if not wids and code > 0:  # it gave up on its own before connecting
+                self._failed_starts += 1
+            for wid in wids:
+                self._failed_starts = 0
+                self._hub.lose(wid, f"local worker process {proc.pid} {how}")
+            if self._failed_starts >= 3:
+                self._break(
+                    f"local worker processes keep exiting before connecting (the last, "
+                    f"{proc.pid}, {how}); see their error output above"
+                )
+                return
+            self._spawn(slots)
+
+    def _worker_infos(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._hub.cond:
+            return [(w.wid, w.info) for w in self._hub.workers.values()]
+
+    def _break(self, message: str) -> None:
+        self._broken = BrokenExecutor(message)
+        self._hub.fail_all(message)
+
+    # -- the monitor --------------------------------------------------------------
+
+    def _watch(self) -> None:
+        hub = self._hub
+        idle_since = time.monotonic()
+        try:
+            while True:
+                self._wake.wait(_TICK)
+                with hub.cond:
+                    closing, left = self._closing, len(hub.tasks)
+                    now = time.monotonic()
+                    late = [
+                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
+                    ]
+                    if hub.workers or self._procs:
+                        idle_since = now
+                for wid in late:
+                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
+                if not self._broken:
+                    self._check_local()
+                if closing and not left:
+                    return
+                if closing and now - idle_since > hub.heartbeat:
+                    hub.fail_all(
+                        f"the executor was shut down with {left} task(s) not run: no worker "
+                        f"has been connected for {hub.heartbeat:g} s (master at "
+                        f"{self.address[0]}:{self.address[1]})"
+                    )
+                    return
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        hub = self._hub
+        with hub.cond:
+            hub.stopping = True
+            hub.cond.notify_all()
+        deadline = time.monotonic() + 5.0
+        for proc, _ in self._procs.values():
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+        deadline = time.monotonic() + 1.0
+        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
+            time.sleep(_TICK)
+        self._server.close(self._reachable())
+        self._accepter.join(5.0)
+        hub.fail_all("the remote executor shut down before this task ran")
+
+    # -- the protocol -------------------------------------------------------------
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        call = (fn, args, kwargs, context.capture())
+        try:
+            payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            parts = {
+                "the function": fn,
+                **{f"argument {i + 1}": a for i, a in enumerate(args)},
+                **{f"keyword argument {k!r}": v for k, v in kwargs.items()},
+            }
+            payload = serialization.dumps(call, what="the task", parts=parts)
+        future: Future[R] = Future()
+        hub = self._hub
+        with hub.cond:
+            if self._closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._broken is not None:
+                raise self._broken
+            tid = next(hub.ids)
+            hub.tasks[tid] = Task(future, payload, fn)
+            hub.pending.append(tid)
+            hub.cond.notify()
+        return future
+
+    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
+        """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
+        try:
+            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
+        except TypeError:
+            return 1
+        return max(1, min(1000, n // (4 * (self.max_workers or 8))))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
+
+        Workers are told to stop once every task is done; local workers are reaped.
+        Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
+        with :class:`~executors.BrokenExecutor`.
+        """
+        hub = self._hub
+        cancelled: list[Future[Any]] = []
+        with hub.cond:
+            self._closing = True
+            if cancel_futures:
+                for tid in hub.pending:
+                    task = hub.tasks.get(tid)
+                    if task is not None and not task.started:
+                        del hub.tasks[tid]
+                        cancelled.append(task.future)
+                hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
+            hub.cond.notify_all()
+        self._wake.set()
+        for future in cancelled:
+            future.cancel()
+        atexit.unregister(self._atexit)
+        if wait:
+            self._monitor.join()
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return (
+            f"<RemoteExecutor backend='remote' address='{host}:{port}' "
+            f"max_workers={self.max_workers}>"
+        )
+
+
+def _listen(hub: Hub, host: str, port: int, key: bytes) -> Server:
+    """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
+    manager_cls: Any = type("_HubManager", (HubManager,), {})
+    manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
+    try:
+        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+            "choose another address or port (0 picks a free one)",
+        ) from exc
+
+
+def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
+    ex = ref()
+    if ex is not None:
+        ex.shutdown(wait=True)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _count(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
+    return value
+
+
+def _check_engine(spec: str) -> None:
+    if not isinstance(spec, str):
+        raise InvalidOption(f"worker_backend must be a backend spec such as 'thread', got {spec!r}")
+    name = parse_spec(spec, source="worker_backend").name
+    if name == "remote":
+        raise InvalidOption(
+            "worker_backend='remote' would start a master inside every worker; "
+            "use 'thread' (I/O) or 'pool' (CPU) as the workers' engine"
+        )
+    from .. import registry
+
+    registry.get_backend(name, source="worker_backend")

@@ -1,0 +1,21 @@
+"""Tasks for the remote backend's tests; a real module, so workers can import them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def pid_after(seconds: float, value: object = None) -> tuple[object, int]:
+    """Sleep, then return *value* and the pid of the worker that ran it."""
+    time.sleep(seconds)
+    return value, os.getpid()
+
+
+def die() -> None:
+    """Kill the worker process running this task."""
+    os._exit(7)
+
+
+def ident(x: int) -> int:
+    return x

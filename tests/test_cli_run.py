@@ -1,0 +1,259 @@
+"""``python -m executors run``, end to end: each test runs it as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PY = sys.executable
+
+
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "executors", "run", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        check=False,
+    )
+
+
+def sleep_then_echo(seconds: str, text: str) -> list[str]:
+    return [PY, "-c", f"import time; time.sleep({seconds}); print({text!r})"]
+
+
+def test_output_comes_in_input_order_and_whole() -> None:
+    code = (
+        "import sys, time; n = int(sys.argv[1]); time.sleep(0.3 - 0.1 * n); "
+        "print('out', n); print('more', n); print('err', n, file=sys.stderr)"
+    )
+    result = run("-j", "3", "--", PY, "-c", code, ":::", "0", "1", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "out 0\nmore 0\nout 1\nmore 1\nout 2\nmore 2\n"
+    assert result.stderr == "err 0\nerr 1\nerr 2\n"
+
+
+def test_as_finished_prints_jobs_as_they_end() -> None:
+    code = "import sys, time; time.sleep(float(sys.argv[1])); print(sys.argv[1])"
+    result = run("-j", "2", "--as-finished", "--", PY, "-c", code, ":::", "1", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0\n1\n"
+
+
+def test_inputs_from_stdin_lines_are_appended_as_the_last_argument() -> None:
+    code = "import sys; print('|'.join(sys.argv[1:]))"
+    result = run("-j", "2", PY, "-c", code, "first", stdin="a b\n\nc\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "first|a b\nfirst|c\n"
+
+
+def test_replacement_strings() -> None:
+    code = "import sys; print(' '.join(sys.argv[1:]))"
+    result = run(
+        "--",
+        PY,
+        "-c",
+        code,
+        "{#}",
+        "{}",
+        "{.}",
+        "{/}",
+        "{//}",
+        "{/.}",
+        "x={.}.gz",
+        ":::",
+        "dir/name.tar",
+    )
+    assert result.stdout == "1 dir/name.tar dir/name name.tar dir name x=dir/name.gz\n"
+
+
+def test_shell_mode_quotes_inputs(tmp_path: Path) -> None:
+    result = run("--shell", "--", "echo {} > {.}.out", ":::", "a b.txt", "c.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a b.out").read_text() == "a b.txt\n"
+    assert (tmp_path / "c.out").read_text() == "c.txt\n"
+
+
+def test_failures_give_exit_status_1_and_a_summary() -> None:
+    code = "import sys; n = int(sys.argv[1]); print('ran', n); sys.exit(n % 2)"
+    result = run("-j", "2", "--", PY, "-c", code, ":::", "1", "2", "3", "4")
+    assert result.returncode == 1
+    assert result.stdout == "ran 1\nran 2\nran 3\nran 4\n"
+    summary = result.stderr.splitlines()
+    assert summary[0] == "2 of 4 jobs failed:"
+    assert summary[1].startswith("  job 1 (input '1'): exited with status 1: ")
+    assert summary[2].startswith("  job 3 (input '3'): exited with status 1: ")
+    assert len(summary) == 3
+
+
+def test_missing_program_and_timeout_are_failures() -> None:
+    result = run(
+        "--timeout",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "[ {} = slow ] && sleep 30; echo {}",
+        ":::",
+        "fast",
+        "slow",
+    )
+    assert result.returncode == 1
+    assert result.stdout == "fast\n"
+    assert "job 2 (input 'slow'): timed out after 1 s and was killed" in result.stderr
+    missing = run("--", "no-such-program-xyz", ":::", "1")
+    assert missing.returncode == 1
+    assert "program 'no-such-program-xyz' was not found on PATH" in missing.stderr
+
+
+def test_halt_starts_no_new_job_after_a_failure(tmp_path: Path) -> None:
+    code = "import sys; open(sys.argv[1], 'w'); sys.exit(sys.argv[1].endswith('0'))"
+    inputs = [str(tmp_path / str(i)) for i in range(20)]
+    result = run("-j", "1", "--halt", "--", PY, "-c", code, ":::", *inputs)
+    assert result.returncode == 1
+    assert len(os.listdir(tmp_path)) < 20
+    assert "exited with status 1" in result.stderr
+
+
+def test_jobs_really_run_side_by_side(tmp_path: Path) -> None:
+    # each job waits until all three have started: it only passes if -j 3 runs them at once
+    code = (
+        "import os, sys, time\n"
+        "open(os.path.join(sys.argv[1], sys.argv[2]), 'w').close()\n"
+        "deadline = time.monotonic() + 20\n"
+        "while len(os.listdir(sys.argv[1])) < 3:\n"
+        "    if time.monotonic() > deadline: sys.exit('alone')\n"
+        "    time.sleep(0.01)\n"
+    )
+    result = run("-j", "3", "--", PY, "-c", code, str(tmp_path), ":::", "a", "b", "c")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["inline", "subprocess", "thread"])
+def test_any_backend_by_option_or_environment(backend: str) -> None:
+    code = "import sys; print(sys.argv[1])"
+    by_option = run("-b", backend, "--", PY, "-c", code, ":::", "x", "y")
+    by_env = run("--", PY, "-c", code, ":::", "x", "y", env={"EXECUTORS_BACKEND": backend})
+    assert by_option.stdout == by_env.stdout == "x\ny\n"
+    assert by_option.returncode == by_env.returncode == 0
+
+
+def test_progress_only_when_asked_or_on_a_terminal() -> None:
+    quiet = run("--", "true", ":::", "1", "2")
+    assert quiet.stderr == ""
+    shown = run("--progress", "--", "true", ":::", "1", "2")
+    assert "[###############...............] 1/2" in shown.stderr
+    assert "2/2, 0 failed" in shown.stderr
+
+
+@pytest.mark.parametrize("backend", ["subprocess", "thread"])
+def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    pidfile = tmp_path / "job.pid"
+    proc = subprocess.Popen(
+        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(pidfile)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert "interrupted: killed 1 running job(s)" in err
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if psutil.Process(job).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        assert time.monotonic() < deadline, f"job {job} survived Ctrl-C"
+        time.sleep(0.05)
+
+
+def test_progress_is_drawn_on_a_terminal() -> None:
+    pty = pytest.importorskip("pty", reason="no pseudo-terminals on this platform")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [PY, "-m", "executors", "run", "--", "true", ":::", "1", "2", "3"],
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=50) == 0
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"3/3, 0 failed" in seen
+    assert b"\r" in seen
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give the command after '--'"),
+        (("-j", "0", "--", "true"), "-j/--jobs must be at least 1, got 0"),
+        (("--timeout", "-1", "--", "true"), "--timeout must be a positive number"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_unknown_backend_exits_2_with_the_choices() -> None:
+    result = run("-b", "thraed", "--", "true", ":::", "1")
+    assert result.returncode == 2
+    assert "did you mean 'thread'" in result.stderr
+
+
+def test_dry_run_prints_the_commands() -> None:
+    result = run("--dry-run", "--", "gzip", "-k", ":::", "a b", "c")
+    assert result.returncode == 0
+    assert result.stdout == "gzip -k 'a b'\ngzip -k c\n"
+
+
+def test_listed_in_the_main_help() -> None:
+    result = subprocess.run(
+        [PY, "-m", "executors", "--help"], capture_output=True, text=True, timeout=50, check=False
+    )
+    assert "run       run a command once per input" in result.stdout
