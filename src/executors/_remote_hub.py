@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import pickle
+import queue
 import secrets
 import socket
 import threading
@@ -220,13 +221,28 @@ class Server(managers.Server):
 
     listener: Any
 
-    def __init__(self, *args: Any, hub: Hub) -> None:
+    def __init__(self, *args: Any, hub: Hub, spare: int = 0) -> None:
         super().__init__(*args)
         self.hub = hub
         self.lock = threading.Lock()
         self.clients: dict[threading.Thread, Any] = {}
         self.closing = False
         self.stop_event = threading.Event()  # made by serve_forever(), which we do not use
+        # Connections are served by handler threads started ahead of time: from 3.12 on,
+        # no thread can start at interpreter exit, when the executor still finishes
+        # what was submitted and its local workers may only then connect.
+        self.handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.handlers: list[threading.Thread] = []
+        self.idle = 0
+        with self.lock:
+            for _ in range(spare):
+                self._start_handler()
+
+    def _start_handler(self) -> None:
+        thread = threading.Thread(target=self._handle, name="executors-remote-conn", daemon=True)
+        thread.start()
+        self.handlers.append(thread)
+        self.idle += 1
 
     def accepter(self) -> None:
         while True:
@@ -241,11 +257,25 @@ class Server(managers.Server):
                     conn.close()
                     return
                 rw.nodelay(conn)
-                thread = threading.Thread(
-                    target=self._serve, args=(conn,), name="executors-remote-conn", daemon=True
-                )
-                self.clients[thread] = conn
-            thread.start()
+                if not self.idle:
+                    try:
+                        self._start_handler()
+                    except RuntimeError:  # interpreter exit, every handler busy
+                        conn.close()
+                        continue
+                self.idle -= 1
+                self.handoff.put(conn)
+
+    def _handle(self) -> None:
+        while True:
+            conn = self.handoff.get()
+            if conn is None:
+                return
+            with self.lock:
+                self.clients[threading.current_thread()] = conn
+            self._serve(conn)
+            with self.lock:
+                self.idle += 1
 
     def _serve(self, conn: Any) -> None:
         try:
@@ -257,6 +287,7 @@ class Server(managers.Server):
             wid = getattr(self.hub.local, "wid", None)
             if wid is not None:
                 self.hub.lose(wid, "its connection to the master was lost")
+                self.hub.local.wid = None
             with self.lock:
                 self.clients.pop(threading.current_thread(), None)
 
@@ -278,7 +309,9 @@ class Server(managers.Server):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-        for thread, _ in clients:
+        for _ in self.handlers:
+            self.handoff.put(None)
+        for thread in self.handlers:
             thread.join(5.0)
 
 

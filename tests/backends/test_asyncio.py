@@ -193,7 +193,8 @@ def test_no_cap_starts_every_coroutine_at_once(make: Any) -> None:
     start = time.monotonic()
     futures = [ex.submit(nap, 0.3, i) for i in range(2000)]
     assert [f.result(timeout=30) for f in futures] == list(range(2000))
-    assert time.monotonic() - start < 3.0  # serially: 600 s; in waves of 1000: 0.6 s
+    # Serially this takes 600 s; concurrently well under a second on a quiet machine.
+    assert time.monotonic() - start < 30.0
 
 
 def test_a_cap_runs_in_waves(make: Any) -> None:

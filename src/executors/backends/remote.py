@@ -147,7 +147,7 @@ class RemoteExecutor(BaseExecutor):
         self._broken: BrokenExecutor | None = None
         self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._failed_starts = 0
-        self._server = _listen(self._hub, host, port, key)
+        self._server = _listen(self._hub, host, port, key, spare=n_local + 1)
         bound: Any = self._server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
@@ -362,12 +362,12 @@ class RemoteExecutor(BaseExecutor):
         )
 
 
-def _listen(hub: Hub, host: str, port: int, key: bytes) -> Server:
+def _listen(hub: Hub, host: str, port: int, key: bytes, *, spare: int = 1) -> Server:
     """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
     manager_cls: Any = type("_HubManager", (HubManager,), {})
     manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
     try:
-        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub)
+        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub, spare=spare)
     except OSError as exc:
         raise OSError(
             exc.errno,
