@@ -43,8 +43,10 @@ def burn(ms: float = 20.0) -> int:
 
 def _have(module: str) -> bool:
     if importlib.util.find_spec(module) is None:
-        print(f"  (skipped rows with peer {module!r}: not installed; "
-              "pip install -r benchmarks/requirements.txt)")
+        print(
+            f"  (skipped rows with peer {module!r}: not installed; "
+            "pip install -r benchmarks/requirements.txt)"
+        )
         return False
     return True
 
@@ -90,39 +92,76 @@ def rows(quick: bool) -> list[Row]:
         _one_by_one(lambda: ours.submit(noop), lambda f: f.result(), n_tasks)()
 
     out = [
-        Row("pool: empty tasks, submit+result", ours_tasks,
+        Row(
+            "pool: empty tasks, submit+result",
+            ours_tasks,
             _one_by_one(lambda: mp_pool.apply_async(noop), lambda r: r.get(), n_tasks),
-            n_tasks, peer_name="multiprocessing.Pool(2).apply_async", goal=2.0),
+            n_tasks,
+            peer_name="multiprocessing.Pool(2).apply_async",
+            goal=2.0,
+        ),
     ]
     ppe = concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx)
     closers.append(ppe.shutdown)
-    out.append(Row("pool: empty tasks vs ProcessPoolExecutor", ours_tasks,
-                   _one_by_one(lambda: ppe.submit(noop), lambda f: f.result(), n_tasks),
-                   n_tasks, peer_name="ProcessPoolExecutor(2) (fork)", goal=5.0, repeat=3))
+    out.append(
+        Row(
+            "pool: empty tasks vs ProcessPoolExecutor",
+            ours_tasks,
+            _one_by_one(lambda: ppe.submit(noop), lambda f: f.result(), n_tasks),
+            n_tasks,
+            peer_name="ProcessPoolExecutor(2) (fork)",
+            goal=5.0,
+            repeat=3,
+        )
+    )
     if _have("pebble"):
         import pebble
 
         pb = pebble.ProcessPool(WORKERS, context=ctx)
         closers += [pb.close, pb.join]
-        out.append(Row("pool: empty tasks vs pebble", ours_tasks,
-                       _one_by_one(lambda: pb.schedule(noop), lambda f: f.result(), n_tasks),
-                       n_tasks, peer_name="pebble.ProcessPool(2).schedule", goal=2.0, repeat=3))
+        out.append(
+            Row(
+                "pool: empty tasks vs pebble",
+                ours_tasks,
+                _one_by_one(lambda: pb.schedule(noop), lambda f: f.result(), n_tasks),
+                n_tasks,
+                peer_name="pebble.ProcessPool(2).schedule",
+                goal=2.0,
+                repeat=3,
+            )
+        )
     if _have("loky"):
         import loky
 
         lk = loky.get_reusable_executor(WORKERS)
         closers.append(lambda: lk.shutdown(kill_workers=True))
-        out.append(Row("pool: empty tasks vs loky", ours_tasks,
-                       _one_by_one(lambda: lk.submit(noop), lambda f: f.result(), n_tasks),
-                       n_tasks, peer_name="loky reusable executor(2)", goal=2.0, repeat=3))
+        out.append(
+            Row(
+                "pool: empty tasks vs loky",
+                ours_tasks,
+                _one_by_one(lambda: lk.submit(noop), lambda f: f.result(), n_tasks),
+                n_tasks,
+                peer_name="loky reusable executor(2)",
+                goal=2.0,
+                repeat=3,
+            )
+        )
     if _have("mpire"):
         import mpire
 
         mw = mpire.WorkerPool(WORKERS, start_method="fork")
         closers.append(mw.terminate)
-        out.append(Row("pool: empty tasks vs mpire", ours_tasks,
-                       _one_by_one(lambda: mw.apply_async(noop), lambda r: r.get(), n_tasks),
-                       n_tasks, peer_name="mpire.WorkerPool(2).apply_async", goal=2.0, repeat=3))
+        out.append(
+            Row(
+                "pool: empty tasks vs mpire",
+                ours_tasks,
+                _one_by_one(lambda: mw.apply_async(noop), lambda r: r.get(), n_tasks),
+                n_tasks,
+                peer_name="mpire.WorkerPool(2).apply_async",
+                goal=2.0,
+                repeat=3,
+            )
+        )
 
     # map of 1M x+1: ours with default arguments, Pool.map with the best chunksize of a few.
     data = range(n_map)
@@ -137,30 +176,62 @@ def rows(quick: bool) -> list[Row]:
         best["size"] = min(times, key=times.__getitem__)
         print(f"  (Pool.map chunksize tried {sorted(times)}; best {best['size']})")
 
-    out.append(Row("pool: map of 1M x+1, default args", lambda: list(ours.map(inc, data)),
-                   lambda: mp_pool.map(inc, data, chunksize=best["size"]), n_map, unit="items",
-                   peer_name="multiprocessing.Pool(2).map, best chunksize", goal=1.0,
-                   setup=pick_chunksize))
+    out.append(
+        Row(
+            "pool: map of 1M x+1, default args",
+            lambda: list(ours.map(inc, data)),
+            lambda: mp_pool.map(inc, data, chunksize=best["size"]),
+            n_map,
+            unit="items",
+            peer_name="multiprocessing.Pool(2).map, best chunksize",
+            goal=1.0,
+            setup=pick_chunksize,
+        )
+    )
     if _have("mpire"):
-        out.append(Row("pool: map of 1M x+1 vs mpire", lambda: list(ours.map(inc, data)),
-                       lambda: mw.map(inc, data), n_map, unit="items",
-                       peer_name="mpire.WorkerPool(2).map", goal=1.0, repeat=3))
+        out.append(
+            Row(
+                "pool: map of 1M x+1 vs mpire",
+                lambda: list(ours.map(inc, data)),
+                lambda: mw.map(inc, data),
+                n_map,
+                unit="items",
+                peer_name="mpire.WorkerPool(2).map",
+                goal=1.0,
+                repeat=3,
+            )
+        )
     if _have("joblib"):
         import joblib
 
         def joblib_map() -> None:
-            joblib.Parallel(n_jobs=WORKERS, batch_size="auto")(
-                joblib.delayed(inc)(x) for x in data
-            )
+            joblib.Parallel(n_jobs=WORKERS, batch_size="auto")(joblib.delayed(inc)(x) for x in data)
 
-        out.append(Row("pool: map of 1M x+1 vs joblib", lambda: list(ours.map(inc, data)),
-                       joblib_map, n_map, unit="items", peer_name="joblib.Parallel(2)",
-                       goal=1.0, repeat=1))
+        out.append(
+            Row(
+                "pool: map of 1M x+1 vs joblib",
+                lambda: list(ours.map(inc, data)),
+                joblib_map,
+                n_map,
+                unit="items",
+                peer_name="joblib.Parallel(2)",
+                goal=1.0,
+                repeat=1,
+            )
+        )
 
     n_cpu = 10 if quick else 40
-    out.append(Row("pool: 40 CPU tasks of 20 ms", lambda: list(ours.map(burn, [20.0] * n_cpu)),
-                   lambda: [burn(20.0) for _ in range(n_cpu)], n_cpu,
-                   peer_name="serial loop", goal=1.9, repeat=3))
+    out.append(
+        Row(
+            "pool: 40 CPU tasks of 20 ms",
+            lambda: list(ours.map(burn, [20.0] * n_cpu)),
+            lambda: [burn(20.0) for _ in range(n_cpu)],
+            n_cpu,
+            peer_name="serial loop",
+            goal=1.9,
+            repeat=3,
+        )
+    )
 
     if "fork" not in registry.names() or "process" not in registry.names():
         out[-1].teardown = lambda: [close() for close in closers]
@@ -175,21 +246,36 @@ def rows(quick: bool) -> list[Row]:
             p.start()
             p.join()
 
-    out.append(Row("fork: one task, submit+result", lambda: [
-        fork_ex.submit(noop).result() for _ in range(n_fork)],
-        lambda: [_bare_fork() for _ in range(n_fork)], n_fork,
-        peer_name="os.fork + pipe + waitpid", goal=1 / 1.3))
-    out.append(Row("process: one task, submit+result (fork)", lambda: [
-        process_ex.submit(noop).result() for _ in range(n_fork)], bare_process, n_fork,
-        peer_name="multiprocessing.Process start+join", goal=1 / 1.3))
+    out.append(
+        Row(
+            "fork: one task, submit+result",
+            lambda: [fork_ex.submit(noop).result() for _ in range(n_fork)],
+            lambda: [_bare_fork() for _ in range(n_fork)],
+            n_fork,
+            peer_name="os.fork + pipe + waitpid",
+            goal=1 / 1.3,
+        )
+    )
+    out.append(
+        Row(
+            "process: one task, submit+result (fork)",
+            lambda: [process_ex.submit(noop).result() for _ in range(n_fork)],
+            bare_process,
+            n_fork,
+            peer_name="multiprocessing.Process start+join",
+            goal=1 / 1.3,
+        )
+    )
 
     def report_rss() -> None:
         ours.submit(noop).result()
         mp_pool.apply(noop)
         mine = max(_rss_mib(w.pid) for w in ours._pool.workers)  # type: ignore[attr-defined]
         theirs = max(_rss_mib(p.pid) for p in mp_pool._pool)  # type: ignore[attr-defined]
-        print(f"  idle worker RSS: pool {mine:.1f} MiB, multiprocessing.Pool {theirs:.1f} MiB, "
-              f"ratio {mine / theirs:.2f} (goal <= 1.10)")
+        print(
+            f"  idle worker RSS: pool {mine:.1f} MiB, multiprocessing.Pool {theirs:.1f} MiB, "
+            f"ratio {mine / theirs:.2f} (goal <= 1.10)"
+        )
 
     def close_all() -> None:
         report_rss()

@@ -37,13 +37,22 @@ class ChildTask(Future[Any]):
     """A task and, once started, its child; ``cancel()`` kills a running child."""
 
     def __init__(  # noqa: PLR0917
-        self, runner: ChildRunner, fn: Callable[..., Any], args: tuple[Any, ...],
-        kwargs: dict[str, Any], values: dict[str, Any] | None, payload: bytes | None,
+        self,
+        runner: ChildRunner,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        values: dict[str, Any] | None,
+        payload: bytes | None,
     ) -> None:
         super().__init__()
         self._runner = runner
         self.fn, self.args, self.kwargs, self.values, self.payload = (
-            fn, args, kwargs, values, payload,
+            fn,
+            args,
+            kwargs,
+            values,
+            payload,
         )
         self.pid: int | None = None
         self.fd = -1
@@ -73,7 +82,11 @@ class ChildRunner:
     """Queue, cap, start, watch and reap one child per task (see the module docstring)."""
 
     def __init__(
-        self, name: str, max_workers: int, launch: Launch, reap: Reap,
+        self,
+        name: str,
+        max_workers: int,
+        launch: Launch,
+        reap: Reap,
         task_timeout: float | None,
     ) -> None:
         self.name, self.max_workers = name, max_workers
@@ -204,7 +217,8 @@ class ChildRunner:
         now = time.monotonic()
         with self.lock:
             overdue = [
-                t for t in self.running
+                t
+                for t in self.running
                 if t.started_at and t.killed is None and now - t.started_at > self.task_timeout
             ]
         for task in overdue:
@@ -244,13 +258,17 @@ class ChildRunner:
         try:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
-                task.set_exception(_worker.timeout_error(
-                    self.task_timeout, task.label, task.pid,
-                    "the executor is still usable"))
+                task.set_exception(
+                    _worker.timeout_error(
+                        self.task_timeout, task.label, task.pid, "the executor is still usable"
+                    )
+                )
             elif outcome is None:
-                task.set_exception(_worker.crash_error(
-                    task.pid, exitcode, task.label,
-                    "the executor is still usable"))
+                task.set_exception(
+                    _worker.crash_error(
+                        task.pid, exitcode, task.label, "the executor is still usable"
+                    )
+                )
             elif outcome[0] == _worker.OK:
                 task.set_result(outcome[1])
             elif outcome[0] == _worker.ERR:

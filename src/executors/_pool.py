@@ -570,6 +570,5 @@ def _at_exit() -> None:
         pool.thread.join(10.0)
 
 
-
 Pool = _Pool
 Task = _Task

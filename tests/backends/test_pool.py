@@ -54,8 +54,12 @@ def _fds() -> int:
 def test_dead_worker_fails_only_its_task(pool: PoolExecutor, task, args, words) -> None:
     before = pool.submit(add, 1, 1).result(timeout=30)
     crashed = pool.submit(task, *args)
-    with pytest.raises(WorkerCrashed, match=r"worker \d+ " + words.replace("(", r"\(")
-                       .replace(")", r"\)") + "; the pool replaced it and is still usable"):
+    with pytest.raises(
+        WorkerCrashed,
+        match=r"worker \d+ "
+        + words.replace("(", r"\(").replace(")", r"\)")
+        + "; the pool replaced it and is still usable",
+    ):
         crashed.result(timeout=30)
     assert before == 2
     assert [pool.submit(add, i, 1).result(timeout=30) for i in range(5)] == [1, 2, 3, 4, 5]
@@ -264,8 +268,9 @@ def test_workers_leave_when_the_parent_dies_without_shutdown(tmp_path: Path) -> 
         "print(*[w.pid for w in ex._pool.workers], flush=True)\n"
         "os._exit(0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     pids = [int(p) for p in out.split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 10

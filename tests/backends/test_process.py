@@ -32,8 +32,9 @@ def test_each_task_gets_its_own_named_process() -> None:
 def test_fork_start_runs_lambdas_spawn_refuses_them_in_submit() -> None:
     with ProcessExecutor(max_workers=1, start_method="fork") as ex:
         assert ex.submit(lambda: 7).result(timeout=30) == 7
-    with ProcessExecutor(max_workers=1, start_method="spawn") as ex, pytest.raises(
-        SerializationError, match="the function"
+    with (
+        ProcessExecutor(max_workers=1, start_method="spawn") as ex,
+        pytest.raises(SerializationError, match="the function"),
     ):
         ex.submit(lambda: 7)
 

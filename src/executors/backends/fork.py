@@ -102,7 +102,9 @@ class ForkExecutor(BaseExecutor):
 
 
 def _launch(
-    init: Callable[..., object] | None, initargs: tuple[Any, ...], serializer: str,
+    init: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    serializer: str,
     task: ChildTask,
 ) -> tuple[int, int, Any]:
     """Fork a child that runs *task* and writes its outcome to a new pipe; (pid, fd, None)."""

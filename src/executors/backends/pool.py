@@ -119,7 +119,12 @@ class PoolExecutor(BaseExecutor):
         )
         self.max_tasks_per_child = max_tasks_per_child
         self._pool = Pool(
-            self.max_workers, self.start_method, init, args, max_tasks_per_child, serializer,
+            self.max_workers,
+            self.start_method,
+            init,
+            args,
+            max_tasks_per_child,
+            serializer,
             self.task_timeout,
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
@@ -185,11 +190,24 @@ class PoolExecutor(BaseExecutor):
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
-            return super().map(fn, *iterables, timeout=timeout, chunksize=size,
-                               buffersize=buffersize, ordered=ordered)
+            return super().map(
+                fn,
+                *iterables,
+                timeout=timeout,
+                chunksize=size,
+                buffersize=buffersize,
+                ordered=ordered,
+            )
         chunks = _columns(iterables, size)
-        results = super().map(_map_chunk, itertools.repeat(fn), chunks, timeout=timeout,
-                              chunksize=1, buffersize=buffersize, ordered=ordered)
+        results = super().map(
+            _map_chunk,
+            itertools.repeat(fn),
+            chunks,
+            timeout=timeout,
+            chunksize=1,
+            buffersize=buffersize,
+            ordered=ordered,
+        )
         return _flatten(results)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -115,23 +115,36 @@ class _Launcher:
     """Starts a Process for a task (kept apart from the executor, so it can be collected)."""
 
     def __init__(
-        self, ctx: Any, prefix: str, init: Callable[..., object] | None,
-        initargs: tuple[Any, ...], serializer: str,
+        self,
+        ctx: Any,
+        prefix: str,
+        init: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        serializer: str,
     ) -> None:
         self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
         self.serializer = serializer
         self.count = itertools.count(1)
 
     def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
-        call = task.payload if task.payload is not None else (
-            task.fn, task.args, task.kwargs, task.values)
+        call = (
+            task.payload
+            if task.payload is not None
+            else (task.fn, task.args, task.kwargs, task.values)
+        )
         with _worker.forking():
             read_fd, write_fd = os.pipe()
             child_end = multiprocessing.connection.Connection(write_fd, readable=False)
             process = self.ctx.Process(
                 target=_worker.process_child,
-                args=(child_end, call, self.init, self.initargs, self.serializer,
-                      logging.getLogger().getEffectiveLevel()),
+                args=(
+                    child_end,
+                    call,
+                    self.init,
+                    self.initargs,
+                    self.serializer,
+                    logging.getLogger().getEffectiveLevel(),
+                ),
                 name=f"{self.prefix}-task-{next(self.count)}",
             )
             try:
