@@ -295,8 +295,10 @@ class ChildRunner:
         with self.lock:
             left = list(self.running)
         for task in left:  # only after a failure of this thread; do not leave children
+            if task.pid is None:
+                continue
             with contextlib.suppress(OSError):
-                os.kill(task.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                os.kill(task.pid, signal.SIGKILL)
             self.reap(task)
         with contextlib.suppress(Exception):
             self.selector.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -9,6 +10,7 @@ import multiprocessing.connection
 import os
 import sys
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
@@ -163,7 +165,15 @@ def _reap(task: ChildTask) -> int:
     process: multiprocessing.process.BaseProcess = task.handle
     process.join()
     code = process.exitcode
-    process.close()
+    # Process.start() in any thread polls every live child (multiprocessing's
+    # _cleanup); when that poll reaps ours first, join() returns before the exit code
+    # is stored, and waiting a moment gives it.
+    deadline = time.monotonic() + 5.0
+    while code is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+        code = process.exitcode
+    with contextlib.suppress(ValueError):
+        process.close()
     return -1 if code is None else code
 
 
