@@ -12,14 +12,12 @@ cancelled, and turns a child that died without an outcome into
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import selectors
 import signal
 import threading
 import time
-import weakref
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
@@ -29,8 +27,6 @@ from .errors import BrokenExecutor
 from .serialization import unpack_exception
 
 __all__ = ["ChildRunner", "ChildTask"]
-
-_live: weakref.WeakSet[ChildRunner] = weakref.WeakSet()
 
 
 class ChildTask(Future[Any]):
@@ -103,7 +99,7 @@ class ChildRunner:
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
         self.thread.start()
-        _live.add(self)
+        _worker.track_manager(self)
 
     # -- callers' threads -------------------------------------------------------------
 
@@ -300,17 +296,4 @@ class ChildRunner:
             with contextlib.suppress(OSError):
                 os.kill(task.pid, signal.SIGKILL)
             self.reap(task)
-        with contextlib.suppress(Exception):
-            self.selector.close()
-        for fd in (self.wake_r, self.wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.wake_r = self.wake_w = -1
-        _live.discard(self)
-
-
-@atexit.register
-def _at_exit() -> None:
-    for runner in list(_live):
-        runner.shutdown(cancel_futures=True)
-        runner.thread.join(10.0)
+        _worker.release_manager(self)

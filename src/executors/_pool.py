@@ -19,7 +19,6 @@ can cross at once without deadlock.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import itertools
@@ -32,7 +31,6 @@ import selectors
 import signal
 import threading
 import time
-import weakref
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
@@ -45,7 +43,6 @@ __all__ = ["Pool", "Task"]
 
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
-_live: weakref.WeakSet[_Pool] = weakref.WeakSet()
 
 
 _COND_LOCK = threading.Lock()  # guards the lazy creation of each future's Condition
@@ -238,7 +235,7 @@ class _Pool:
             raise
         self.thread = threading.Thread(target=self.run, name=f"{self.name}-manager", daemon=True)
         self.thread.start()
-        _live.add(self)
+        _worker.track_manager(self)
 
     # -- called from the caller's threads ----------------------------------------------
 
@@ -554,20 +551,7 @@ class _Pool:
             w.close_fds()
             w.process.close()
         self.workers.clear()
-        with contextlib.suppress(Exception):
-            self.selector.close()
-        for fd in (self.wake_r, self.wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.wake_r = self.wake_w = -1
-        _live.discard(self)
-
-
-@atexit.register
-def _at_exit() -> None:
-    for pool in list(_live):
-        pool.shutdown(cancel_futures=True)
-        pool.thread.join(10.0)
+        _worker.release_manager(self)
 
 
 Pool = _Pool

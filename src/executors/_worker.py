@@ -15,6 +15,7 @@ not wait on a lock that one of our threads could have held at fork time.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -470,3 +472,35 @@ def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
 def process_child(conn: Any, *args: Any) -> None:
     """The target of a ``process`` backend child: :func:`run_in_child` on *conn*'s descriptor."""
     run_in_child(conn.fileno(), *args)
+
+
+# -- the manager threads of the fork, process and pool backends ----------------------
+
+_managers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_manager(manager: Any) -> None:
+    """Stop *manager* at interpreter exit if it is still running then.
+
+    A manager has ``shutdown(cancel_futures=...)``, a ``thread``, a ``selector`` and a
+    wake pipe (``wake_r``, ``wake_w``).
+    """
+    _managers.add(manager)
+
+
+def release_manager(manager: Any) -> None:
+    """Close *manager*'s selector and wake pipe, once its thread is done with them."""
+    with contextlib.suppress(Exception):
+        manager.selector.close()
+    for fd in (manager.wake_r, manager.wake_w):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    manager.wake_r = manager.wake_w = -1
+    _managers.discard(manager)
+
+
+@atexit.register
+def _stop_managers() -> None:
+    for manager in list(_managers):
+        manager.shutdown(cancel_futures=True)
+        manager.thread.join(10.0)
