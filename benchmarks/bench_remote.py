@@ -135,7 +135,7 @@ def _dask_row(n: int, ours: Any) -> Row | None:
         state["cluster"].close()
 
     return Row(
-        f"remote: {n} empty tasks, submit+result",
+        f"remote: {n} empty tasks, submit+result (defaults)",
         _submit_all(ours, n),
         peer,
         n,
@@ -150,11 +150,11 @@ def _dask_row(n: int, ours: Any) -> Row | None:
 def rows(quick: bool) -> list[Row]:
     n = 2_000 if quick else 10_000
     n_dask = 500 if quick else 2_000
-    # Two local workers running tiny tasks inline (in each worker's taker thread),
-    # up to 256 in flight, so batches are big...
-    inline = get_executor("remote", max_workers=256, local_workers=2, worker_backend="inline")
-    # ...and the defaults: two local workers, one thread each.
+    # The defaults (what a user gets: two local workers, one task at a time each,
+    # prefetching)...
     default = get_executor("remote", max_workers=2)
+    # ...and tuned: two local workers running tiny tasks inline, 256 slots in all.
+    tuned = get_executor("remote", max_workers=256, local_workers=2, worker_backend="inline")
     seed: dict[str, SeedLoop] = {}
 
     def seed_setup() -> None:
@@ -167,7 +167,7 @@ def rows(quick: bool) -> list[Row]:
     def close() -> None:
         if "loop" in seed:
             seed.pop("loop").close()
-        inline.shutdown()
+        tuned.shutdown()
         default.shutdown()
 
     # Rows may be filtered out (-k), so the last row's teardown may never run.
@@ -176,26 +176,26 @@ def rows(quick: bool) -> list[Row]:
     peer = "seeds' BaseManager loop, 2 workers"
     found = [
         Row(
-            f"remote: {n} empty tasks, submit+result",
-            _submit_all(inline, n),
-            seed_run(n),
-            n,
-            peer_name=peer,
-            goal=20.0,
-            repeat=2,
-            setup=seed_setup,
-        ),
-        Row(
-            f"remote: {n} empty tasks, defaults",
+            f"remote: {n} empty tasks, submit+result (defaults)",
             _submit_all(default, n),
             seed_run(n),
             n,
             peer_name=peer,
-            repeat=2,
+            goal=20.0,
+            repeat=3,
             setup=seed_setup,
         ),
         Row(
-            f"remote: map of {n} empty tasks",
+            f"remote: {n} empty tasks, submit+result (tuned: 256 inline slots)",
+            _submit_all(tuned, n),
+            seed_run(n),
+            n,
+            peer_name=peer,
+            repeat=3,
+            setup=seed_setup,
+        ),
+        Row(
+            f"remote: map of {n} empty tasks (defaults)",
             lambda: list(default.map(noop, range(n))),
             seed_run(n),
             n,
@@ -206,16 +206,16 @@ def rows(quick: bool) -> list[Row]:
             setup=seed_setup,
         ),
         Row(
-            "remote: 200 tasks one at a time (latency)",
+            "remote: 200 tasks one at a time (latency, defaults)",
             _one_by_one(default, 200),
             _repeat(seed_run(1), 200),
             200,
             peer_name="seeds' loop, one item at a time",
-            repeat=2,
+            repeat=3,
             setup=seed_setup,
         ),
     ]
-    dask = _dask_row(n_dask, inline)
+    dask = _dask_row(n_dask, default)
     if dask is not None:
         found.append(dask)
     return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import math
 import os
 import pickle
 import queue
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _remote_worker as rw
 from . import serialization
-from .errors import BrokenExecutor, WorkerLost
+from .errors import BrokenExecutor, TaskTimeout, WorkerLost
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,36 +40,68 @@ EXPOSED = ("register", "take", "put", "bye")
 
 
 class Task:
-    """One submitted call: its future, its pickled payload, and who holds it."""
+    """One submitted call: its future, its pickled payload, and who holds it.
 
-    __slots__ = ("attempts", "fn", "future", "owner", "payload", "started")
+    ``prefetched``: handed out beyond its worker's free slots, to wait there
+    behind running tasks; when that worker is lost the task may never have
+    started, so it goes back without counting an attempt, as a ``suspect``
+    that is then only handed out to start at once (never prefetched again).
+    """
 
-    def __init__(self, future: Future[Any], payload: bytes, fn: Callable[..., Any]) -> None:
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "fn",
+        "future",
+        "owner",
+        "payload",
+        "prefetched",
+        "started",
+        "suspect",
+    )
+
+    def __init__(self, future: Future[Any], payload: rw.Payload, fn: Callable[..., Any]) -> None:
         self.future = future
         self.payload = payload
         self.fn = fn
         self.attempts = 0
         self.owner: str | None = None
         self.started = False
+        self.prefetched = False
+        self.suspect = False
+        self.deadline: float | None = None  # with task_timeout: when it runs out
 
 
 class _Worker:
     """A registered worker: what it holds and when it was last heard of."""
 
-    __slots__ = ("in_flight", "info", "last_seen", "wid")
+    __slots__ = ("doomed", "in_flight", "info", "last_seen", "slots", "wid")
 
     def __init__(self, wid: str, info: dict[str, Any]) -> None:
         self.wid = wid
         self.info = info
         self.in_flight: set[int] = set()
         self.last_seen = time.monotonic()
+        self.slots = 0  # tasks it runs at once, as its last take said
+        self.doomed = False  # about to be killed (a timed-out task it cannot stop)
 
 
 class Hub:
     """The master's bookkeeping; its public methods are what workers call through the proxy."""
 
-    def __init__(self, cap: int | None, max_retries: int, heartbeat: float, init: bytes | None):
-        self.cond = threading.Condition()
+    def __init__(
+        self,
+        cap: int | None,
+        max_retries: int,
+        heartbeat: float,
+        init: bytes | None,
+        *,
+        prefetch: int = 0,
+        task_timeout: float | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.waiting = 0  # takers waiting for tasks (submit wakes them only then)
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
@@ -77,6 +110,9 @@ class Hub:
         self.max_retries = max_retries
         self.heartbeat = heartbeat
         self.init = init
+        # The master must know when each task starts to time it, so no prefetch then.
+        self.prefetch = 0 if task_timeout is not None else prefetch
+        self.task_timeout = task_timeout
         self.stopping = False
         self.ids = itertools.count()
         self.local = threading.local()  # the worker a server thread takes tasks for
@@ -91,12 +127,28 @@ class Hub:
                 self.workers[wid] = _Worker(wid, info)
             self.workers[wid].last_seen = time.monotonic()
             self.cond.notify_all()
-        return {"wid": wid, "heartbeat": self.heartbeat / 4, "init": self.init}
+        return {
+            "wid": wid,
+            "heartbeat": self.heartbeat / 4,
+            "init": self.init,
+            "prefetch": self.prefetch,
+            "task_timeout": self.task_timeout,
+        }
 
     def take(
-        self, wid: str, n: int, timeout: float, results: Sequence[tuple[int, bool, bytes]] = ()
-    ) -> tuple[str, list[tuple[int, bytes]]]:
-        """Up to *n* tasks for worker *wid* (waiting up to *timeout*), after *results*."""
+        self,
+        wid: str,
+        need: tuple[int, int, int],
+        timeout: float,
+        results: Sequence[tuple[int, bool, bytes]] = (),
+    ) -> tuple[str, list[tuple[int, rw.Payload]]]:
+        """Tasks for worker *wid* (waiting up to *timeout*), after its *results*.
+
+        *need* is ``(free, room, slots)``: up to *free* tasks start at once on the
+        worker (it runs *slots* at a time); up to *room* more may wait there
+        behind them (prefetch).
+        """
+        free, room, slots = need
         self.local.wid = wid
         if results:  # what the worker finished since its last call, in the same trip
             self.put(wid, results)
@@ -109,33 +161,74 @@ class Hub:
                 if worker is None:
                     return "stale", []
                 worker.last_seen = time.monotonic()
-                free = n if self.cap is None else min(n, self.cap - self.running)
-                if self.pending and free > 0:
-                    break
+                worker.slots = slots
+                run, ahead = self._share(worker, free, room)
+                if run or ahead:
+                    batch = self._hand_out(worker, run, ahead)
+                    if batch:
+                        return "ok", batch
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "ok", []
-                self.cond.wait(remaining)
-            batch: list[tuple[int, bytes]] = []
-            while self.pending and len(batch) < free:
-                tid = self.pending.popleft()
-                task = self.tasks.get(tid)
-                if task is None:
+                self.waiting += 1
+                try:
+                    self.cond.wait(remaining)
+                finally:
+                    self.waiting -= 1
+
+    def _share(self, worker: _Worker, free: int, room: int) -> tuple[int, int]:
+        """How many pending tasks *worker* gets to start at once, and to prefetch.
+
+        Prefetch is given only where worker slots enforce the cap, and only out of
+        what idle slots of other workers will not take: a few slow tasks spread
+        over every worker rather than queue behind one.
+        """
+        waiting = len(self.pending)
+        if not waiting or worker.doomed:
+            return 0, 0
+        run = min(free, waiting)
+        if self.cap is not None and sum(w.slots for w in self.workers.values()) > self.cap:
+            return max(0, min(run, self.cap - self.running)), 0
+        if room <= 0 or not self.prefetch:
+            return run, 0
+        idle = sum(
+            max(0, w.slots - len(w.in_flight))
+            for w in self.workers.values()
+            if w is not worker and not w.doomed
+        )
+        share = -(-max(0, waiting - run - idle) // len(self.workers))  # ceiling
+        return run, min(room, share)
+
+    def _hand_out(self, worker: _Worker, run: int, ahead: int) -> list[tuple[int, rw.Payload]]:
+        batch: list[tuple[int, rw.Payload]] = []
+        now = time.monotonic()
+        while self.pending and len(batch) < run + ahead:
+            tid = self.pending[0]
+            task = self.tasks.get(tid)
+            prefetch = len(batch) >= run
+            if task is not None and prefetch and task.suspect:
+                break  # it may be what killed a worker: it starts at once, or not at all
+            self.pending.popleft()
+            if task is None:
+                continue
+            if not task.started:
+                if not task.future.set_running_or_notify_cancel():
+                    del self.tasks[tid]
                     continue
-                if not task.started:
-                    if not task.future.set_running_or_notify_cancel():
-                        del self.tasks[tid]
-                        continue
-                    task.started = True
-                task.owner = wid
-                worker.in_flight.add(tid)
-                batch.append((tid, task.payload))
-            self.running += len(batch)
-            return "ok", batch
+                task.started = True
+            task.owner = worker.wid
+            task.prefetched = prefetch
+            task.suspect = task.suspect and prefetch
+            if self.task_timeout is not None:
+                task.deadline = now + self.task_timeout
+            worker.in_flight.add(tid)
+            batch.append((tid, task.payload))
+        self.running += len(batch)
+        return batch
 
     def put(self, wid: str, results: Sequence[tuple[int, bool, bytes]]) -> str:
         done: list[tuple[Future[Any], bool, bytes]] = []
-        with self.cond:
+        with self.lock:
             worker = self.workers.get(wid)
             if worker is None:
                 return "stop" if self.stopping else "stale"
@@ -172,7 +265,11 @@ class Hub:
                 if task is None:
                     continue
                 task.owner = None
-                task.attempts += reason is not None
+                task.deadline = None
+                if task.prefetched:  # perhaps never started: no attempt, but a suspect
+                    task.suspect = True
+                else:
+                    task.attempts += reason is not None
                 if task.attempts > self.max_retries:
                     del self.tasks[tid]
                     failed.append((task.future, self._lost(task, worker, reason)))
@@ -181,6 +278,54 @@ class Hub:
             self.cond.notify_all()
         for future, exc in failed:
             future.set_exception(exc)
+
+    def expire(self, killable: Callable[[dict[str, Any]], bool]) -> list[str]:
+        """Fail tasks past their ``task_timeout`` with :class:`TaskTimeout`.
+
+        The worker's engine stops such a task where it can (``info["stops_tasks"]``);
+        otherwise, when ``killable(info)`` and the task is all that worker runs, the
+        worker is doomed (given nothing more) and its id returned, for the caller
+        to kill; else its thread runs on and its result will be dropped.
+        """
+        if self.task_timeout is None:
+            return []
+        expired: list[tuple[Task, str]] = []
+        doomed: list[str] = []
+        now = time.monotonic()
+        with self.cond:
+            for worker in self.workers.values():
+                late = [
+                    tid
+                    for tid in worker.in_flight
+                    if tid in self.tasks and now > (self.tasks[tid].deadline or math.inf)
+                ]
+                for tid in late:
+                    worker.in_flight.discard(tid)
+                    task = self.tasks.pop(tid)
+                    self.running -= 1
+                    name = worker.info.get("name")
+                    if worker.info.get("stops_tasks"):
+                        then = f"worker {name!r} kills it and replaces the process it ran in"
+                    elif not worker.in_flight and killable(worker.info):
+                        worker.doomed = True
+                        doomed.append(worker.wid)
+                        then = f"local worker {name!r} was killed and is replaced"
+                    else:
+                        then = (
+                            f"it runs on in a thread of worker {name!r}, which cannot be "
+                            "stopped, and its result will be dropped"
+                        )
+                    expired.append((task, then))
+            if expired:
+                self.cond.notify_all()
+        for task, then in expired:
+            task.future.set_exception(
+                TaskTimeout(
+                    f"{serialization.describe(task.fn)}() ran longer than task_timeout="
+                    f"{self.task_timeout:g}s; {then}; the executor is still usable"
+                )
+            )
+        return doomed
 
     def _lost(self, task: Task, worker: _Worker, reason: str | None) -> WorkerLost:
         return WorkerLost(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import inspect
 import os
 import pickle
 import signal
@@ -57,6 +58,7 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "MIN_AUTHKEY",
+    "Payload",
     "Worker",
     "WorkerExit",
     "check_authkey",
@@ -70,6 +72,8 @@ AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
 #: Environment variable a master sets for the local workers it starts (their name).
 NAME_ENV = "EXECUTORS_WORKER_NAME"
 MIN_AUTHKEY = 16
+#: A worker holds about this much work (by its own timing) beyond what it runs.
+PREFETCH_SECONDS = 0.005
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -136,14 +140,27 @@ def check_authkey(value: bytes | str | None, *, source: str) -> bytes:
     return key
 
 
-def execute(payload: bytes) -> tuple[bool, bytes]:
-    """Run one pickled task ``(fn, args, kwargs, context values)``.
+#: A task as it travels: the pickled function, and the pickled ``(args, kwargs, context)``.
+Payload = tuple[bytes, bytes]
+
+_functions: dict[bytes, Callable[..., Any]] = {}  # pickled function -> function, a small cache
+
+
+def execute(payload: Payload) -> tuple[bool, bytes]:
+    """Run one task: ``fn(*args, **kwargs)`` with the caller's context values bound.
 
     Returns ``(True, pickled result)`` or ``(False, pickled PackedException)``;
     never raises, so one bad task cannot stop a worker.
     """
+    fn_data, call_data = payload
     try:
-        fn, args, kwargs, values = pickle.loads(payload)
+        fn = _functions.get(fn_data)
+        if fn is None:
+            fn = pickle.loads(fn_data)
+            if len(_functions) >= 256:
+                _functions.clear()
+            _functions[fn_data] = fn
+        args, kwargs, values = pickle.loads(call_data)
     except BaseException as exc:
         error = SerializationError(
             f"the worker could not load the task: {type(exc).__name__}: {exc}; the function "
@@ -153,7 +170,7 @@ def execute(payload: bytes) -> tuple[bool, bytes]:
         error.__cause__ = exc
         return False, _pack(error)
     try:
-        result = context.run(values, fn, *args, **kwargs)
+        result = context.run(values or {}, fn, *args, **(kwargs or {}))
     except BaseException as exc:
         return False, _pack(exc)
     try:
@@ -166,9 +183,11 @@ def execute(payload: bytes) -> tuple[bool, bytes]:
         raise  # pragma: no cover - the second attempt pickled what the first could not
 
 
-def execute_many(payloads: list[bytes]) -> list[tuple[bool, bytes]]:
-    """:func:`execute` each of *payloads*, in order."""
-    return [execute(payload) for payload in payloads]
+def execute_many(payloads: list[Payload]) -> tuple[list[tuple[bool, bytes]], float]:
+    """:func:`execute` each of *payloads*, in order; their results and the seconds it took."""
+    start = time.perf_counter()
+    results = [execute(payload) for payload in payloads]
+    return results, time.perf_counter() - start
 
 
 def _pack(exc: BaseException) -> bytes:
@@ -199,6 +218,15 @@ def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
     connection.answer_challenge(conn, authkey)
     connection.deliver_challenge(conn, authkey)
     return conn
+
+
+def _takes_task_timeout(spec: str) -> bool:
+    """Whether the backend *spec* names takes ``task_timeout`` (it can stop a task)."""
+    try:
+        factory = registry.get_backend(parse_spec(spec).name)
+        return "task_timeout" in inspect.signature(factory).parameters
+    except Exception:  # an unknown engine fails later, with its own message
+        return False
 
 
 _dispatch: Callable[..., Any] = managers.dispatch  # type: ignore[attr-defined]
@@ -245,6 +273,8 @@ class _Session:
         self.wid: str = reply["wid"]
         self.heartbeat: float = reply["heartbeat"]
         self.init: bytes | None = reply["init"]
+        self.prefetch: int = reply.get("prefetch", 0)
+        self.task_timeout: float | None = reply.get("task_timeout")
 
 
 class Worker:
@@ -275,7 +305,9 @@ class Worker:
         self._slots_wanted = slots
         self._slots = 1
         self._engine: Any = None
-        self._engine_init: bytes | None = b"unset"
+        self._engine_key: tuple[bytes | None, float | None] | None = None
+        self._stops_tasks = _takes_task_timeout(backend)
+        self._avg: float | None = None  # seconds a task takes here, a moving average
         self._session: _Session | None = None
         self._cond = threading.Condition()
         self._outbox: list[tuple[str, int, bool, bytes]] = []
@@ -303,6 +335,7 @@ class Worker:
                     "pid": os.getpid(),
                     "slots": self._slots_wanted or 0,
                     "backend": self.backend,
+                    "stops_tasks": self._stops_tasks,
                     "previous": previous,
                 }
                 return _Session(link, link.call("register", info))
@@ -328,16 +361,19 @@ class Worker:
                 delay = min(delay * 2, 2.0)
 
     def _install(self, session: _Session) -> None:
-        """Make *session* current and (re)build the engine if the initializer changed."""
-        if session.init != self._engine_init:
+        """Make *session* current; (re)build the engine if its initializer or timeout changed."""
+        key = (session.init, session.task_timeout)
+        if key != self._engine_key:
             if self._engine is not None:
                 self._engine.shutdown(wait=True)
             init, initargs = pickle.loads(session.init) if session.init else (None, ())
             options: dict[str, Any] = {"initializer": init, "initargs": initargs}
             if self._slots_wanted:
                 options["max_workers"] = self._slots_wanted
+            if self._stops_tasks and session.task_timeout is not None:
+                options["task_timeout"] = session.task_timeout  # the engine kills overruns
             self._engine = registry.get_executor(self.backend, **options)
-            self._engine_init = session.init
+            self._engine_key = key
             self._slots = getattr(self._engine, "max_workers", None) or 1
         with self._cond:
             self._session = session
@@ -361,21 +397,43 @@ class Worker:
         """Take no more tasks; finish and report the running ones, then leave (SIGTERM)."""
         self._stop_requested = True  # only a flag: this runs in a signal handler
 
+    def _window(self, session: _Session) -> int:
+        """How many tasks to hold beyond those running: about PREFETCH_SECONDS of work.
+
+        None before the first task has been timed, and none once tasks turn slow,
+        so slow tasks spread over every worker and stay cancellable at the master.
+        """
+        if not session.prefetch or self._avg is None:
+            return 0
+        return min(session.prefetch, int(self._slots * PREFETCH_SECONDS / max(self._avg, 1e-7)))
+
+    def _want(self) -> bool:
+        """Whether to ask for tasks: a slot is free, or the prefetch is half gone."""
+        session, held = self._session, self._in_flight
+        assert session is not None
+        if held < self._slots:
+            return True
+        window = self._window(session)
+        return held < self._slots + window and held <= self._slots + window // 2
+
     def _take_loop(self) -> None:
         while not self._stop_requested:
             with self._cond:
-                while self._in_flight >= self._slots and not self._stop_requested:
+                while not self._want() and not self._stop_requested:
                     self._cond.wait(0.5)
-                free = self._slots - self._in_flight
                 session = self._session
+                assert session is not None
+                free = max(0, self._slots - self._in_flight)
+                room = max(0, self._slots + self._window(session) - self._in_flight - free)
                 outbox, self._outbox = self._outbox, []  # ready results ride along
-            assert session is not None
             if self._stop_requested:
                 self._keep(outbox)
                 return
             results = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
             try:
-                status, batch = session.link.call("take", session.wid, free, 1.0, results)
+                status, batch = session.link.call(
+                    "take", session.wid, (free, room, self._slots), 1.0, results
+                )
             except _LINK_ERRORS:
                 self._keep(outbox)
                 session.link.close()
@@ -390,7 +448,7 @@ class Worker:
             if batch:
                 self._start(session.wid, batch)
 
-    def _start(self, wid: str, batch: list[tuple[int, bytes]]) -> None:
+    def _start(self, wid: str, batch: list[tuple[int, Payload]]) -> None:
         with self._cond:
             self._in_flight += len(batch)
         # An engine that runs tasks in submit() (inline) gets the batch in one call;
@@ -409,15 +467,18 @@ class Worker:
         self,
         wid: str,
         tids: list[int],
-        future: Future[list[tuple[bool, bytes]]] | None,
+        future: Future[tuple[list[tuple[bool, bytes]], float]] | None,
         error: BaseException | None,
     ) -> None:
         results: list[tuple[bool, bytes]] = []
         if future is not None:
             try:
-                results = future.result()
-            except BaseException as exc:  # the engine broke (e.g. a failing initializer)
+                results, seconds = future.result()
+            except BaseException as exc:  # the engine broke, or killed the task's process
                 error = exc
+            else:
+                each = seconds / max(len(tids), 1)
+                self._avg = each if self._avg is None else 0.8 * self._avg + 0.2 * each
         if error is not None:
             results = [(False, _pack(error))] * len(tids)
         with self._cond:

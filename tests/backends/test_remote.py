@@ -344,7 +344,7 @@ def test_a_task_the_worker_cannot_load_fails_alone() -> None:
     from executors._remote_worker import execute
     from executors.serialization import unpack_exception
 
-    ok, data = execute(b"c__main__\nno_such_function\n.")
+    ok, data = execute((b"c__main__\nno_such_function\n.", pickle.dumps(((), None, None))))
     assert not ok
     exc = unpack_exception(pickle.loads(data))
     assert isinstance(exc, SerializationError)

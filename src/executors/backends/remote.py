@@ -34,7 +34,6 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
-import math
 import os
 import pickle
 import secrets
@@ -43,12 +42,14 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
+from .._futures import LeanFuture
 from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
@@ -86,6 +87,12 @@ class RemoteExecutor(BaseExecutor):
     :param max_retries: how often a task is given to another worker after its
         worker was lost before its future raises :class:`~executors.WorkerLost`.
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
+    :param prefetch: at most this many tasks wait on a worker beyond those it
+        runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
+    :param task_timeout: seconds a task may run, timed by the master, before
+        its future raises :class:`~executors.TaskTimeout`; workers whose engine
+        can (pool, process, fork) kill it, and local workers running it alone
+        are killed and replaced. No prefetch then.
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -106,6 +113,8 @@ class RemoteExecutor(BaseExecutor):
         worker_backend: str = "thread",
         max_retries: int = 2,
         heartbeat_timeout: float = 10.0,
+        prefetch: int = 64,
+        task_timeout: float | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
     ) -> None:
@@ -133,15 +142,26 @@ class RemoteExecutor(BaseExecutor):
             )
         retries = _count("max_retries", max_retries)
         timeout = _validate.positive_number("heartbeat_timeout", heartbeat_timeout)
+        ahead = _count("prefetch", prefetch)
+        #: Seconds a task may run before its future raises :class:`~executors.TaskTimeout`.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
         _check_engine(worker_backend)
         init, args = _validate.initializer(initializer, initargs)
         init_data = None
         if init is not None:
             init_data = serialization.dumps((init, args), what="the initializer and initargs")
 
-        self._hub = Hub(self.max_workers, retries or 0, timeout or 10.0, init_data)
+        self._hub = Hub(
+            self.max_workers,
+            retries or 0,
+            timeout or 10.0,
+            init_data,
+            prefetch=ahead or 0,
+            task_timeout=self.task_timeout,
+        )
         self._authkey = key
         self._engine = worker_backend
+        self._functions: dict[Callable[..., Any], bytes] = {}
         self._closing = False
         self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
         self._broken: BrokenExecutor | None = None
@@ -155,10 +175,11 @@ class RemoteExecutor(BaseExecutor):
             target=self._server.accepter, name="executors-remote-accept", daemon=True
         )
         self._accepter.start()
-        per_worker = math.ceil((self.max_workers or n_local) / max(n_local, 1))
+        # Split max_workers exactly, so that the workers' slots keep the cap.
+        base, extra = divmod(self.max_workers or n_local, max(n_local, 1))
         try:
-            for _ in range(n_local):
-                self._spawn(per_worker)
+            for i in range(n_local):
+                self._spawn(max(1, base + (i < extra)))
         except BaseException:
             self._stop()
             raise
@@ -232,6 +253,17 @@ class RemoteExecutor(BaseExecutor):
                 return
             self._spawn(slots)
 
+    def _is_local(self, info: dict[str, Any]) -> bool:
+        return info.get("name") in self._procs
+
+    def _kill(self, wid: str) -> None:
+        """Kill the local worker *wid* (stuck in a task its engine cannot stop)."""
+        with self._hub.cond:
+            worker = self._hub.workers.get(wid)
+            entry = self._procs.get(str(worker.info.get("name"))) if worker else None
+        if entry is not None:
+            entry[0].kill()  # the monitor sees it exit, and starts another
+
     def _worker_infos(self) -> list[tuple[str, dict[str, Any]]]:
         with self._hub.cond:
             return [(w.wid, w.info) for w in self._hub.workers.values()]
@@ -258,6 +290,8 @@ class RemoteExecutor(BaseExecutor):
                         idle_since = now
                 for wid in late:
                     hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
+                for wid in hub.expire(self._is_local):
+                    self._kill(wid)
                 if not self._broken:
                     self._check_local()
                 if closing and not left:
@@ -297,27 +331,38 @@ class RemoteExecutor(BaseExecutor):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        call = (fn, args, kwargs, context.capture())
+        bound = context.current()
+        values = dict(bound) if bound else None
+        # A plain function pickles as its name, the same every time: pickle it once.
+        fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         try:
-            payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+            if fn_data is None:
+                fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                if type(fn) is types.FunctionType:
+                    if len(self._functions) >= 256:
+                        self._functions.clear()
+                    self._functions[fn] = fn_data
+            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
         except Exception:
             parts = {
                 "the function": fn,
                 **{f"argument {i + 1}": a for i, a in enumerate(args)},
                 **{f"keyword argument {k!r}": v for k, v in kwargs.items()},
             }
-            payload = serialization.dumps(call, what="the task", parts=parts)
-        future: Future[R] = Future()
+            serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
+            raise  # pragma: no cover - the second attempt pickled what the first could not
+        future: Future[R] = LeanFuture()
         hub = self._hub
-        with hub.cond:
+        with hub.lock:
             if self._closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._broken is not None:
                 raise self._broken
             tid = next(hub.ids)
-            hub.tasks[tid] = Task(future, payload, fn)
+            hub.tasks[tid] = Task(future, (fn_data, call_data), fn)
             hub.pending.append(tid)
-            hub.cond.notify()
+            if hub.waiting:
+                hub.cond.notify_all()
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
