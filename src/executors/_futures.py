@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import Future
-from concurrent.futures._base import PENDING
+from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, Callable, TypeVar
 
 __all__ = ["LeanFuture"]
@@ -78,3 +78,33 @@ class LeanFuture(Future[R]):
         self._exception: BaseException | None = None
         self._waiters = []
         self._done_callbacks: list[Callable[[Future[R]], object]] = []
+
+    # The per-task hot path of backends that make many futures: the same transitions as
+    # set_running_or_notify_cancel() and set_result(), holding the lock directly instead
+    # of through Condition's Python methods.
+
+    def _set_running(self) -> bool:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        return self.set_running_or_notify_cancel()  # cancelled: tell the waiters
+
+    def _finish(self, result: Any) -> None:
+        with self._condition._lock:  # type: ignore[attr-defined]
+            if self._state != RUNNING:
+                return  # cancelled meanwhile: nothing to tell
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            if self._condition._waiters:  # type: ignore[attr-defined]
+                self._condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def result(self, timeout: float | None = None) -> R:
+        """As :meth:`concurrent.futures.Future.result`, without the lock once it is done."""
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # type: ignore[return-value]  # set before the state
+        return super().result(timeout)

@@ -118,29 +118,6 @@ class TaskFuture(LeanFuture[Any]):
             self._mark_cancelled()
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
-    # The per-task hot path: the same transitions as set_running_or_notify_cancel() and
-    # set_result(), holding the lock directly instead of through Condition's Python methods.
-
-    def _set_running(self) -> bool:
-        with self._condition._lock:  # type: ignore[attr-defined]
-            if self._state == PENDING:
-                self._state = RUNNING
-                return True
-        return self.set_running_or_notify_cancel()  # cancelled: tell the waiters
-
-    def _finish(self, result: Any) -> None:
-        with self._condition._lock:  # type: ignore[attr-defined]
-            if self._state != RUNNING:
-                return  # cancelled meanwhile: nothing to tell
-            self._result = result
-            self._state = FINISHED
-            for waiter in self._waiters:
-                waiter.add_result(self)
-            if self._condition._waiters:  # type: ignore[attr-defined]
-                self._condition.notify_all()
-        if self._done_callbacks:
-            self._invoke_callbacks()  # type: ignore[attr-defined]
-
     def result(self, timeout: float | None = None) -> Any:
         if self._state == FINISHED and self._exception is None:
             return self._result  # set before the state, so visible once the state is

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _remote_worker as rw
 from . import serialization
+from ._futures import LeanFuture
 from .errors import BrokenExecutor, TaskTimeout, WorkerLost
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class Task:
         "suspect",
     )
 
-    def __init__(self, future: Future[Any], payload: rw.Payload, fn: Callable[..., Any]) -> None:
+    def __init__(
+        self, future: LeanFuture[Any], payload: rw.Payload, fn: Callable[..., Any]
+    ) -> None:
         self.future = future
         self.payload = payload
         self.fn = fn
@@ -212,7 +215,7 @@ class Hub:
             if task is None:
                 continue
             if not task.started:
-                if not task.future.set_running_or_notify_cancel():
+                if not task.future._set_running():
                     del self.tasks[tid]
                     continue
                 task.started = True
@@ -227,7 +230,7 @@ class Hub:
         return batch
 
     def put(self, wid: str, results: Sequence[tuple[int, bool, bytes]]) -> str:
-        done: list[tuple[Future[Any], bool, bytes]] = []
+        done: list[tuple[LeanFuture[Any], bool, bytes]] = []
         with self.lock:
             worker = self.workers.get(wid)
             if worker is None:
@@ -349,14 +352,14 @@ class Hub:
                 task.future.set_exception(BrokenExecutor(message))
 
 
-def _settle(future: Future[Any], ok: bool, data: bytes) -> None:
+def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
     try:
         value = pickle.loads(data)
     except Exception as exc:
         future.set_exception(exc)
         return
     if ok:
-        future.set_result(value)
+        future._finish(value)
     else:
         future.set_exception(serialization.unpack_exception(value))
 

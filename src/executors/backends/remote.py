@@ -351,7 +351,7 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        future: Future[R] = LeanFuture()
+        future: LeanFuture[R] = LeanFuture()
         hub = self._hub
         with hub.lock:
             if self._closing:
