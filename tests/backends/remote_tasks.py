@@ -19,3 +19,16 @@ def die() -> None:
 
 def ident(x: int) -> int:
     return x
+
+
+def kill_self() -> None:
+    """SIGKILL the process running this task."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pids_after(seconds: float) -> tuple[int, int]:
+    """Sleep, then return this process's pid and its parent's."""
+    time.sleep(seconds)
+    return os.getpid(), os.getppid()
