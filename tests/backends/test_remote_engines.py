@@ -102,6 +102,10 @@ def test_a_lost_workers_prefetched_tasks_go_back_without_an_attempt() -> None:
 
 def test_a_few_slow_tasks_use_every_worker_after_fast_ones() -> None:
     with get_executor("remote", max_workers=2) as ex:
+        assert isinstance(ex, RemoteExecutor)
+        deadline = time.monotonic() + 20
+        while len(ex._hub.workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # both workers connected
         fs = [ex.submit(ident, i) for i in range(500)]  # workers learn tasks are tiny
         assert [f.result(timeout=30) for f in fs] == list(range(500))
         assert len({pid for _, pid in ex.map(pid_after, [0.3] * 4)}) == 2
