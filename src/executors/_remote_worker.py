@@ -4,9 +4,11 @@ A worker connects to the master's :mod:`multiprocessing.managers` server (the
 authkey is checked before anything else is said), registers, and then runs two
 loops over the master's ``hub`` proxy:
 
-* the main thread *takes* up to as many tasks as it has free slots (one call
-  returns a whole batch; it waits up to a second when there is nothing to do)
-  and hands each to the local engine (any backend spec: threads by default);
+* the main thread *takes* tasks for its free slots plus a prefetch of tasks to
+  wait behind them (about ``PREFETCH_SECONDS`` of work by its own timing, at
+  most the master's ``prefetch``; one call returns a whole batch; it waits up
+  to a second when there is nothing to do) and hands each to the local engine
+  (any backend spec: threads by default);
 * finished results go back with the next take when the main thread makes one
   (always so with an engine that runs tasks in submit, such as ``inline``);
   otherwise a sender thread *puts* them, all that are ready in one call, and it
