@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, Callable, TypeVar
 
-__all__ = ["LeanFuture"]
+__all__ = ["LazyFuture", "LeanFuture"]
 
 R = TypeVar("R")
 
@@ -108,3 +108,63 @@ class LeanFuture(Future[R]):
         if self._state == FINISHED and self._exception is None:
             return self._result  # type: ignore[return-value]  # set before the state
         return super().result(timeout)
+
+
+_COND_LOCK = threading.Lock()  # guards the lazy creation of each LazyFuture's condition
+
+
+class LazyFuture(LeanFuture[R]):
+    """A :class:`LeanFuture` whose condition is made only when first needed.
+
+    Someone waiting, adding a callback or cancelling makes it; until then the hot
+    path (:meth:`_set_running`, :meth:`_finish`, :meth:`result` once done) changes
+    state under one module-wide lock instead. A burst of small tasks whose results
+    arrive before anyone asks costs three objects less each, and less cyclic GC.
+
+    >>> f = LazyFuture()
+    >>> f._set_running(), f._finish(3), f.result(), f.done()
+    (True, None, 3, True)
+    """
+
+    def __init__(self) -> None:
+        self._cond: threading.Condition | None = None
+        if not _LEAN:  # pragma: no cover - a Python whose Future has other fields
+            super().__init__()  # sets _condition, through the setter below
+            return
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    @property
+    def _condition(self) -> threading.Condition:
+        cond = self._cond
+        if cond is None:
+            with _COND_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = _Condition() if _LEAN else threading.Condition()
+        return cond
+
+    @_condition.setter
+    def _condition(self, cond: threading.Condition) -> None:
+        self._cond = cond
+
+    def _set_running(self) -> bool:
+        if self._cond is None:
+            with _COND_LOCK:
+                if self._cond is None and self._state == PENDING:
+                    self._state = RUNNING  # nobody waits or listens yet: nothing to tell
+                    return True
+        return super()._set_running()
+
+    def _finish(self, result: Any) -> None:
+        if self._cond is None:
+            with _COND_LOCK:
+                if self._cond is None:
+                    if self._state == RUNNING:
+                        self._result = result
+                        self._state = FINISHED
+                    return
+        super()._finish(result)

@@ -26,9 +26,9 @@ The seeds' distributed-processes story, made safe to lose a worker in::
 Results finished before a worker's next take ride along with it (one round trip
 for both); the sender thread carries the rest. A worker holds a bounded prefetch
 beyond what it runs (about 5 ms of work, at most ``prefetch`` tasks, and only
-what other workers' idle slots leave over), so its pipe never runs dry. A task is handed to one worker at
-a time; a result counts only when it comes from the worker that holds the task,
-so each future is set exactly once even when a worker that was given up on
+what other workers' idle slots leave over), so its pipe never runs dry. A task is
+handed to one worker at a time; a result counts only when it comes from the worker
+that holds the task, so each future is set exactly once even when a worker given up on
 comes back.
 """
 
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
-from .._futures import LeanFuture
+from .._futures import LazyFuture, LeanFuture
 from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
@@ -354,7 +354,7 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        future: LeanFuture[R] = LeanFuture()
+        future: LeanFuture[R] = LazyFuture()
         hub = self._hub
         with hub.lock:
             if self._closing:
