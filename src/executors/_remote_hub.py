@@ -103,8 +103,12 @@ class Hub:
         task_timeout: float | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        # Takers with a free slot wait on ``cond``, the rest (prefetch only) on
+        # ``cond_ahead``: submit wakes one taker, preferring one that runs the task at
+        # once; everything else that changes what a taker gets calls wake_all().
         self.cond = threading.Condition(self.lock)
-        self.waiting = 0  # takers waiting for tasks (submit wakes them only then)
+        self.cond_ahead = threading.Condition(self.lock)
+        self.waiting = [0, 0]  # takers waiting on cond, on cond_ahead
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
@@ -129,7 +133,7 @@ class Hub:
                 wid = secrets.token_hex(8)
                 self.workers[wid] = _Worker(wid, info)
             self.workers[wid].last_seen = time.monotonic()
-            self.cond.notify_all()
+            self.wake_all()
         return {
             "wid": wid,
             "heartbeat": self.heartbeat / 4,
@@ -173,11 +177,24 @@ class Hub:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "ok", []
-                self.waiting += 1
+                kind = 0 if free > 0 and not worker.doomed else 1
+                self.waiting[kind] += 1
                 try:
-                    self.cond.wait(remaining)
+                    (self.cond, self.cond_ahead)[kind].wait(remaining)
                 finally:
-                    self.waiting -= 1
+                    self.waiting[kind] -= 1
+
+    def wake(self) -> None:
+        """A task was queued: wake one waiting taker (call holding the lock)."""
+        if self.waiting[0]:
+            self.cond.notify()
+        elif self.waiting[1]:
+            self.cond_ahead.notify()
+
+    def wake_all(self) -> None:
+        """Wake every waiting taker (call holding the lock)."""
+        self.cond.notify_all()
+        self.cond_ahead.notify_all()
 
     def _share(self, worker: _Worker, free: int, room: int) -> tuple[int, int]:
         """How many pending tasks *worker* gets to start at once, and to prefetch.
@@ -245,7 +262,8 @@ class Hub:
                 done.append((task.future, ok, data))
             if done:
                 self.running -= len(done)
-                self.cond.notify_all()
+                if self.pending:  # freed capacity may let a waiting taker have some
+                    self.wake_all()
         for future, ok, data in done:
             _settle(future, ok, data)
         return "stop" if self.stopping else "ok"
@@ -278,7 +296,7 @@ class Hub:
                     failed.append((task.future, self._lost(task, worker, reason)))
                 else:
                     self.pending.appendleft(tid)
-            self.cond.notify_all()
+            self.wake_all()
         for future, exc in failed:
             future.set_exception(exc)
 
@@ -320,7 +338,7 @@ class Hub:
                         )
                     expired.append((task, then))
             if expired:
-                self.cond.notify_all()
+                self.wake_all()
         for task, then in expired:
             task.future.set_exception(
                 TaskTimeout(
@@ -346,7 +364,7 @@ class Hub:
             for worker in self.workers.values():
                 worker.in_flight.clear()
             self.running = 0
-            self.cond.notify_all()
+            self.wake_all()
         for task in tasks:
             if task.started or task.future.set_running_or_notify_cancel():
                 task.future.set_exception(BrokenExecutor(message))

@@ -313,7 +313,7 @@ class RemoteExecutor(BaseExecutor):
         hub = self._hub
         with hub.cond:
             hub.stopping = True
-            hub.cond.notify_all()
+            hub.wake_all()
         deadline = time.monotonic() + 5.0
         for proc, _ in self._procs.values():
             try:
@@ -364,8 +364,7 @@ class RemoteExecutor(BaseExecutor):
             tid = next(hub.ids)
             hub.tasks[tid] = Task(future, (fn_data, call_data), fn)
             hub.pending.append(tid)
-            if hub.waiting:
-                hub.cond.notify_all()
+            hub.wake()
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
@@ -394,7 +393,7 @@ class RemoteExecutor(BaseExecutor):
                         del hub.tasks[tid]
                         cancelled.append(task.future)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
-            hub.cond.notify_all()
+            hub.wake_all()
         self._wake.set()
         for future in cancelled:
             future.cancel()
