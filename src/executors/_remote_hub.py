@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _remote_worker as rw
 from . import serialization
-from ._futures import LeanFuture
+from ._futures import LazyFuture, LeanFuture
 from .errors import BrokenExecutor, TaskTimeout, WorkerLost
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ __all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task"]
 EXPOSED = ("register", "take", "put", "bye")
 
 
-class Task:
-    """One submitted call: its future, its pickled payload, and who holds it.
+class Task(LazyFuture[Any]):
+    """One submitted call: the future the caller holds, its pickled parts, and who holds it.
 
     ``prefetched``: handed out beyond its worker's free slots, to wait there
     behind running tasks; when that worker is lost the task may never have
@@ -49,30 +49,19 @@ class Task:
     that is then only handed out to start at once (never prefetched again).
     """
 
-    __slots__ = (
-        "attempts",
-        "deadline",
-        "fn",
-        "future",
-        "owner",
-        "payload",
-        "prefetched",
-        "started",
-        "suspect",
-    )
+    # Defaults on the class: a task costs three attribute writes, not nine.
+    attempts = 0
+    owner: str | None = None
+    started = False
+    prefetched = False
+    suspect = False
+    deadline: float | None = None  # with task_timeout: when it runs out
 
-    def __init__(
-        self, future: LeanFuture[Any], payload: rw.Payload, fn: Callable[..., Any]
-    ) -> None:
-        self.future = future
-        self.payload = payload
+    def __init__(self, fn_data: bytes, call_data: bytes, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn_data = fn_data
+        self.call_data = call_data
         self.fn = fn
-        self.attempts = 0
-        self.owner: str | None = None
-        self.started = False
-        self.prefetched = False
-        self.suspect = False
-        self.deadline: float | None = None  # with task_timeout: when it runs out
 
 
 class _Worker:
@@ -232,7 +221,7 @@ class Hub:
             if task is None:
                 continue
             if not task.started:
-                if not task.future._set_running():
+                if not task._set_running():
                     del self.tasks[tid]
                     continue
                 task.started = True
@@ -242,7 +231,7 @@ class Hub:
             if self.task_timeout is not None:
                 task.deadline = now + self.task_timeout
             worker.in_flight.add(tid)
-            batch.append((tid, task.payload))
+            batch.append((tid, (task.fn_data, task.call_data)))
         self.running += len(batch)
         return batch
 
@@ -259,7 +248,8 @@ class Hub:
                     continue  # given to another worker meanwhile: that one's result counts
                 del self.tasks[tid]
                 worker.in_flight.discard(tid)
-                done.append((task.future, ok, data))
+                task.call_data = b""  # the caller may keep the future: not its arguments
+                done.append((task, ok, data))
             if done:
                 self.running -= len(done)
                 if self.pending:  # freed capacity may let a waiting taker have some
@@ -293,7 +283,7 @@ class Hub:
                     task.attempts += reason is not None
                 if task.attempts > self.max_retries:
                     del self.tasks[tid]
-                    failed.append((task.future, self._lost(task, worker, reason)))
+                    failed.append((task, self._lost(task, worker, reason)))
                 else:
                     self.pending.appendleft(tid)
             self.wake_all()
@@ -340,7 +330,7 @@ class Hub:
             if expired:
                 self.wake_all()
         for task, then in expired:
-            task.future.set_exception(
+            task.set_exception(
                 TaskTimeout(
                     f"{serialization.describe(task.fn)}() ran longer than task_timeout="
                     f"{self.task_timeout:g}s; {then}; the executor is still usable"
@@ -366,8 +356,8 @@ class Hub:
             self.running = 0
             self.wake_all()
         for task in tasks:
-            if task.started or task.future.set_running_or_notify_cancel():
-                task.future.set_exception(BrokenExecutor(message))
+            if task.started or task.set_running_or_notify_cancel():
+                task.set_exception(BrokenExecutor(message))
 
 
 def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:

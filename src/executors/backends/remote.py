@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
-from .._futures import LazyFuture, LeanFuture
 from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
@@ -354,7 +353,7 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        future: LeanFuture[R] = LazyFuture()
+        task = Task(fn_data, call_data, fn)
         hub = self._hub
         with hub.lock:
             if self._closing:
@@ -362,10 +361,10 @@ class RemoteExecutor(BaseExecutor):
             if self._broken is not None:
                 raise self._broken
             tid = next(hub.ids)
-            hub.tasks[tid] = Task(future, (fn_data, call_data), fn)
+            hub.tasks[tid] = task
             hub.pending.append(tid)
             hub.wake()
-        return future
+        return task
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
         """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
@@ -391,7 +390,7 @@ class RemoteExecutor(BaseExecutor):
                     task = hub.tasks.get(tid)
                     if task is not None and not task.started:
                         del hub.tasks[tid]
-                        cancelled.append(task.future)
+                        cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
             hub.wake_all()
         self._wake.set()
