@@ -115,7 +115,7 @@ class RemoteExecutor(BaseExecutor):
         worker_backend: str = "thread",
         max_retries: int = 2,
         heartbeat_timeout: float = 10.0,
-        prefetch: int = 64,
+        prefetch: int = 256,
         task_timeout: float | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
