@@ -409,19 +409,24 @@ class Worker:
             return 0
         return min(session.prefetch, int(self._slots * PREFETCH_SECONDS / max(self._avg, 1e-7)))
 
-    def _want(self) -> bool:
-        """Whether to ask for tasks: a slot is free, or the prefetch is half gone."""
+    def _want(self, starved: bool) -> bool:
+        """Whether to ask for tasks: a slot is free, or the prefetch is half gone.
+
+        *starved*: the last request, made with no free slot, got nothing; then
+        wait for a slot to free up rather than ask again at once.
+        """
         session, held = self._session, self._in_flight
         assert session is not None
         if held < self._slots:
             return True
         window = self._window(session)
-        return held < self._slots + window and held <= self._slots + window // 2
+        return not starved and held < self._slots + window and held <= self._slots + window // 2
 
     def _take_loop(self) -> None:
+        starved = False
         while not self._stop_requested:
             with self._cond:
-                while not self._want() and not self._stop_requested:
+                while not self._want(starved) and not self._stop_requested:
                     self._cond.wait(0.5)
                 session = self._session
                 assert session is not None
@@ -432,9 +437,12 @@ class Worker:
                 self._keep(outbox)
                 return
             results = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
+            # With a slot free, wait at the master for tasks (up to a second); with
+            # none, only take what prefetch it has at once: this thread must be back
+            # to ask for tasks as soon as a slot frees up.
             try:
                 status, batch = session.link.call(
-                    "take", session.wid, (free, room, self._slots), 1.0, results
+                    "take", session.wid, (free, room, self._slots), 1.0 if free else 0.0, results
                 )
             except _LINK_ERRORS:
                 self._keep(outbox)
@@ -447,6 +455,7 @@ class Worker:
                 session.link.close()
                 self._install(self._connect(None))
                 continue
+            starved = not free and not batch
             if batch:
                 self._start(session.wid, batch)
 
