@@ -182,7 +182,7 @@ def rows(quick: bool) -> list[Row]:
             n,
             peer_name=peer,
             goal=20.0,
-            repeat=3,
+            repeat=5,
             setup=seed_setup,
         ),
         Row(
