@@ -32,15 +32,17 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import context
+from . import _validate, context
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
-from .serialization import Dumps, PackedException, describe, dumps, pack_exception
+from .protocol import BaseExecutor
+from .serialization import Dumps, PackedException, describe, dumps, get_pickler, pack_exception
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "ERR",
+    "ProcessBackend",
     "LOG",
     "OK",
     "call_name",
@@ -128,6 +130,38 @@ def forking() -> Iterator[None]:
 #: closed in the parent before another fork can copy it into a second child.
 _FORK_LOCK = threading.Lock()
 _WARNS_ON_FORK = sys.version_info >= (3, 12)
+
+
+class ProcessBackend(BaseExecutor):
+    """What the fork, process and pool executors share: options, defaults, platforms."""
+
+    def _take_options(
+        self,
+        max_workers: int | None,
+        initializer: Callable[..., object] | None,
+        initargs: Iterable[Any],
+        task_timeout: float | None,
+        serializer: str,
+    ) -> Dumps:
+        """Check and keep the shared options; return the pickler *serializer* names."""
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self._init, self._initargs = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        pickler = get_pickler(serializer)
+        self.serializer = serializer
+        return pickler
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Needs POSIX pipes a manager thread can select on."""
+        if os.name != "posix":
+            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
+        return None
 
 
 # -- the caller's side ------------------------------------------------------------
