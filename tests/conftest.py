@@ -23,9 +23,9 @@ def backend_params() -> list[object]:
     return params
 
 
-#: The pool again with its other start methods. The process backend starts one
-#: interpreter per task under spawn and forkserver, which would make the matrix
-#: too slow for CI; tests/backends/test_process.py covers those start methods.
+#: The pool again with its other start methods. Under those the process backend
+#: imports the parent's main module in each task's process (pytest: ~0.2 s a task),
+#: too slow for the whole matrix; tests/backends/test_process.py covers them.
 VARIANTS = ["pool?start_method=forkserver", "pool?start_method=spawn"]
 
 

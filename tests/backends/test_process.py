@@ -72,6 +72,14 @@ def test_a_reported_task_frees_its_slot_while_its_process_exits(tmp_path: Path) 
         Path(flag).touch()
 
 
+def test_forkserver_is_asked_to_preload_the_worker_code() -> None:
+    from multiprocessing import forkserver
+
+    ProcessExecutor(max_workers=1, start_method="forkserver").shutdown()
+    modules = forkserver._forkserver._preload_modules  # type: ignore[attr-defined]
+    assert "executors._worker" in modules  # or each task's process imports executors anew
+
+
 def test_bad_start_method_lists_the_choices() -> None:
     with pytest.raises(ValueError, match=r"start_method 'vfork' is not available.*choose one of"):
         get_executor("process", start_method="vfork")

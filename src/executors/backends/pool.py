@@ -98,7 +98,7 @@ class PoolExecutor(_worker.ProcessBackend):
             max_workers, initializer, initargs, task_timeout, serializer
         )
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
-        self.start_method = _validate.start_method(start_method, default=default_start_method())
+        self._take_start_method(start_method, default_start_method())
         self._dumps: Callable[[Any], bytes] = (
             functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             if serializer == "pickle"

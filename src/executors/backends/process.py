@@ -12,7 +12,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
+from .. import _worker
 from .._children import ChildBackend, ChildRunner, ChildTask
 
 if TYPE_CHECKING:
@@ -63,9 +63,7 @@ class ProcessExecutor(ChildBackend):
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer
         )
-        self.start_method = _validate.start_method(
-            start_method, default=multiprocessing.get_start_method()
-        )
+        self._take_start_method(start_method, multiprocessing.get_start_method())
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
