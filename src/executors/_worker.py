@@ -32,26 +32,30 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import context
+from . import _validate, context
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
-from .serialization import Dumps, PackedException, describe, dumps, pack_exception
+from .protocol import BaseExecutor
+from .serialization import Dumps, PackedException, describe, dumps, get_pickler, pack_exception
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "ERR",
+    "ProcessBackend",
     "LOG",
     "OK",
     "call_name",
     "crash_error",
     "describe_exit",
     "forking",
+    "ForwardHandler",
     "install_log_forwarding",
     "pack_call",
     "pack_outcomes",
     "replay_log",
     "run_call",
+    "run_forked",
     "run_packed",
     "signal_name",
     "timeout_error",
@@ -126,6 +130,60 @@ def forking() -> Iterator[None]:
 #: closed in the parent before another fork can copy it into a second child.
 _FORK_LOCK = threading.Lock()
 _WARNS_ON_FORK = sys.version_info >= (3, 12)
+
+
+class ProcessBackend(BaseExecutor):
+    """What the fork, process and pool executors share: options, defaults, platforms."""
+
+    def _take_options(
+        self,
+        max_workers: int | None,
+        initializer: Callable[..., object] | None,
+        initargs: Iterable[Any],
+        task_timeout: float | None,
+        serializer: str,
+    ) -> Dumps:
+        """Check and keep the shared options; return the pickler *serializer* names."""
+        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self._init, self._initargs = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        pickler = get_pickler(serializer)
+        self.serializer = serializer
+        return pickler
+
+    def _take_start_method(self, value: str | None, default: str) -> str:
+        """Check and keep ``start_method``; the forkserver is asked to preload our code."""
+        self.start_method = _validate.start_method(value, default=default)
+        if self.start_method == "forkserver":
+            _preload_in_forkserver()
+        return self.start_method
+
+    @classmethod
+    def default_max_workers(cls) -> int:
+        """The number of CPUs this process may use."""
+        return _validate.cpu_count()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Needs POSIX pipes a manager thread can select on."""
+        if os.name != "posix":
+            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
+        return None
+
+
+def _preload_in_forkserver() -> None:
+    """Have multiprocessing's forkserver import this module once, not every child it forks.
+
+    Otherwise each child imports ``executors`` anew: 180 ms a task on a loaded
+    2-core machine, against 12 ms with the preload. It works only before the
+    forkserver starts, and keeps whatever the program asked it to preload.
+    """
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    modules = getattr(server, "_preload_modules", None)
+    if isinstance(modules, list) and __name__ not in modules:
+        server.set_forkserver_preload([*modules, __name__])
 
 
 # -- the caller's side ------------------------------------------------------------
@@ -216,12 +274,17 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
         return pickler(fixed)
 
 
-class _ForwardHandler(logging.Handler):
-    """Sends each record to the parent, where :func:`replay_log` hands it to its handlers."""
+class ForwardHandler(logging.Handler):
+    """Keeps a worker's records for the parent, where :func:`replay_log` hands them on.
 
-    def __init__(self, send: Callable[[logging.LogRecord], None]) -> None:
+    Records go to ``sink`` (a list of ``(None, LOG, record)`` items the worker
+    sends with its outcomes) or, when ``send`` is given, straight to it.
+    """
+
+    def __init__(self, send: Callable[[logging.LogRecord], None] | None = None) -> None:
         super().__init__()
-        self._send = send
+        self.send = send
+        self.sink: list[tuple[Any, int, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -231,17 +294,20 @@ class _ForwardHandler(logging.Handler):
             copy = logging.makeLogRecord(record.__dict__)
             copy.msg, copy.args, copy.exc_info = message, None, None
             copy.__dict__.pop("message", None)
-            self._send(copy)
+            if self.send is not None:
+                self.send(copy)
+            else:
+                self.sink.append((None, LOG, copy))
         except Exception:
             self.handleError(record)
 
 
-def install_log_forwarding(send: Callable[[logging.LogRecord], None], level: int) -> None:
-    """In a worker: route every record of the root logger to *send*, at *level*."""
+def install_log_forwarding(handler: ForwardHandler, level: int) -> None:
+    """In a worker: route every record of the root logger to *handler*, at *level*."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(_ForwardHandler(send))
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(level)
 
 
@@ -387,7 +453,7 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
         with send_lock:
             write_all(out_fd, data)
 
-    install_log_forwarding(lambda record: send([(None, LOG, record)]), log_level)
+    install_log_forwarding(ForwardHandler(lambda record: send([(None, LOG, record)])), log_level)
     if initializer is not None:
         kind, value = run_call(initializer, initargs, {}, None)
         if kind == ERR:
@@ -438,7 +504,7 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
 # -- one child per task (fork, process) ------------------------------------------------
 
 
-def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
+def run_in_child(  # noqa: PLR0917 - called positionally by the process backend's children
     out_fd: int,
     call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
     initializer: Callable[..., Any] | None,
@@ -454,9 +520,30 @@ def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
     from .serialization import get_pickler
 
     ignore_sigint()
-    pickler = get_pickler(serializer)
+    handler = ForwardHandler()
+    install_log_forwarding(handler, log_level)
+    run_forked(out_fd, call, initializer, initargs, get_pickler(serializer), handler)
+
+
+def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
+    out_fd: int,
+    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    pickler: Dumps,
+    handler: ForwardHandler,
+) -> None:
+    """:func:`run_in_child`, for a child that ``os.fork()`` made from the caller's thread.
+
+    A forked child pays for each page it writes first (copy-on-write, several
+    microseconds each), and those faults are most of a small task's cost. So
+    this does as little as it can: the caller made *handler* and *pickler*,
+    and blocked SIGINT (the child inherits the mask); the root logger keeps
+    the caller's level and gets only *handler*.
+    """
     items: list[tuple[Any, int, Any]] = []
-    install_log_forwarding(lambda record: items.append((None, LOG, record)), log_level)
+    handler.sink = items
+    logging.root.handlers = [handler]
     outcome: Outcome = (OK, None)
     if initializer is not None:
         outcome = run_call(initializer, initargs, None, None)
