@@ -144,7 +144,9 @@ def test_timeout_covers_a_worker_that_hangs(start_worker: Start) -> None:
     proc = start_worker(ex.address, "--workers", "2")
     assert ex.submit(square, 2).result(timeout=30) == 4
     future = ex.submit(pid_after, 0.3)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 20
+    while not future.running() and time.monotonic() < deadline:
+        time.sleep(0.01)  # handed out: the master's clock runs
     os.kill(proc.pid, signal.SIGSTOP)  # frozen (heartbeats are 10 s apart): only the clock
     try:
         with pytest.raises(TaskTimeout, match=r"task_timeout=0\.5s"):
