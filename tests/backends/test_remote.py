@@ -56,11 +56,14 @@ def local_worker_pids(ex: RemoteExecutor, n: int, timeout: float = 10.0) -> list
     """The pids of this process's worker children, once *n* of them run."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = [
-            p.pid
-            for p in psutil.Process().children()
-            if "worker" in p.cmdline() and f"{ex.address[1]}" in " ".join(p.cmdline())
-        ]
+        pids = []
+        for p in psutil.Process().children():
+            try:
+                command = " ".join(p.cmdline())
+            except psutil.Error:  # killed a moment ago, a zombie until the monitor reaps it
+                continue
+            if "worker" in command and f"{ex.address[1]}" in command:
+                pids.append(p.pid)
         if len(pids) >= n or time.monotonic() > deadline:
             return pids
         time.sleep(0.02)
