@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import marshal
 import mmap
 import os
 import pickle
@@ -37,17 +38,38 @@ PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parent.parent)
 
 @functools.lru_cache(maxsize=1)
 def _worker_source() -> str:
-    """The ``-c`` program: import the worker loop from its own file, not via the package.
+    """The ``-c`` program for any interpreter: import the worker loop from its own file.
 
-    ``executors._subworker`` is loaded as the top-level module ``_subworker``
-    (from its cached bytecode), so neither the ``executors`` package nor a
-    compile of the loop is paid at each start; the directory leaves sys.path at once.
+    ``executors._subworker`` is loaded as the top-level module ``_subworker``,
+    so the ``executors`` package is not imported at each start; the directory
+    leaves sys.path at once.
     """
     folder = os.path.dirname(os.path.abspath(_subworker.__file__ or ""))
     return (
         f"import sys; sys.path.insert(0, {folder!r}); import _subworker; del sys.path[0]; "
         "sys.exit(_subworker.main(sys.argv[1:]))"
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _own_source() -> tuple[str, bytes]:
+    """The ``-c`` program for the caller's own interpreter, and the code it runs.
+
+    The worker loop's code object, compiled here once, is marshalled into the
+    worker's state file after the state (STATE ``LENGTH`` are its last two
+    arguments): a worker compiles nothing, even where no ``.pyc`` is written
+    (``PYTHONDONTWRITEBYTECODE``), and reads no file.
+    """
+    path = os.path.abspath(_subworker.__file__ or "")
+    with open(path, encoding="utf-8") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    program = (
+        "import sys, os, marshal; m = type(sys)('_subworker'); "
+        f"m.__file__ = {path!r}; sys.modules['_subworker'] = m; "
+        "exec(marshal.loads(os.pread(int(sys.argv[4]), int(sys.argv[5]), "
+        f"{_subworker.STATE_SIZE})), m.__dict__); sys.exit(m.main(sys.argv[1:]))"
+    )
+    return program, marshal.dumps(code)
 
 
 def resolve_python(python: str | os.PathLike[str] | None) -> str:
@@ -73,8 +95,8 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
     )
 
 
-def _shared_state() -> tuple[int, memoryview]:
-    """A descriptor of zeroed shared memory for one worker's state, and the parent's view."""
+def _shared_state(code: bytes) -> tuple[int, memoryview]:
+    """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
     try:
         fd = os.memfd_create("executors-worker-state")
     except (AttributeError, OSError):  # not Linux: an unlinked temporary file
@@ -84,6 +106,8 @@ def _shared_state() -> tuple[int, memoryview]:
         os.unlink(path)
     try:
         os.ftruncate(fd, _subworker.STATE_SIZE)
+        if code:
+            os.pwrite(fd, code, _subworker.STATE_SIZE)
         view = memoryview(mmap.mmap(fd, _subworker.STATE_SIZE)).cast("d")
     except BaseException:
         os.close(fd)
@@ -145,15 +169,13 @@ class Launcher:
     :param start_timeout: seconds a worker may take to say it is ready.
     """
 
-    #: start the successor of a worker that got its last task at once (see ``Pool.prestart``)
-    prestart = True
-
     def __init__(
         self, python: str, init: bytes | None, max_tasks: int | None, start_timeout: float
     ) -> None:
         self.python = python
         self.start_timeout = start_timeout
-        same = os.path.abspath(python) == os.path.abspath(sys.executable)
+        same = os.path.realpath(python) == os.path.realpath(sys.executable)
+        self.program, self.code = _own_source() if same else (_worker_source(), b"")
         # the caller's sys.path as it is now, so that workers import what the caller can;
         # another interpreter keeps its own and gets executors at the end
         first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])
@@ -161,7 +183,7 @@ class Launcher:
 
     def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview, bytes]:
         """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
-        state_fd, state = _shared_state()
+        state_fd, state = _shared_state(self.code)
         try:
             err = os.dup(2)  # the worker's stderr once it is ready: the caller's
         except OSError:  # the caller has no stderr (a daemon)
@@ -169,7 +191,7 @@ class Launcher:
         fds = (task_r, res_w, err, state_fd)
         try:
             proc = subprocess.Popen(
-                [self.python, "-c", _worker_source(), *map(str, fds)],
+                [self.python, "-c", self.program, *map(str, fds), str(len(self.code))],
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 pass_fds=fds,

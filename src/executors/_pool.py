@@ -35,7 +35,7 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _subworker, _worker
+from . import _subworker, _validate, _worker
 from .errors import BrokenExecutor
 from .serialization import PackedException, unpack_exception
 
@@ -236,6 +236,7 @@ class _Pool:
         self.name = f"executors-pool-{next(_names)}"
         self.size = size
         self.launcher = launcher  # None: multiprocessing workers; else see Launcher
+        self.cpus = _validate.cpu_count()
         self.start_method = start_method
         self.ctx: Any = multiprocessing.get_context(start_method) if launcher is None else None
         self.initializer, self.initargs = initializer, initargs
@@ -326,7 +327,12 @@ class _Pool:
             self.flush(worker)  # an interpreter's greeting
 
     def prestart(self, worker: _Worker) -> None:
-        """Start *worker*'s successor now if it just got its last task (``Launcher.prestart``)."""
+        """Start *worker*'s successor now if it got its last task (lock held).
+
+        Interpreter workers only: the manager calls this once a worker has its
+        last task when a CPU is idle, and else when that task is done, rather
+        than once the worker has exited.
+        """
         if (
             self.max_tasks is not None
             and worker.dispatched >= self.max_tasks
@@ -365,8 +371,8 @@ class _Pool:
                 batches = self.dispatch() if self.broken is None else []
             for worker, batch in batches:
                 self.send(worker, _worker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
-                if self.launcher is not None and self.launcher.prestart:
-                    with self.lock:
+                if self.launcher is not None and len(self.workers) < self.cpus:
+                    with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
                     if self.broken is not None:
                         self.fail_everything(self.broken)
@@ -417,7 +423,7 @@ class _Pool:
             return batches
         share = -(-len(pending) // len(live))
         live.sort(key=lambda w: len(w.inflight))
-        # with spares started ahead (Launcher.prestart), at most `size` workers hold tasks
+        # with successors started ahead (prestart), at most `size` workers hold tasks
         idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if self.launcher else 0
         for w in live:
             if self.launcher is not None and not w.inflight:
@@ -498,6 +504,8 @@ class _Pool:
                     self.launcher.on_ready(worker.process)
                 else:
                     done.append((worker.inflight.popleft(), kind, value))
+            if self.launcher is not None and not worker.inflight:
+                self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             _worker.replay_log(record)
         for task, kind, value in done:
