@@ -165,7 +165,9 @@ def test_cloudpickle_serializer_sends_lambdas(make: Make) -> None:
 
 def test_unpicklable_result_is_named(make: Make) -> None:
     ex = make(max_workers=1)
-    with pytest.raises(SerializationError, match=r"cannot pickle the result of the task \(<unlocked _thread.lock"):
+    with pytest.raises(
+        SerializationError, match=r"cannot pickle the result of the task \(<unlocked _thread.lock"
+    ):
         ex.submit(tasks.make_lock).result(timeout=30)
     assert ex.submit(tasks.pid).result(timeout=30) > 0
 
