@@ -95,7 +95,7 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
     )
 
 
-def _shared_state(code: bytes) -> tuple[int, memoryview]:
+def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
     """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
     try:
         fd = os.memfd_create("executors-worker-state")
@@ -181,7 +181,7 @@ class Launcher:
         first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])
         self.hello = pickle.dumps((first, last, init, max_tasks), _subworker.PROTOCOL)
 
-    def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview, bytes]:
+    def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float], bytes]:
         """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
         state_fd, state = _shared_state(self.code)
         try:

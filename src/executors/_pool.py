@@ -145,7 +145,7 @@ class _Worker:
             finally:
                 for fd in (task_r, res_w):
                     os.close(fd)
-            self.out.append(memoryview(_worker.frame(hello)))
+            self.out.append(memoryview(_subworker.frame(hello)))
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
@@ -370,7 +370,7 @@ class _Pool:
             with self.lock:
                 batches = self.dispatch() if self.broken is None else []
             for worker, batch in batches:
-                self.send(worker, _worker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                self.send(worker, _subworker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
                 if self.launcher is not None and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
@@ -497,7 +497,7 @@ class _Pool:
             for _tid, kind, value in items:
                 if kind == _worker.LOG:
                     logs.append(value)
-                elif kind == _worker.INIT_FAILED:
+                elif kind == _subworker.INIT_FAILED:
                     self.break_with_initializer(value, worker)
                 elif kind == _subworker.READY:
                     worker.ready = True
@@ -641,7 +641,7 @@ class _Pool:
                 with contextlib.suppress(OSError):
                     os.kill(w.pid, signal.SIGKILL)
             else:
-                self.send(w, _worker.frame(b""))
+                self.send(w, _subworker.frame(b""))
         deadline = time.monotonic() + 5.0
         for w in self.workers:
             w.process.join(max(0.0, deadline - time.monotonic()))

@@ -34,7 +34,6 @@ import os
 import select
 import sys
 import time
-from _collections import deque  # the C type; ``collections`` costs an import
 
 try:  # the C module alone: importing pickle.py would cost a few ms more per worker
     from _pickle import dumps, loads
@@ -43,7 +42,10 @@ except ImportError:  # pragma: no cover - Pythons without the accelerator
 
 TYPE_CHECKING = False  # not imported from typing, which would slow every worker's start
 if TYPE_CHECKING:
+    from collections import deque
     from typing import Any, Callable
+else:
+    from _collections import deque  # the C type; ``collections`` costs an import
 
 PROTOCOL = 5
 OK, ERR, SKIP, LOG, INIT_FAILED, READY = 0, 1, 2, 3, 4, 5

@@ -96,6 +96,32 @@ def test_fresh_gives_every_task_a_new_interpreter(make: Make) -> None:
     ex = make(max_workers=2, fresh=True)
     pids = [f.result(timeout=30) for f in [ex.submit(tasks.pid) for _ in range(4)]]
     assert len(set(pids)) == 4
+    # interpreters started ahead of time ran nothing before their task
+    assert [f.result(timeout=30) for f in [ex.submit(tasks.count_calls) for _ in range(6)]] == [
+        1
+    ] * 6
+
+
+def test_a_fresh_worker_runs_atexit_functions_a_task_registered(make: Make, tmp_path: Path) -> None:
+    ex = make(max_workers=1, fresh=True)
+    pid = ex.submit(tasks.write_at_exit, str(tmp_path / "bye")).result(timeout=30)
+    ex.shutdown(wait=True)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert (tmp_path / "bye").read_text() == "bye"
+
+
+def test_cancel_stops_a_running_task_by_killing_its_worker(make: Make, tmp_path: Path) -> None:
+    ex = make(max_workers=1)
+    first = ex.submit(tasks.pid).result(timeout=30)
+    marker = tmp_path / "started"
+    running = ex.submit(tasks.touch_then_sleep, str(marker), 30)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.cancel()
+    assert running.cancelled()
+    assert ex.submit(tasks.pid).result(timeout=30) != first
 
 
 def test_initializer_runs_in_every_fresh_interpreter(make: Make) -> None:
@@ -113,7 +139,8 @@ def test_max_tasks_per_child_replaces_workers(make: Make) -> None:
 
 def test_worker_imports_little_until_a_task_needs_it(make: Make) -> None:
     ex = make(max_workers=1)
-    assert ex.submit(tasks.imported, "executors").result(timeout=30) is False
+    for heavy in ("executors", "typing", "logging", "multiprocessing", "threading"):
+        assert ex.submit(tasks.imported, heavy).result(timeout=30) is False, heavy
     with context.bind(user="alice"):
         assert ex.submit(read_context, "user").result(timeout=30) == "alice"
     assert ex.submit(tasks.imported, "executors").result(timeout=30) is True
@@ -352,10 +379,13 @@ def test_shutdown_reaps_every_worker(make: Make) -> None:
 
 def test_worker_loop_imports_nothing_of_executors_at_start() -> None:
     from executors import _subworker
-    from executors._interpreter import _worker_source
+    from executors._interpreter import _own_source, _worker_source
 
     source = Path(_subworker.__file__).read_text()
     top_level = [line for line in source.splitlines() if line.startswith(("import", "from"))]
     assert not [line for line in top_level if "executors" in line]
     assert "import _subworker" in _worker_source()
     compile(_worker_source(), "<worker>", "exec")
+    program, code = _own_source()  # the caller's own Python gets the loop compiled
+    compile(program, "<worker>", "exec")
+    assert code
