@@ -174,8 +174,10 @@ class Launcher:
     ) -> None:
         self.python = python
         self.start_timeout = start_timeout
-        same = os.path.realpath(python) == os.path.realpath(sys.executable)
-        self.program, self.code = _own_source() if same else (_worker_source(), b"")
+        # the same binary (a venv's python may link to it) runs the caller's compiled loop
+        binary = os.path.realpath(python) == os.path.realpath(sys.executable)
+        self.program, self.code = _own_source() if binary else (_worker_source(), b"")
+        same = os.path.abspath(python) == os.path.abspath(sys.executable)
         # the caller's sys.path as it is now, so that workers import what the caller can;
         # another interpreter keeps its own and gets executors at the end
         first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])

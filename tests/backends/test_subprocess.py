@@ -229,6 +229,20 @@ def test_crashed_worker_fails_its_task_and_the_executor_goes_on(
     assert after[0] == after[1] != first
 
 
+def test_without_pidfd_the_results_pipe_closing_tells_a_worker_ended(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "pidfd_open", raising=False)  # as on macOS or an old Linux
+    ex = make(max_workers=1, max_tasks_per_child=2)
+    pids = [ex.submit(tasks.pid).result(timeout=30) for _ in range(3)]
+    assert pids[0] == pids[1] != pids[2]  # the first left after 2 tasks and was replaced
+    assert ex._pool is not None
+    assert all(w.sentinel is None for w in ex._pool.workers)
+    with pytest.raises(WorkerCrashed, match=r"died with SIGKILL\(-9\)"):
+        ex.submit(tasks.kill_self).result(timeout=30)
+    assert ex.submit(tasks.pid).result(timeout=30) not in pids
+
+
 def test_task_timeout_kills_a_hung_worker_and_goes_on(make: Make) -> None:
     ex = make(max_workers=1, task_timeout=0.5)
     hung = ex.submit(tasks.sleep, 30)
@@ -364,6 +378,10 @@ def test_python_option_takes_a_virtual_environment(tmp_path: Path) -> None:
     ex = SubprocessExecutor(max_workers=1, python=venv)
     try:
         assert ex.python == str(venv / "bin" / "python")
+        # the same binary, yet another environment: it keeps its own sys.path
+        path = ex.submit(eval, "__import__('sys').path").result(timeout=30)
+        assert path[0] != sys.path[0]
+        assert not set(path) & {p for p in sys.path if p.endswith("site-packages")}
     finally:
         ex.shutdown()
 
