@@ -3,11 +3,16 @@
 A backend gives :class:`ChildRunner` a ``launch`` function that starts a child
 for a task and returns the read end of a pipe the child will write one framed
 outcome to, and a ``reap`` function that waits for the child and returns its
-exit code. The runner caps how many children live at once, starts queued
+exit code. The runner caps how many tasks run at once, starts queued
 tasks as children end, reads their pipes from one manager thread, reaps every
 child (no zombies), kills a child whose task overran ``task_timeout`` or was
 cancelled, and turns a child that died without an outcome into
 :class:`~executors.errors.WorkerCrashed` naming the signal or exit code.
+
+A task's future is done as soon as its child's one frame has arrived, and the
+child stops counting against the cap then: a big parent's child takes a while
+to exit, and neither the caller nor the next task should wait for that. It is
+still reaped (and waited for by ``shutdown``).
 """
 
 from __future__ import annotations
@@ -57,11 +62,16 @@ class ChildTask(Future[Any]):
         self.frames: list[bytes] = []
         self.started_at = 0.0
         self.killed: str | None = None
+        self.reported = False
         self.label = _worker.call_name(fn)
 
     def cancel(self) -> bool:
         """Cancel the task; a running one is stopped by killing its child."""
         return self._runner.cancel(self)
+
+    def running(self) -> bool:
+        """True while its child runs the task (from start until the outcome arrives)."""
+        return self.started_at > 0 and not self.reported and not self.done()
 
     def _cancel_now(self) -> bool:
         return Future.cancel(self)
@@ -90,6 +100,7 @@ class ChildRunner:
         self.lock = threading.Lock()
         self.queue: deque[ChildTask] = deque()
         self.running: set[ChildTask] = set()
+        self.exiting: set[ChildTask] = set()  # reported their outcome; not reaped yet
         self.closing = False
         self.broken: BrokenExecutor | None = None
         self.selector = selectors.DefaultSelector()
@@ -181,7 +192,7 @@ class ChildRunner:
                         task = self.queue.popleft()
                         self.running.add(task)
                         starts.append(task)
-                    if self.closing and not self.running and not self.queue:
+                    if self.closing and not self.running and not self.exiting and not self.queue:
                         return
                 for task in starts:
                     self.start(task)
@@ -229,6 +240,11 @@ class ChildRunner:
             data = b""
         if data:
             task.frames += task.reader.feed(data)
+            if task.frames:  # the child's only frame: the task is over, the child is leaving
+                with self.lock:
+                    self.running.discard(task)
+                    self.exiting.add(task)
+                self.finish(task, None)
             return
         self.selector.unregister(task.fd)
         os.close(task.fd)
@@ -236,9 +252,12 @@ class ChildRunner:
         exitcode = self.reap(task)
         with self.lock:
             self.running.discard(task)
-        self.finish(task, exitcode)
+            self.exiting.discard(task)
+        if not task.reported:
+            self.finish(task, exitcode)
 
-    def finish(self, task: ChildTask, exitcode: int) -> None:
+    def finish(self, task: ChildTask, exitcode: int | None) -> None:
+        task.reported = True
         outcome: tuple[int, Any] | None = None
         for frame in task.frames:
             import pickle
@@ -289,7 +308,7 @@ class ChildRunner:
 
     def close(self) -> None:
         with self.lock:
-            left = list(self.running)
+            left = [*self.running, *self.exiting]
         for task in left:  # only after a failure of this thread; do not leave children
             if task.pid is None:
                 continue

@@ -91,6 +91,11 @@ class _Task(Future[Any]):
         """As :meth:`concurrent.futures.Future.done`."""
         return self._state in ("FINISHED", "CANCELLED_AND_NOTIFIED") or super().done()
 
+    def running(self) -> bool:
+        """True from the moment its worker starts it until it is done."""
+        worker = self.worker
+        return worker is not None and worker.started(self) and not self.done()
+
     def cancel(self) -> bool:
         """Cancel the task; one that already runs is stopped by killing its worker."""
         return self._pool.cancel(self)

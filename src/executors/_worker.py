@@ -53,11 +53,13 @@ __all__ = [
     "crash_error",
     "describe_exit",
     "forking",
+    "ForwardHandler",
     "install_log_forwarding",
     "pack_call",
     "pack_outcomes",
     "replay_log",
     "run_call",
+    "run_forked",
     "run_packed",
     "signal_name",
     "timeout_error",
@@ -221,12 +223,17 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
         return pickler(fixed)
 
 
-class _ForwardHandler(logging.Handler):
-    """Sends each record to the parent, where :func:`replay_log` hands it to its handlers."""
+class ForwardHandler(logging.Handler):
+    """Keeps a worker's records for the parent, where :func:`replay_log` hands them on.
 
-    def __init__(self, send: Callable[[logging.LogRecord], None]) -> None:
+    Records go to ``sink`` (a list of ``(None, LOG, record)`` items the worker
+    sends with its outcomes) or, when ``send`` is given, straight to it.
+    """
+
+    def __init__(self, send: Callable[[logging.LogRecord], None] | None = None) -> None:
         super().__init__()
-        self._send = send
+        self.send = send
+        self.sink: list[tuple[Any, int, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -236,17 +243,20 @@ class _ForwardHandler(logging.Handler):
             copy = logging.makeLogRecord(record.__dict__)
             copy.msg, copy.args, copy.exc_info = message, None, None
             copy.__dict__.pop("message", None)
-            self._send(copy)
+            if self.send is not None:
+                self.send(copy)
+            else:
+                self.sink.append((None, LOG, copy))
         except Exception:
             self.handleError(record)
 
 
-def install_log_forwarding(send: Callable[[logging.LogRecord], None], level: int) -> None:
-    """In a worker: route every record of the root logger to *send*, at *level*."""
+def install_log_forwarding(handler: ForwardHandler, level: int) -> None:
+    """In a worker: route every record of the root logger to *handler*, at *level*."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(_ForwardHandler(send))
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(level)
 
 
@@ -347,7 +357,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
         with send_lock:
             write_all(out_fd, data)
 
-    install_log_forwarding(lambda record: send([(None, LOG, record)]), log_level)
+    install_log_forwarding(ForwardHandler(lambda record: send([(None, LOG, record)])), log_level)
     if initializer is not None:
         kind, value = run_call(initializer, initargs, {}, None)
         if kind == ERR:
@@ -359,7 +369,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
 # -- one child per task (fork, process) ------------------------------------------------
 
 
-def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
+def run_in_child(  # noqa: PLR0917 - called positionally by the process backend's children
     out_fd: int,
     call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
     initializer: Callable[..., Any] | None,
@@ -375,9 +385,30 @@ def run_in_child(  # noqa: PLR0917 - called positionally by both child launchers
     from .serialization import get_pickler
 
     ignore_sigint()
-    pickler = get_pickler(serializer)
+    handler = ForwardHandler()
+    install_log_forwarding(handler, log_level)
+    run_forked(out_fd, call, initializer, initargs, get_pickler(serializer), handler)
+
+
+def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
+    out_fd: int,
+    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None, Any] | bytes,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    pickler: Dumps,
+    handler: ForwardHandler,
+) -> None:
+    """:func:`run_in_child`, for a child that ``os.fork()`` made from the caller's thread.
+
+    A forked child pays for each page it writes first (copy-on-write, several
+    microseconds each), and those faults are most of a small task's cost. So
+    this does as little as it can: the caller made *handler* and *pickler*,
+    and blocked SIGINT (the child inherits the mask); the root logger keeps
+    the caller's level and gets only *handler*.
+    """
     items: list[tuple[Any, int, Any]] = []
-    install_log_forwarding(lambda record: items.append((None, LOG, record)), log_level)
+    handler.sink = items
+    logging.root.handlers = [handler]
     outcome: Outcome = (OK, None)
     if initializer is not None:
         outcome = run_call(initializer, initargs, None, None)

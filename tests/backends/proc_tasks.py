@@ -80,3 +80,11 @@ def worker_value() -> Any:
 def process_identity() -> tuple[str, int]:
     proc = multiprocessing.current_process()
     return proc.name, proc.pid or 0
+
+
+def start_lingering_child(flag: str) -> int:
+    """Start a non-daemon child that waits for *flag*: multiprocessing joins it at our exit."""
+    child = multiprocessing.get_context("fork").Process(target=wait_for_file, args=(flag,))
+    child.start()
+    assert child.pid is not None
+    return child.pid

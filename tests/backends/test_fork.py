@@ -78,6 +78,30 @@ def test_cancel_a_running_task_kills_its_child(ex: ForkExecutor, tmp_path: Path)
     assert ex.submit(pow, 2, 2).result(timeout=30) == 4
 
 
+def test_running_is_true_only_while_the_child_runs(tmp_path: Path) -> None:
+    flag = str(tmp_path / "started")
+    with ForkExecutor(max_workers=1) as ex:
+        first = ex.submit(t.sleep_then, 30, None, flag)
+        queued = ex.submit(pow, 2, 3)
+        t.wait_for_file(flag)
+        assert first.running()
+        assert not queued.running()
+        assert first.cancel()
+        assert queued.result(timeout=30) == 8
+        assert not first.running()
+        assert not queued.running()
+
+
+def test_children_leave_ctrl_c_to_the_caller(ex: ForkExecutor, tmp_path: Path) -> None:
+    flag = str(tmp_path / "started")
+    running = ex.submit(t.sleep_then, 0.5, "done", flag)
+    t.wait_for_file(flag)
+    os.kill(running.pid, signal.SIGINT)  # type: ignore[attr-defined]
+    assert running.result(timeout=30) == "done"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
 def test_context_and_logging_cross_the_fork(
     ex: ForkExecutor, caplog: pytest.LogCaptureFixture
 ) -> None:

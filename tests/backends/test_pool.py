@@ -99,6 +99,20 @@ def test_cancel_a_running_task_kills_its_worker(pool: PoolExecutor, tmp_path: Pa
     assert time.monotonic() - start < 10
 
 
+def test_running_is_true_only_while_a_worker_runs_it(tmp_path: Path) -> None:
+    flag = str(tmp_path / "started")
+    with PoolExecutor(max_workers=1) as pool:
+        first = pool.submit(t.sleep_then, 30, None, flag)
+        queued = pool.submit(pow, 2, 3)
+        t.wait_for_file(flag)
+        assert first.running()
+        assert not queued.running()
+        assert first.cancel()
+        assert queued.result(timeout=30) == 8
+        assert not first.running()
+        assert not queued.running()
+
+
 def test_unpicklable_argument_is_refused_by_submit(pool: PoolExecutor) -> None:
     with pytest.raises(SerializationError, match=r"cannot pickle argument 2 \(<.*lock.*>\)"):
         pool.submit(echo, 1, threading.Lock())

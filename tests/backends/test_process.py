@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,7 +18,6 @@ from . import proc_tasks as t
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 def test_each_task_gets_its_own_named_process() -> None:
@@ -59,6 +59,18 @@ def test_timeout_and_cancel_stop_the_process(tmp_path: Path) -> None:
         assert ex.submit(pow, 2, 4).result(timeout=30) == 16
 
 
+def test_a_reported_task_frees_its_slot_while_its_process_exits(tmp_path: Path) -> None:
+    import psutil
+
+    flag = str(tmp_path / "release")
+    with ProcessExecutor(max_workers=1, start_method="fork") as ex:
+        # multiprocessing joins the task's non-daemon child before the task's process exits
+        grandchild = ex.submit(t.start_lingering_child, flag).result(timeout=30)
+        assert ex.submit(pow, 2, 5).result(timeout=30) == 32
+        assert psutil.pid_exists(grandchild)
+        Path(flag).touch()
+
+
 def test_bad_start_method_lists_the_choices() -> None:
     with pytest.raises(ValueError, match=r"start_method 'vfork' is not available.*choose one of"):
         get_executor("process", start_method="vfork")
@@ -90,6 +102,7 @@ def test_other_start_methods_carry_context_initializer_and_errors(method: str) -
     assert "in failing_task" in str(error.__cause__)
 
 
+@pytest.mark.usefixtures("_mp_helpers")  # spawn starts multiprocessing's resource tracker
 def test_current_process_is_not_the_parent_under_spawn() -> None:
     with ProcessExecutor(max_workers=1, start_method="spawn") as ex:
         name, pid = ex.submit(t.process_identity).result(timeout=60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import logging
 import os
+import signal
 import sys
 import threading
 import weakref
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate, _worker
 from .._children import ChildRunner, ChildTask
 from ..protocol import BaseExecutor
-from ..serialization import get_pickler
+from ..serialization import Dumps, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -28,7 +28,7 @@ _names = itertools.count(1)
 
 
 class ForkExecutor(BaseExecutor):
-    """One ``os.fork()`` per task, at most ``max_workers`` children alive at once (POSIX).
+    """One ``os.fork()`` per task, at most ``max_workers`` running at once (POSIX).
 
     The child is a copy of the caller: the function and its arguments are not
     pickled, so lambdas and closures work, and a crash (or a leak) dies with
@@ -36,7 +36,7 @@ class ForkExecutor(BaseExecutor):
     ``os._exit``; every child is reaped. A child killed by a signal fails its
     task with :class:`~executors.errors.WorkerCrashed` naming the signal.
 
-    :param max_workers: children alive at once; default: the CPU count.
+    :param max_workers: tasks (children) running at once; default: the CPU count.
     :param initializer: called as ``initializer(*initargs)`` in each child first.
     :param task_timeout: seconds a task may run before its child is killed
         (:class:`~executors.errors.TaskTimeout`).
@@ -64,9 +64,10 @@ class ForkExecutor(BaseExecutor):
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         self._init, self._initargs = _validate.initializer(initializer, initargs)
         self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        get_pickler(serializer)
         self.serializer = serializer
-        launch = functools.partial(_launch, self._init, self._initargs, serializer)
+        launch = functools.partial(
+            _launch, self._init, self._initargs, get_pickler(serializer), _worker.ForwardHandler()
+        )
         self._runner = ChildRunner(
             f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
         )
@@ -104,27 +105,39 @@ class ForkExecutor(BaseExecutor):
 def _launch(
     init: Callable[..., object] | None,
     initargs: tuple[Any, ...],
-    serializer: str,
+    pickler: Dumps,
+    handler: _worker.ForwardHandler,
     task: ChildTask,
 ) -> tuple[int, int, Any]:
     """Fork a child that runs *task* and writes its outcome to a new pipe; (pid, fd, None)."""
     call = (task.fn, task.args, task.kwargs, task.values)
-    level = logging.getLogger().getEffectiveLevel()
     _worker.flush_std_streams()  # or the child would print the parent's buffered output
     with _worker.forking():
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        # The child inherits the mask: Ctrl-C is left to the caller, at no cost in the child.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         if pid == 0:  # pragma: no cover - the child; coverage does not follow it
             code = 70  # EX_SOFTWARE: the child could not even report
             try:
                 os.close(read_fd)
-                _worker.run_in_child(write_fd, call, init, initargs, serializer, level)
+                _worker.run_forked(write_fd, call, init, initargs, pickler, handler)
                 code = 0
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
     os.set_blocking(read_fd, False)
     return pid, read_fd, None
+
+
+_SIGINT = {signal.SIGINT}
 
 
 def _reap(task: ChildTask) -> int:

@@ -39,7 +39,7 @@ class ProcessExecutor(BaseExecutor):
     with ``"spawn"`` or ``"forkserver"`` the task is pickled in ``submit``, so
     a bad argument raises :class:`~executors.errors.SerializationError` there.
 
-    :param max_workers: processes alive at once; default: the CPU count.
+    :param max_workers: tasks (processes) running at once; default: the CPU count.
     :param start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; default:
         the platform's (:func:`multiprocessing.get_start_method`).
     :param initializer: called as ``initializer(*initargs)`` in each process first.
