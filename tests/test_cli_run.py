@@ -34,6 +34,28 @@ def run(
     )
 
 
+def interrupt_once_started(backend: str, code: str, marker: Path) -> tuple[int, str]:
+    """Run *code* as the one job; Ctrl-C the tool once *marker* has content; (status, stderr)."""
+    proc = subprocess.Popen(
+        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(marker)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
 def sleep_then_echo(seconds: str, text: str) -> list[str]:
     return [PY, "-c", f"import time; time.sleep({seconds}); print({text!r})"]
 
@@ -175,25 +197,8 @@ def test_remote_backend_runs_jobs_on_its_workers_in_order() -> None:
 def test_ctrl_c_waits_for_jobs_it_cannot_kill(tmp_path: Path) -> None:
     # a remote worker's job is out of reach: the tool says so and waits for it
     code = "import sys, time; open(sys.argv[1], 'w').write('1'); time.sleep(1.5); print('end')"
-    pidfile = tmp_path / "started"
-    proc = subprocess.Popen(
-        [PY, "-m", "executors", "run", "-b", "remote", "--", PY, "-c", code, ":::", str(pidfile)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130
+    status, err = interrupt_once_started("remote", code, tmp_path / "started")
+    assert status == 130
     assert "waiting for 1 job(s) running on workers this process cannot kill" in err
     assert "interrupted: killed 0 running job(s), started no more" in err
 
@@ -210,25 +215,9 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
 def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     pidfile = tmp_path / "job.pid"
-    proc = subprocess.Popen(
-        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(pidfile)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        job = int(pidfile.read_text())
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130
+    status, err = interrupt_once_started(backend, code, pidfile)
+    job = int(pidfile.read_text())
+    assert status == 130
     assert "interrupted: killed 1 running job(s)" in err
     deadline = time.monotonic() + 10
     while True:

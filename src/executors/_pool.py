@@ -35,11 +35,11 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _subworker, _validate, _worker
+from . import _subworker, _validate, _worker, context
 from .errors import BrokenExecutor
 from .serialization import PackedException, unpack_exception
 
-__all__ = ["Pool", "Task"]
+__all__ = ["Pool", "Task", "submit_call"]
 
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
@@ -661,6 +661,30 @@ class _Pool:
             w.process.close()
         self.workers.clear()
         _worker.release_manager(self)
+
+
+def submit_call(  # noqa: PLR0917
+    pool: _Pool,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dumps: Callable[[Any], bytes],
+    pickler: Callable[[Any], bytes],
+) -> _Task:
+    """Pickle ``fn(*args, **kwargs)`` with the caller's context values and queue it on *pool*.
+
+    *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
+    the part that would not pickle in a :class:`~executors.SerializationError`.
+    """
+    bound = context.current()
+    values = dict(bound) if bound else None
+    try:
+        payload = dumps((fn, args, kwargs or None, values))
+    except Exception:
+        payload = _worker.pack_call(fn, args, kwargs, values, pickler)
+    task = _Task(pool, payload, fn)
+    pool.submit(task)
+    return task
 
 
 def _packed(value: Any) -> PackedException:

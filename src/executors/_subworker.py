@@ -176,7 +176,12 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
 
 
 def run(payload: bytes) -> tuple[int, Any]:
-    """Unpickle and run one task; never raises."""
+    """Unpickle and run one task; never raises.
+
+    :func:`executors._worker.run_packed` for interpreters: the same steps, but
+    the ``executors`` package is imported only when the task carries context
+    values or cannot be unpickled, and an exception travels as a plain tuple.
+    """
     try:
         fn, args, kwargs, values = loads(payload)
     except BaseException:

@@ -27,9 +27,9 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker, context
+from .. import _validate
 from .._interpreter import Launcher, resolve_python
-from .._pool import Pool, Task
+from .._pool import Pool, submit_call
 from ..command import Command, run_command
 from ..errors import InvalidOption
 from ..protocol import BaseExecutor
@@ -147,16 +147,9 @@ class SubprocessExecutor(BaseExecutor):
     ) -> Future[R]:
         if _is_command(fn):
             return self._command_threads().submit(fn, *args, **kwargs)
-        bound = context.current()
-        values = dict(bound) if bound else None
-        try:  # the fast path; pack_call says which part failed
-            payload = self._dumps((fn, args, kwargs or None, values))
-        except Exception:
-            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
-        pool = self._pool or self._engine()
-        task = Task(pool, payload, fn)
-        pool.submit(task)
-        return task
+        return submit_call(
+            self._pool or self._engine(), fn, args, kwargs, self._dumps, self._pickler
+        )
 
     def _engine(self) -> Pool:
         """The pool engine, started with the first Python task."""

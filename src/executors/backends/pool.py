@@ -16,9 +16,9 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker, context
+from .. import _validate
 from .._compat import ParamSpec
-from .._pool import Pool, Task
+from .._pool import Pool, submit_call
 from ..errors import InvalidOption
 from ..protocol import BaseExecutor
 from ..serialization import get_pickler
@@ -155,15 +155,7 @@ class PoolExecutor(BaseExecutor):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        bound = context.current()
-        values = dict(bound) if bound else None
-        try:  # the fast path; pack_call says which part failed
-            payload = self._dumps((fn, args, kwargs or None, values))
-        except Exception:
-            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
-        task = Task(self._pool, payload, fn)
-        self._pool.submit(task)
-        return task
+        return submit_call(self._pool, fn, args, kwargs, self._dumps, self._pickler)
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
         sizes = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
