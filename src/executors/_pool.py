@@ -133,23 +133,26 @@ class _Worker:
     """One worker process, its two pipes and its shared state, seen from the parent."""
 
     def __init__(self, pool: _Pool, index: int) -> None:
-        task_r, task_w = os.pipe()
-        res_r, res_w = os.pipe()
         self.out: deque[memoryview] = deque()
         self.ready = pool.launcher is None  # an interpreter says so once it has started
         self.launched_at = time.monotonic()
         if pool.launcher is None:
+            task_r, task_w = os.pipe()
+            res_r, res_w = os.pipe()
             self.process, self.state = self.start(pool, index, task_r, task_w, res_r, res_w)
         else:
-            try:
-                self.process, self.state, hello = pool.launcher.start(task_r, res_w)
-            except BaseException:
-                for fd in (task_w, res_r):
-                    os.close(fd)
-                raise
-            finally:
-                for fd in (task_r, res_w):
-                    os.close(fd)
+            with _worker._FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
+                task_r, task_w = os.pipe()
+                res_r, res_w = os.pipe()
+                try:
+                    self.process, self.state, hello = pool.launcher.start(task_r, res_w)
+                except BaseException:
+                    for fd in (task_w, res_r):
+                        os.close(fd)
+                    raise
+                finally:
+                    for fd in (task_r, res_w):
+                        os.close(fd)
             self.out.append(memoryview(_subworker.frame(hello)))
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):

@@ -260,7 +260,8 @@ def _exit_early() -> None:
     """
     import atexit
 
-    if atexit._ncallbacks() or "threading" in sys.modules:
+    callbacks = getattr(atexit, "_ncallbacks", None)  # CPython's; elsewhere: exit as usual
+    if callbacks is None or callbacks() or "threading" in sys.modules:
         return
     try:
         for stream in (sys.stdout, sys.stderr):
