@@ -306,6 +306,19 @@ def test_not_a_python_fails_once_with_a_clear_error(make: Make) -> None:
     )
 
 
+def test_interpreter_that_cannot_be_executed_fails_once(make: Make, tmp_path: Path) -> None:
+    script = tmp_path / "python"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    ex = make(max_workers=2, python=str(script))
+    with pytest.raises(BrokenExecutor, match=r"cannot start worker interpreter .*python") as info:
+        ex.submit(tasks.pid)
+    with pytest.raises(BrokenExecutor) as again:
+        ex.submit(tasks.pid)
+    assert again.value is info.value
+    assert isinstance(info.value.__cause__, OSError)
+
+
 def test_slow_start_gives_up_after_start_timeout(make: Make, tmp_path: Path) -> None:
     script = tmp_path / "python"
     script.write_text("#!/bin/sh\nexec sleep 30\n")

@@ -31,7 +31,7 @@ from .. import _validate
 from .._interpreter import Launcher, resolve_python
 from .._pool import Pool, submit_call
 from ..command import Command, run_command
-from ..errors import InvalidOption
+from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..serialization import dumps, get_pickler
 
@@ -125,6 +125,7 @@ class SubprocessExecutor(BaseExecutor):
         self._pool: Pool | None = None
         self._commands: ThreadPoolExecutor | None = None
         self._shutdown = False
+        self._broken: BrokenExecutor | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @classmethod
@@ -156,22 +157,31 @@ class SubprocessExecutor(BaseExecutor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._broken is not None:
+                raise self._broken
             if self._pool is None:
                 launcher = Launcher(
                     self.python, self._init, self.max_tasks_per_child, self._start_timeout
                 )
-                self._pool = Pool(
-                    self.max_workers,
-                    "spawn",
-                    self._init_fn,
-                    (),
-                    self.max_tasks_per_child,
-                    "pickle",
-                    self.task_timeout,
-                    launcher=launcher,
-                )
+                try:
+                    self._pool = self._start_engine(launcher)
+                except BrokenExecutor as exc:  # the interpreter cannot be run at all
+                    self._broken = exc
+                    raise
                 self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
             return self._pool
+
+    def _start_engine(self, launcher: Launcher) -> Pool:
+        return Pool(
+            self.max_workers,
+            "spawn",
+            self._init_fn,
+            (),
+            self.max_tasks_per_child,
+            "pickle",
+            self.task_timeout,
+            launcher=launcher,
+        )
 
     def _command_threads(self) -> ThreadPoolExecutor:
         with self._lock:
