@@ -52,7 +52,8 @@ class SubprocessExecutor(BaseExecutor):
     with the caller (no fork: no copied locks, threads or memory), and can be
     another Python than the caller's.
 
-    :param max_workers: how many tasks run at once; default: the CPU count.
+    :param max_workers: how many commands run at once, and how many worker
+        interpreters run callables; default: the CPU count.
     :param python: the worker interpreter: a path, a name on PATH or a virtual
         environment directory; default: the caller's. Another interpreter must be
         Python 3.9+; ``executors`` is put at the end of its ``sys.path``.
