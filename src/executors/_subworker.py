@@ -35,17 +35,44 @@ import select
 import sys
 import time
 
-try:  # the C module alone: importing pickle.py would cost a few ms more per worker
-    from _pickle import dumps, loads
-except ImportError:  # pragma: no cover - Pythons without the accelerator
-    from pickle import dumps, loads
-
 TYPE_CHECKING = False  # not imported from typing, which would slow every worker's start
 if TYPE_CHECKING:
     from collections import deque
     from typing import Any, Callable
 else:
     from _collections import deque  # the C type; ``collections`` costs an import
+
+
+def _import_pickle() -> tuple[Any, Any]:
+    """``_pickle.dumps`` and ``loads``: the C module alone, and without ``functools``.
+
+    Importing ``pickle.py`` would cost a few ms more per worker. ``_pickle`` takes
+    one thing from ``functools``: ``partial``, which is ``_functools.partial``;
+    lent that alone while it loads, a worker does not import ``functools`` and
+    ``collections`` (about 2 ms of every start). A task that imports
+    ``functools`` later gets the real module.
+    """
+    try:
+        import _pickle
+    except ImportError:  # pragma: no cover - Pythons without the accelerator
+        import pickle
+
+        return pickle.dumps, pickle.loads
+    return _pickle.dumps, _pickle.loads
+
+
+if "functools" not in sys.modules and "_pickle" not in sys.modules:
+    _lent = type(sys)("functools")
+    _lent.partial = __import__("_functools").partial  # type: ignore[attr-defined]
+    sys.modules["functools"] = _lent
+    try:
+        dumps, loads = _import_pickle()
+    finally:
+        if sys.modules.get("functools") is _lent:
+            del sys.modules["functools"]
+        del _lent
+else:
+    dumps, loads = _import_pickle()
 
 PROTOCOL = 5
 OK, ERR, SKIP, LOG, INIT_FAILED, READY = 0, 1, 2, 3, 4, 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import platform
@@ -100,6 +101,14 @@ def test_fresh_gives_every_task_a_new_interpreter(make: Make) -> None:
     assert [f.result(timeout=30) for f in [ex.submit(tasks.count_calls) for _ in range(6)]] == [
         1
     ] * 6
+
+
+def test_tasks_get_the_real_functools(make: Make) -> None:
+    # the worker lends _pickle a stand-in while it loads; a task must never see it
+    ex = make(max_workers=1, fresh=True)
+    code = "__import__('functools').lru_cache(None)(abs)(-2)"
+    assert ex.submit(eval, code).result(timeout=30) == 2
+    assert ex.submit(functools.partial(max, 5), 3).result(timeout=30) == 5
 
 
 def test_a_fresh_worker_runs_atexit_functions_a_task_registered(make: Make, tmp_path: Path) -> None:
