@@ -589,7 +589,9 @@ class _Pool:
 
     def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
         running = _worker.call_name(task.fn)
-        after = "the pool replaced it and is still usable"
+        after = (
+            f"the {'pool' if self.launcher is None else 'executor'} replaced it and is still usable"
+        )
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
