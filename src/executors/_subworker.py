@@ -248,6 +248,7 @@ def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
 def main(argv: list[str]) -> int:
     """Greet the parent, then serve tasks; leaving because the parent went away is quiet."""
     in_fd, out_fd, err_fd, state_fd = map(int, argv[:4])
+    _leave_ctrl_c_to_the_caller()
     send = _sender(out_fd)
     try:
         hello = read_frame(io.FileIO(in_fd, "rb", closefd=False))
@@ -276,6 +277,20 @@ def main(argv: list[str]) -> int:
         pass
     _exit_early()
     return 0
+
+
+def _leave_ctrl_c_to_the_caller() -> None:
+    """A terminal's Ctrl-C reaches the workers too: the caller handles it, they go on.
+
+    A handler that does nothing rather than SIG_IGN, which programs a task
+    starts would inherit; ``_signal``, as ``signal`` imports ``enum``.
+    """
+    signals = __import__("_signal")
+    signals.signal(signals.SIGINT, _ignore)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    pass
 
 
 def _exit_early() -> None:

@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -290,6 +291,14 @@ def test_os_error_while_starting_the_workers_fails_the_submit(
         ex.submit(tasks.pid)
     monkeypatch.undo()
     assert ex.submit(tasks.pid).result(timeout=30) > 0
+
+
+def test_ctrl_c_at_the_terminal_is_left_to_the_caller(make: Make) -> None:
+    ex = make(max_workers=1)
+    pid = ex.submit(tasks.pid).result(timeout=30)
+    os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+    assert ex.submit(tasks.sleep, 0.1).result(timeout=30) == 0.1
+    assert ex.submit(tasks.pid).result(timeout=30) == pid
 
 
 def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:
