@@ -60,6 +60,10 @@ def _one_by_one(submit: Callable[[], Any], get: Callable[[Any], Any], n: int) ->
     return run
 
 
+def _get(future: Any) -> Any:
+    return future.result()
+
+
 def _rss_mib(pid: int) -> float:
     import psutil
 
@@ -91,27 +95,25 @@ def rows(quick: bool) -> list[Row]:
     def ours_tasks() -> None:
         _one_by_one(lambda: ours.submit(noop), lambda f: f.result(), n_tasks)()
 
-    out = [
-        Row(
+    # (row name, peer name, goal, submit, get) for each peer that is installed
+    peers: list[tuple[str, str, float, Callable[[], Any], Callable[[Any], Any]]] = [
+        (
             "pool: empty tasks, submit+result",
-            ours_tasks,
-            _one_by_one(lambda: mp_pool.apply_async(noop), lambda r: r.get(), n_tasks),
-            n_tasks,
-            peer_name="multiprocessing.Pool(2).apply_async",
-            goal=2.0,
-        ),
+            "multiprocessing.Pool(2).apply_async",
+            2.0,
+            lambda: mp_pool.apply_async(noop),
+            lambda r: r.get(),
+        )
     ]
     ppe = concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx)
     closers.append(ppe.shutdown)
-    out.append(
-        Row(
-            "pool: empty tasks vs ProcessPoolExecutor",
-            ours_tasks,
-            _one_by_one(lambda: ppe.submit(noop), lambda f: f.result(), n_tasks),
-            n_tasks,
-            peer_name="ProcessPoolExecutor(2) (fork)",
-            goal=5.0,
-            repeat=3,
+    peers.append(
+        (
+            "vs ProcessPoolExecutor",
+            "ProcessPoolExecutor(2) (fork)",
+            5.0,
+            lambda: ppe.submit(noop),
+            _get,
         )
     )
     if _have("pebble"):
@@ -119,49 +121,41 @@ def rows(quick: bool) -> list[Row]:
 
         pb = pebble.ProcessPool(WORKERS, context=ctx)
         closers += [pb.close, pb.join]
-        out.append(
-            Row(
-                "pool: empty tasks vs pebble",
-                ours_tasks,
-                _one_by_one(lambda: pb.schedule(noop), lambda f: f.result(), n_tasks),
-                n_tasks,
-                peer_name="pebble.ProcessPool(2).schedule",
-                goal=2.0,
-                repeat=3,
-            )
+        peers.append(
+            ("vs pebble", "pebble.ProcessPool(2).schedule", 2.0, lambda: pb.schedule(noop), _get)
         )
     if _have("loky"):
         import loky
 
         lk = loky.get_reusable_executor(WORKERS)
         closers.append(lambda: lk.shutdown(kill_workers=True))
-        out.append(
-            Row(
-                "pool: empty tasks vs loky",
-                ours_tasks,
-                _one_by_one(lambda: lk.submit(noop), lambda f: f.result(), n_tasks),
-                n_tasks,
-                peer_name="loky reusable executor(2)",
-                goal=2.0,
-                repeat=3,
-            )
-        )
+        peers.append(("vs loky", "loky reusable executor(2)", 2.0, lambda: lk.submit(noop), _get))
     if _have("mpire"):
         import mpire
 
         mw = mpire.WorkerPool(WORKERS, start_method="fork")
         closers.append(mw.terminate)
-        out.append(
-            Row(
-                "pool: empty tasks vs mpire",
-                ours_tasks,
-                _one_by_one(lambda: mw.apply_async(noop), lambda r: r.get(), n_tasks),
-                n_tasks,
-                peer_name="mpire.WorkerPool(2).apply_async",
-                goal=2.0,
-                repeat=3,
+        peers.append(
+            (
+                "vs mpire",
+                "mpire.WorkerPool(2).apply_async",
+                2.0,
+                lambda: mw.apply_async(noop),
+                lambda r: r.get(),
             )
         )
+    out = [
+        Row(
+            name if name.startswith("pool:") else f"pool: empty tasks {name}",
+            ours_tasks,
+            _one_by_one(submit, get, n_tasks),
+            n_tasks,
+            peer_name=peer_name,
+            goal=goal,
+            repeat=5 if i == 0 else 3,
+        )
+        for i, (name, peer_name, goal, submit, get) in enumerate(peers)
+    ]
 
     # map of 1M x+1: ours with default arguments, Pool.map with the best chunksize of a few.
     data = range(n_map)

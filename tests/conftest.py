@@ -15,7 +15,18 @@ def backend_params() -> list[object]:
         reason = registry.unavailable_reason(name)
         marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
         params.append(pytest.param(name, id=name, marks=marks))
+    for spec in VARIANTS:
+        name = spec.partition("?")[0]
+        reason = registry.unavailable_reason(name)
+        marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
+        params.append(pytest.param(spec, id=spec.replace("?start_method=", "-"), marks=marks))
     return params
+
+
+#: The pool again with its other start methods. Under those the process backend
+#: imports the parent's main module in each task's process (pytest: ~0.2 s a task),
+#: too slow for the whole matrix; tests/backends/test_process.py covers them.
+VARIANTS = ["pool?start_method=forkserver", "pool?start_method=spawn"]
 
 
 @pytest.fixture(params=backend_params())

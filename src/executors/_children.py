@@ -31,7 +31,7 @@ from . import _worker
 from .errors import BrokenExecutor
 from .serialization import unpack_exception
 
-__all__ = ["ChildRunner", "ChildTask"]
+__all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
 
 class ChildTask(Future[Any]):
@@ -316,3 +316,15 @@ class ChildRunner:
                 os.kill(task.pid, signal.SIGKILL)
             self.reap(task)
         _worker.release_manager(self)
+
+
+class ChildBackend(_worker.ProcessBackend):
+    """An executor whose tasks a :class:`ChildRunner` runs (``fork``, ``process``)."""
+
+    _runner: ChildRunner
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no more tasks; cancel queued ones if asked; wait for the children if asked."""
+        self._runner.shutdown(cancel_futures)
+        if wait and threading.current_thread() is not self._runner.thread:  # not from a callback
+            self._runner.thread.join()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import Any, Callable
 
 from .errors import InvalidOption
 
-__all__ = ["cpu_count", "initializer", "max_workers", "positive_number"]
+__all__ = [
+    "cpu_count",
+    "initializer",
+    "max_tasks_per_child",
+    "max_workers",
+    "positive_number",
+    "start_method",
+]
 
 
 def cpu_count() -> int:
@@ -51,3 +59,25 @@ def initializer(
     if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
         raise InvalidOption(f"initargs must be a tuple of arguments, got {args!r}")
     return fn, tuple(args)
+
+
+def max_tasks_per_child(value: int | None) -> int | None:
+    """*value* checked as a number of tasks before a worker is replaced (or None: never)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidOption(f"max_tasks_per_child must be a positive int or None, got {value!r}")
+    return value
+
+
+def start_method(value: str | None, *, default: str) -> str:
+    """*value* checked as a :mod:`multiprocessing` start method of this platform."""
+    if value is None:
+        return default
+    import multiprocessing  # not at import time: ``import executors`` stays light
+
+    allowed = multiprocessing.get_all_start_methods()
+    if value not in allowed:
+        raise InvalidOption(
+            f"start_method {value!r} is not available on {sys.platform}; "
+            f"choose one of: {', '.join(allowed)}"
+        )
+    return value

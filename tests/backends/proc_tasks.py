@@ -88,3 +88,16 @@ def start_lingering_child(flag: str) -> int:
     child.start()
     assert child.pid is not None
     return child.pid
+
+
+def check_running(ex: Any, flag: str) -> None:
+    """``running()`` is True while a task runs, never for a queued one (*ex* runs one at once)."""
+    first = ex.submit(sleep_then, 30, None, flag)
+    queued = ex.submit(pow, 2, 3)
+    wait_for_file(flag)
+    assert first.running()
+    assert not queued.running()
+    assert first.cancel()
+    assert queued.result(timeout=30) == 8
+    assert not first.running()
+    assert not queued.running()

@@ -79,17 +79,8 @@ def test_cancel_a_running_task_kills_its_child(ex: ForkExecutor, tmp_path: Path)
 
 
 def test_running_is_true_only_while_the_child_runs(tmp_path: Path) -> None:
-    flag = str(tmp_path / "started")
     with ForkExecutor(max_workers=1) as ex:
-        first = ex.submit(t.sleep_then, 30, None, flag)
-        queued = ex.submit(pow, 2, 3)
-        t.wait_for_file(flag)
-        assert first.running()
-        assert not queued.running()
-        assert first.cancel()
-        assert queued.result(timeout=30) == 8
-        assert not first.running()
-        assert not queued.running()
+        t.check_running(ex, str(tmp_path / "started"))
 
 
 def test_children_leave_ctrl_c_to_the_caller(ex: ForkExecutor, tmp_path: Path) -> None:

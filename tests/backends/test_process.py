@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,9 +14,6 @@ from executors.backends.process import ProcessExecutor
 from executors.testing import failing_task, read_context, read_worker_value, set_worker_value
 
 from . import proc_tasks as t
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 
 def test_each_task_gets_its_own_named_process() -> None:
@@ -59,6 +55,11 @@ def test_timeout_and_cancel_stop_the_process(tmp_path: Path) -> None:
         assert ex.submit(pow, 2, 4).result(timeout=30) == 16
 
 
+def test_running_is_true_only_while_the_process_runs(tmp_path: Path) -> None:
+    with ProcessExecutor(max_workers=1) as ex:
+        t.check_running(ex, str(tmp_path / "started"))
+
+
 def test_a_reported_task_frees_its_slot_while_its_process_exits(tmp_path: Path) -> None:
     import psutil
 
@@ -71,23 +72,19 @@ def test_a_reported_task_frees_its_slot_while_its_process_exits(tmp_path: Path) 
         Path(flag).touch()
 
 
+def test_forkserver_is_asked_to_preload_the_worker_code() -> None:
+    from multiprocessing import forkserver
+
+    ProcessExecutor(max_workers=1, start_method="forkserver").shutdown()
+    modules = forkserver._forkserver._preload_modules  # type: ignore[attr-defined]
+    assert "executors._worker" in modules  # or each task's process imports executors anew
+
+
 def test_bad_start_method_lists_the_choices() -> None:
     with pytest.raises(ValueError, match=r"start_method 'vfork' is not available.*choose one of"):
         get_executor("process", start_method="vfork")
 
 
-@pytest.fixture(scope="module")
-def _mp_helpers() -> Iterator[None]:
-    from multiprocessing import forkserver, resource_tracker
-
-    resource_tracker.ensure_running()
-    forkserver.ensure_running()
-    yield
-    forkserver._forkserver._stop()  # type: ignore[attr-defined]
-    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
-
-
-@pytest.mark.usefixtures("_mp_helpers")
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_other_start_methods_carry_context_initializer_and_errors(method: str) -> None:
     with ProcessExecutor(
@@ -102,7 +99,6 @@ def test_other_start_methods_carry_context_initializer_and_errors(method: str) -
     assert "in failing_task" in str(error.__cause__)
 
 
-@pytest.mark.usefixtures("_mp_helpers")  # spawn starts multiprocessing's resource tracker
 def test_current_process_is_not_the_parent_under_spawn() -> None:
     with ProcessExecutor(max_workers=1, start_method="spawn") as ex:
         name, pid = ex.submit(t.process_identity).result(timeout=60)

@@ -90,14 +90,7 @@ class SubprocessExecutor(BaseExecutor):
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         self.python = resolve_python(python)
-        if max_tasks_per_child is not None and (
-            isinstance(max_tasks_per_child, bool)
-            or not isinstance(max_tasks_per_child, int)
-            or max_tasks_per_child < 1
-        ):
-            raise InvalidOption(
-                f"max_tasks_per_child must be a positive int or None, got {max_tasks_per_child!r}"
-            )
+        max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         if fresh and max_tasks_per_child not in (None, 1):
             raise InvalidOption(
                 f"fresh=True means one task per worker, but max_tasks_per_child="

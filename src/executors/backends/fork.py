@@ -8,14 +8,12 @@ import itertools
 import os
 import signal
 import sys
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
-from .._children import ChildRunner, ChildTask
-from ..protocol import BaseExecutor
-from ..serialization import Dumps, get_pickler
+from .. import _worker
+from .._children import ChildBackend, ChildRunner, ChildTask
+from ..serialization import Dumps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,7 +25,7 @@ R = TypeVar("R")
 _names = itertools.count(1)
 
 
-class ForkExecutor(BaseExecutor):
+class ForkExecutor(ChildBackend):
     """One ``os.fork()`` per task, at most ``max_workers`` running at once (POSIX).
 
     The child is a copy of the caller: the function and its arguments are not
@@ -61,22 +59,14 @@ class ForkExecutor(BaseExecutor):
         task_timeout: float | None = None,
         serializer: str = "pickle",
     ) -> None:
-        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
-        self._init, self._initargs = _validate.initializer(initializer, initargs)
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        self.serializer = serializer
+        pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         launch = functools.partial(
-            _launch, self._init, self._initargs, get_pickler(serializer), _worker.ForwardHandler()
+            _launch, self._init, self._initargs, pickler, _worker.ForwardHandler()
         )
         self._runner = ChildRunner(
             f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
         )
         weakref.finalize(self, self._runner.shutdown, False)
-
-    @classmethod
-    def default_max_workers(cls) -> int:
-        """The number of CPUs this process may use."""
-        return _validate.cpu_count()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -91,12 +81,6 @@ class ForkExecutor(BaseExecutor):
         task = ChildTask(self._runner, fn, args, kwargs, _worker.capture(), None)
         self._runner.submit(task)
         return task
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Take no more tasks; cancel queued ones if asked; wait for the children if asked."""
-        self._runner.shutdown(cancel_futures)
-        if wait and threading.current_thread() is not self._runner.thread:  # not from a callback
-            self._runner.thread.join()
 
     def __repr__(self) -> str:
         return f"<ForkExecutor backend='fork' max_workers={self.max_workers}>"

@@ -9,19 +9,15 @@ from __future__ import annotations
 import functools
 import itertools
 import multiprocessing
-import os
 import pickle
 import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate
+from .. import _validate, _worker
 from .._compat import ParamSpec
 from .._pool import Pool, submit_call
-from ..errors import InvalidOption
-from ..protocol import BaseExecutor
-from ..serialization import get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -61,7 +57,7 @@ def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
     return results  # type: ignore[no-any-return]
 
 
-class PoolExecutor(BaseExecutor):
+class PoolExecutor(_worker.ProcessBackend):
     """Persistent worker processes: for CPU-bound work, robust to crashes and hangs.
 
     A worker that dies fails only the task it was running (with
@@ -98,48 +94,26 @@ class PoolExecutor(BaseExecutor):
         serializer: str = "pickle",
         task_timeout: float | None = None,
     ) -> None:
-        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
-        init, args = _validate.initializer(initializer, initargs)
-        if max_tasks_per_child is not None and (
-            isinstance(max_tasks_per_child, bool)
-            or not isinstance(max_tasks_per_child, int)
-            or max_tasks_per_child < 1
-        ):
-            raise InvalidOption(
-                f"max_tasks_per_child must be a positive int or None, got {max_tasks_per_child!r}"
-            )
-        self.start_method = _check_start_method(start_method)
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        self.serializer = serializer
-        self._pickler = get_pickler(serializer)
+        self._pickler = self._take_options(
+            max_workers, initializer, initargs, task_timeout, serializer
+        )
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        self._take_start_method(start_method, default_start_method())
         self._dumps: Callable[[Any], bytes] = (
             functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             if serializer == "pickle"
             else self._pickler
         )
-        self.max_tasks_per_child = max_tasks_per_child
         self._pool = Pool(
             self.max_workers,
             self.start_method,
-            init,
-            args,
+            self._init,
+            self._initargs,
             max_tasks_per_child,
             serializer,
             self.task_timeout,
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
-
-    @classmethod
-    def default_max_workers(cls) -> int:
-        """The number of CPUs this process may use."""
-        return _validate.cpu_count()
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """The pool needs POSIX pipes it can select on."""
-        if os.name != "posix":
-            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
-        return None
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` on a worker; the task is pickled here.
@@ -229,15 +203,3 @@ def _columns(iterables: tuple[Iterable[Any], ...], size: int) -> Iterator[tuple[
         yield cols if all(len(c) == n for c in cols) else tuple(c[:n] for c in cols)
         if n < size:
             return
-
-
-def _check_start_method(method: str | None) -> str:
-    if method is None:
-        return default_start_method()
-    allowed = multiprocessing.get_all_start_methods()
-    if method not in allowed:
-        raise InvalidOption(
-            f"start_method {method!r} is not available on {sys.platform}; "
-            f"choose one of: {', '.join(allowed)}"
-        )
-    return method

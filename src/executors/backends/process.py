@@ -8,17 +8,12 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import sys
-import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
-from .._children import ChildRunner, ChildTask
-from ..errors import InvalidOption
-from ..protocol import BaseExecutor
-from ..serialization import get_pickler
+from .. import _worker
+from .._children import ChildBackend, ChildRunner, ChildTask
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -30,7 +25,7 @@ R = TypeVar("R")
 _names = itertools.count(1)
 
 
-class ProcessExecutor(BaseExecutor):
+class ProcessExecutor(ChildBackend):
     """One :class:`multiprocessing.Process` per task: full isolation, any start method.
 
     A leak, a crash or a hang affects that task only. Inside the task,
@@ -65,29 +60,15 @@ class ProcessExecutor(BaseExecutor):
         task_timeout: float | None = None,
         serializer: str = "pickle",
     ) -> None:
-        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
-        self._init, self._initargs = _validate.initializer(initializer, initargs)
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        self.start_method = _start_method(start_method)
+        self._pickler = self._take_options(
+            max_workers, initializer, initargs, task_timeout, serializer
+        )
+        self._take_start_method(start_method, multiprocessing.get_start_method())
         self._ctx: Any = multiprocessing.get_context(self.start_method)
-        self._pickler = get_pickler(serializer)
-        self.serializer = serializer
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
         self._runner = ChildRunner(prefix, self.max_workers, launch, _reap, self.task_timeout)
         weakref.finalize(self, self._runner.shutdown, False)
-
-    @classmethod
-    def default_max_workers(cls) -> int:
-        """The number of CPUs this process may use."""
-        return _validate.cpu_count()
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Needs POSIX pipes the manager thread can select on."""
-        if os.name != "posix":
-            return f"needs POSIX pipes, which {sys.platform} lacks; use 'thread' instead"
-        return None
 
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -99,12 +80,6 @@ class ProcessExecutor(BaseExecutor):
         task = ChildTask(self._runner, fn, args, kwargs, values, payload)
         self._runner.submit(task)
         return task
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Take no more tasks; cancel queued ones if asked; wait for the processes if asked."""
-        self._runner.shutdown(cancel_futures)
-        if wait and threading.current_thread() is not self._runner.thread:  # not from a callback
-            self._runner.thread.join()
 
     def __repr__(self) -> str:
         return (
@@ -175,15 +150,3 @@ def _reap(task: ChildTask) -> int:
     with contextlib.suppress(ValueError):
         process.close()
     return -1 if code is None else code
-
-
-def _start_method(method: str | None) -> str:
-    if method is None:
-        return multiprocessing.get_start_method()
-    allowed = multiprocessing.get_all_start_methods()
-    if method not in allowed:
-        raise InvalidOption(
-            f"start_method {method!r} is not available on {sys.platform}; "
-            f"choose one of: {', '.join(allowed)}"
-        )
-    return method
