@@ -27,13 +27,12 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate
+from .. import _validate, _worker
 from .._interpreter import Launcher, resolve_python
 from .._pool import Pool, submit_call
 from ..command import Command, run_command
 from ..errors import BrokenExecutor, InvalidOption
-from ..protocol import BaseExecutor
-from ..serialization import dumps, get_pickler
+from ..serialization import dumps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -43,7 +42,7 @@ __all__ = ["SubprocessExecutor"]
 R = TypeVar("R")
 
 
-class SubprocessExecutor(BaseExecutor):
+class SubprocessExecutor(_worker.ProcessBackend):
     """Commands run directly; Python callables run in separate, fresh interpreters.
 
     Command tasks (:func:`executors.run_command` or a :class:`executors.Command`)
@@ -88,7 +87,9 @@ class SubprocessExecutor(BaseExecutor):
         start_timeout: float = 60.0,
         task_timeout: float | None = None,
     ) -> None:
-        self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
+        self._pickler = self._take_options(
+            max_workers, initializer, initargs, task_timeout, serializer
+        )
         self.python = resolve_python(python)
         max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         if fresh and max_tasks_per_child not in (None, 1):
@@ -99,20 +100,17 @@ class SubprocessExecutor(BaseExecutor):
         self.fresh = bool(fresh)
         self.max_tasks_per_child = 1 if fresh else max_tasks_per_child
         self._start_timeout = _validate.positive_number("start_timeout", start_timeout) or 60.0
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        self._pickler = get_pickler(serializer)
         self._dumps: Callable[[Any], bytes] = (
             functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             if serializer == "pickle"
             else self._pickler
         )
-        self._init_fn, initargs = _validate.initializer(initializer, initargs)
-        self._init: bytes | None = None
-        if self._init_fn is not None:
-            self._init = dumps(
-                (self._init_fn, initargs),
+        self._init_pickle: bytes | None = None
+        if self._init is not None:
+            self._init_pickle = dumps(
+                (self._init, self._initargs),
                 what="the initializer",
-                parts={"the initializer": self._init_fn, "initargs": initargs},
+                parts={"the initializer": self._init, "initargs": self._initargs},
                 pickler=self._pickler,
             )
         self._lock = threading.Lock()
@@ -121,11 +119,6 @@ class SubprocessExecutor(BaseExecutor):
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-
-    @classmethod
-    def default_max_workers(cls) -> int:
-        """The number of CPUs this process may use."""
-        return _validate.cpu_count()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -155,7 +148,7 @@ class SubprocessExecutor(BaseExecutor):
                 raise self._broken
             if self._pool is None:
                 launcher = Launcher(
-                    self.python, self._init, self.max_tasks_per_child, self._start_timeout
+                    self.python, self._init_pickle, self.max_tasks_per_child, self._start_timeout
                 )
                 try:
                     self._pool = self._start_engine(launcher)
@@ -169,7 +162,7 @@ class SubprocessExecutor(BaseExecutor):
         return Pool(
             self.max_workers,
             "spawn",
-            self._init_fn,
+            self._init,
             (),
             self.max_tasks_per_child,
             "pickle",
