@@ -11,6 +11,13 @@ Data flow (one manager thread per executor; the caller's threads only queue)::
                                       WorkerCrashed, requeue the unstarted, start a new worker
     worker i's shared state: tasks started/finished, start time, ring of cancel marks
 
+Workers are ``multiprocessing`` processes running :func:`executors._worker.pool_worker`,
+or, given a *launcher* (the ``subprocess`` backend's :class:`executors._interpreter.Launcher`),
+interpreters started by ``subprocess.Popen``; both run :func:`executors._subworker.serve`.
+An interpreter says READY once started: one that dies or hangs before that breaks
+the pool with the launcher's error, and its successor may be started before it
+leaves (:meth:`_Pool.prestart`).
+
 Many tasks cross each pipe per message in both directions, so a task costs a
 few microseconds of the caller's time. The parent never blocks writing to a
 worker (its pipe ends are non-blocking), so a big argument and a big result

@@ -9,8 +9,11 @@ took over 1 ms, after 2 ms of quicker ones, and whenever it runs out of work.
 Its *state* is shared memory of doubles: tasks started and finished, when the
 current one started, and a ring of cancel marks (see :func:`serve`).
 
-A worker interpreter is ``python -c <import this file as _subworker> TASKS
-RESULTS STDERR STATE`` (descriptors it inherits)::
+A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
+[LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
+top-level module ``_subworker``, or, in the caller's own Python, runs this
+file's code that the caller compiled and marshalled into the STATE file after
+the state (LENGTH bytes); see :mod:`executors._interpreter`::
 
     parent                                       worker
       | -- hello: (sys.path, initializer, max) -->  |  extend sys.path, map STATE,
@@ -22,9 +25,10 @@ RESULTS STDERR STATE`` (descriptors it inherits)::
 
 Until it is ready, the interpreter's stderr is a pipe the parent reads if
 start-up fails; then it takes over the caller's stderr (STDERR). This file
-imports only modules every interpreter has loaded or builds in, so a worker
-starts about as fast as a bare ``python -c pass``; ``executors`` is imported
-only if a task needs it (context values, an error that will not pickle).
+imports only C modules (``_pickle``, ``select``, ``mmap``) besides those every
+interpreter has loaded, so a worker starts about as fast as a bare ``python -c
+pass``; ``executors`` is imported only if a task needs it (context values, an
+error that will not pickle). A worker ignores SIGINT (the caller handles Ctrl-C).
 """
 
 from __future__ import annotations
