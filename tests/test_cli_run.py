@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,6 +32,28 @@ def run(
         cwd=cwd,
         check=False,
     )
+
+
+def interrupt_once_started(backend: str, code: str, marker: Path) -> tuple[int, str]:
+    """Run *code* as the one job; Ctrl-C the tool once *marker* has content; (status, stderr)."""
+    proc = subprocess.Popen(
+        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(marker)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
 
 
 def sleep_then_echo(seconds: str, text: str) -> list[str]:
@@ -153,6 +176,33 @@ def test_any_backend_by_option_or_environment(backend: str) -> None:
     assert by_option.returncode == by_env.returncode == 0
 
 
+def test_remote_backend_runs_jobs_on_its_workers_in_order() -> None:
+    # no address: the remote backend listens on loopback and starts local workers
+    code = (
+        "import os, sys, psutil; n = int(sys.argv[1]); "
+        "print(n, 'worker' in psutil.Process(os.getppid()).cmdline()); sys.exit(n == 3)"
+    )
+    result = run("-b", "remote", "-j", "2", "--", PY, "-c", code, ":::", "1", "2", "3", "4")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == "1 True\n2 True\n3 True\n4 True\n"
+    assert result.stderr.splitlines() == [
+        "1 of 4 jobs failed:",
+        f"  job 3 (input '3'): exited with status 1: {shlex.join([PY, '-c', code, '3'])}",
+    ]
+    slow = run("-b", "remote", "--timeout", "0.5", "--", "sh", "-c", "sleep {}", ":::", "0", "30")
+    assert slow.returncode == 1
+    assert "job 2 (input '30'): timed out after 0.5 s and was killed" in slow.stderr
+
+
+def test_ctrl_c_waits_for_jobs_it_cannot_kill(tmp_path: Path) -> None:
+    # a remote worker's job is out of reach: the tool says so and waits for it
+    code = "import sys, time; open(sys.argv[1], 'w').write('1'); time.sleep(1.5); print('end')"
+    status, err = interrupt_once_started("remote", code, tmp_path / "started")
+    assert status == 130
+    assert "waiting for 1 job(s) running on workers this process cannot kill" in err
+    assert "interrupted: killed 0 running job(s), started no more" in err
+
+
 def test_progress_only_when_asked_or_on_a_terminal() -> None:
     quiet = run("--", "true", ":::", "1", "2")
     assert quiet.stderr == ""
@@ -165,25 +215,9 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
 def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     pidfile = tmp_path / "job.pid"
-    proc = subprocess.Popen(
-        [PY, "-m", "executors", "run", "-b", backend, "--", PY, "-c", code, ":::", str(pidfile)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        job = int(pidfile.read_text())
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130
+    status, err = interrupt_once_started(backend, code, pidfile)
+    job = int(pidfile.read_text())
+    assert status == 130
     assert "interrupted: killed 1 running job(s)" in err
     deadline = time.monotonic() + 10
     while True:

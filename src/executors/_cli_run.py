@@ -269,14 +269,12 @@ def run(argv: Sequence[str] = ()) -> int:
         show = sys.stdout.isatty() and sys.stderr.isatty()
     progress = _Progress(bool(show), len(given) if given is not None else None)
     failures: list[tuple[_Job, str]] = []
+    order: collections.deque[_Job] = collections.deque()
     try:
-        _drive(ex, commands, args, progress, failures)
+        _drive(ex, commands, args, progress, failures, order)
     except KeyboardInterrupt:
         progress.clear()
-        killed = kill_running()  # they run in their own sessions: Ctrl-C did not reach them
-        ex.shutdown(wait=True, cancel_futures=True)
-        print(f"interrupted: killed {killed} running job(s), started no more", file=sys.stderr)
-        return 130
+        return _interrupted(ex, order)
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         kill_running()
@@ -294,15 +292,45 @@ def run(argv: Sequence[str] = ()) -> int:
     return 0
 
 
-def _drive(
+def _interrupted(ex: Any, order: collections.deque[_Job]) -> int:
+    """Ctrl-C: kill the jobs running here, start no more, wait for those run elsewhere.
+
+    Jobs run by this process (``thread``, ``subprocess``, ``inline``) are killed
+    with their children. Jobs on worker processes this process does not own
+    (``remote``; ``pool``, ``process``, ``fork`` workers, whose commands run in
+    their own sessions) cannot be reached from here: the tool says so and waits
+    for them, and a second Ctrl-C leaves them running and exits at once.
+    """
+    killed = kill_running()  # they run in their own sessions: Ctrl-C did not reach them
+    ex.shutdown(wait=False, cancel_futures=True)  # start no more
+    running = [job.future for job in order if not job.future.done()]
+    if running and cf.wait(running, timeout=1.0).not_done:
+        left = [f for f in running if not f.done()]
+        print(
+            f"interrupted: waiting for {len(left)} job(s) running on workers this process "
+            "cannot kill; Ctrl-C again to leave them running",
+            file=sys.stderr,
+        )
+        try:
+            ex.shutdown(wait=True)
+        except KeyboardInterrupt:
+            print(f"interrupted: left {len(left)} job(s) running", file=sys.stderr)
+            return 130
+    else:
+        ex.shutdown(wait=True)
+    print(f"interrupted: killed {killed} running job(s), started no more", file=sys.stderr)
+    return 130
+
+
+def _drive(  # noqa: PLR0917
     ex: Any,
     commands: Iterator[tuple[int, str, Command]],
     args: argparse.Namespace,
     progress: _Progress,
     failures: list[tuple[_Job, str]],
+    order: collections.deque[_Job],
 ) -> None:
     window = max(64, 4 * int(getattr(ex, "max_workers", None) or 1))
-    order: collections.deque[_Job] = collections.deque()
     halted = False
 
     def finish(job: _Job) -> None:

@@ -1,43 +1,48 @@
-"""Worker interpreters: fresh ``python`` processes that run pickled tasks sent over pipes.
+"""Worker interpreters for the ``pool`` engine: fresh ``python`` processes started by Popen.
 
-The parent's end of the protocol in :mod:`executors._subworker`. A backend
-creates an :class:`Interpreter` (which launches the process and greets it at
-once, without waiting), calls :meth:`~Interpreter.wait_ready` before the first
-task, then :meth:`~Interpreter.send` and :meth:`~Interpreter.receive` per task.
-Start-up failures raise :class:`~executors.errors.BrokenExecutor`, a worker that
-dies raises :class:`~executors.errors.WorkerCrashed`, one that overruns its
-time :class:`~executors.errors.TaskTimeout`.
+:class:`Launcher` is what :class:`executors._pool.Pool` calls (instead of
+``multiprocessing.Process``) to start a worker: ``python -c <import
+_subworker>`` (see :mod:`executors._subworker` for its side of the protocol),
+with the two pipes, the caller's stderr and a shared-memory file (a memfd where
+the platform has one) passed by descriptor. :class:`Child` gives the engine
+the parts of a ``multiprocessing.Process`` it uses: ``pid``, ``sentinel`` (a
+pidfd, or None: then the results pipe closing tells the worker ended),
+``join``, ``exitcode``, ``kill``, ``close``.
+
+A worker that dies or hangs before it said it is ready breaks the executor with
+one :class:`~executors.errors.BrokenExecutor` naming the interpreter and what it
+printed: no task could run on such an interpreter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import marshal
+import mmap
 import os
 import pickle
-import select
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from . import _subworker
-from .errors import BrokenExecutor, InvalidOption, TaskTimeout, WorkerCrashed
-from .serialization import PackedException, describe, unpack_exception
+from ._worker import describe_exit
+from .errors import BrokenExecutor, InvalidOption
 
-__all__ = ["PACKAGE_PARENT", "Interpreter", "resolve_python"]
+__all__ = ["PACKAGE_PARENT", "Child", "Launcher", "resolve_python"]
 
 PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parent.parent)
 
 
 @functools.lru_cache(maxsize=1)
 def _worker_source() -> str:
-    """The ``-c`` program: import the worker loop from its own file, not via the package.
+    """The ``-c`` program for any interpreter: import the worker loop from its own file.
 
-    ``executors._subworker`` is loaded as the top-level module ``_subworker``
-    (from its cached bytecode), so neither the ``executors`` package nor a
-    compile of the loop is paid at each start; the directory leaves sys.path at once.
+    ``executors._subworker`` is loaded as the top-level module ``_subworker``,
+    so the ``executors`` package is not imported at each start; the directory
+    leaves sys.path at once.
     """
     folder = os.path.dirname(os.path.abspath(_subworker.__file__ or ""))
     return (
@@ -46,7 +51,29 @@ def _worker_source() -> str:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _own_source() -> tuple[str, bytes]:
+    """The ``-c`` program for the caller's own interpreter, and the code it runs.
+
+    The worker loop's code object, compiled here once, is marshalled into the
+    worker's state file after the state (STATE ``LENGTH`` are its last two
+    arguments): a worker compiles nothing, even where no ``.pyc`` is written
+    (``PYTHONDONTWRITEBYTECODE``), and reads no file.
+    """
+    path = os.path.abspath(_subworker.__file__ or "")
+    with open(path, encoding="utf-8") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    program = (
+        "import sys, os, marshal; m = type(sys)('_subworker'); "
+        f"m.__file__ = {path!r}; sys.modules['_subworker'] = m; "
+        "exec(marshal.loads(os.pread(int(sys.argv[4]), int(sys.argv[5]), "
+        f"{_subworker.STATE_SIZE})), m.__dict__); sys.exit(m.main(sys.argv[1:]))"
+    )
+    return program, marshal.dumps(code)
+
+
 def resolve_python(python: str | os.PathLike[str] | None) -> str:
+    """The interpreter to run: the caller's, a path, a name on PATH, or a venv's python."""
     if python is None:
         return sys.executable
     given = os.fspath(python)
@@ -68,154 +95,136 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
     )
 
 
-def _status(code: int) -> str:
-    if code < 0:
-        import signal
+def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
+    """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
+    try:
+        fd = os.memfd_create("executors-worker-state")
+    except (AttributeError, OSError):  # not Linux: an unlinked temporary file
+        import tempfile
 
+        fd, path = tempfile.mkstemp(prefix="executors-state-")
+        os.unlink(path)
+    try:
+        os.ftruncate(fd, _subworker.STATE_SIZE)
+        if code:
+            os.pwrite(fd, code, _subworker.STATE_SIZE)
+        view = memoryview(mmap.mmap(fd, _subworker.STATE_SIZE)).cast("d")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, view
+
+
+class Child:
+    """A worker interpreter's :class:`subprocess.Popen`, as the pool engine sees a process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.sentinel: int | None = None
+        pidfd_open = getattr(os, "pidfd_open", None)  # Linux 5.3+, Python 3.9+
+        if pidfd_open is not None:
+            with contextlib.suppress(OSError):
+                self.sentinel = pidfd_open(proc.pid)
+
+    @property
+    def exitcode(self) -> int | None:
+        """None while it runs; negative N when signal N killed it (as multiprocessing says)."""
+        return self.proc.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def stderr_tail(self) -> str:
+        """The last lines it wrote to stderr before it was ready (it has exited)."""
+        stream = self.proc.stderr
+        if stream is None or stream.closed:
+            return ""
+        os.set_blocking(stream.fileno(), False)
         try:
-            return f"died with {signal.Signals(-code).name}({code})"
-        except ValueError:
-            return f"died with signal {-code}"
-    return f"exited with status {code}"
+            data = stream.read() or b""
+        except OSError:
+            data = b""
+        return data[-2000:].decode("utf-8", "replace").strip()
+
+    def close(self) -> None:
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
-def _readable(stream: Any, timeout: float) -> bool:
-    """Wait until *stream* has data or end-of-file (poll: select() fails past fd 1023)."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(stream, select.POLLIN)
-        return bool(poller.poll(timeout * 1000))
-    return bool(select.select([stream], [], [], timeout)[0])  # pragma: no cover - no poll
+class Launcher:
+    """Starts worker interpreters for :class:`executors._pool.Pool`.
 
-
-class Interpreter:
-    """The parent's end of one worker interpreter.
-
-    Creating it launches the interpreter and sends the greeting without waiting;
-    :meth:`wait_ready` then reads the answer, so a spare can boot while another
-    worker runs a task.
+    :param python: the interpreter's path (see :func:`resolve_python`).
+    :param init: the pickled ``(initializer, initargs)``, or None.
+    :param max_tasks: tasks a worker runs before it exits (None: no limit).
+    :param start_timeout: seconds a worker may take to say it is ready.
     """
 
-    def __init__(self, python: str, hello: bytes) -> None:
-        task_r, task_w = os.pipe()
-        reply_r, reply_w = os.pipe()
+    def __init__(
+        self, python: str, init: bytes | None, max_tasks: int | None, start_timeout: float
+    ) -> None:
+        self.python = python
+        self.start_timeout = start_timeout
+        # the same binary (a venv's python may link to it) runs the caller's compiled loop
+        binary = os.path.realpath(python) == os.path.realpath(sys.executable)
+        self.program, self.code = _own_source() if binary else (_worker_source(), b"")
+        same = os.path.abspath(python) == os.path.abspath(sys.executable)
+        # the caller's sys.path as it is now, so that workers import what the caller can;
+        # another interpreter keeps its own and gets executors at the end
+        first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])
+        self.hello = pickle.dumps((first, last, init, max_tasks), _subworker.PROTOCOL)
+
+    def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float], bytes]:
+        """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
+        state_fd, state = _shared_state(self.code)
         try:
             err = os.dup(2)  # the worker's stderr once it is ready: the caller's
         except OSError:  # the caller has no stderr (a daemon)
             err = os.open(os.devnull, os.O_WRONLY)
+        fds = (task_r, res_w, err, state_fd)
         try:
-            self.proc = subprocess.Popen(
-                [python, "-c", _worker_source(), str(task_r), str(reply_w), str(err)],
+            proc = subprocess.Popen(
+                [self.python, "-c", self.program, *map(str, fds), str(len(self.code))],
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(task_r, reply_w, err),
+                pass_fds=fds,
             )
         except OSError as exc:
-            os.close(task_w)
-            os.close(reply_r)
             raise BrokenExecutor(
-                f"cannot start worker interpreter {python!r}: {exc}; pass python= an "
+                f"cannot start worker interpreter {self.python!r}: {exc}; pass python= an "
                 "installed Python 3.9+"
             ) from exc
         finally:
-            for fd in (task_r, reply_w, err):
-                os.close(fd)
-        self.python = python
-        self.pid = self.proc.pid
-        self.tasks = 0
-        self.ready = False
-        self.inbox = os.fdopen(reply_r, "rb")
-        self.outbox = os.fdopen(task_w, "wb")
-        with contextlib.suppress(OSError):  # it died at once: the answer is end-of-file
-            _subworker._send(self.outbox, hello)
+            os.close(err)
+            os.close(state_fd)
+        return Child(proc), state, self.hello
 
-    def wait_ready(self, start_timeout: float) -> None:
-        """Read the worker's answer to the greeting; raise BrokenExecutor if it failed."""
-        if self.ready:
-            return
-        try:
-            self._greet(start_timeout)
-        except BaseException:
-            self.close(kill=True)
-            raise
-        self.ready = True
+    def on_ready(self, child: Child) -> None:
+        """It started: its stderr is the caller's now; close the start-up pipe."""
+        if child.proc.stderr is not None:
+            child.proc.stderr.close()
 
-    def _greet(self, start_timeout: float) -> None:
-        python = self.python
-        if not _readable(self.inbox, start_timeout):
-            raise BrokenExecutor(
-                f"worker interpreter {python!r} (pid {self.pid}) was not ready after "
-                f"{start_timeout:g} s; raise start_timeout= if it is just slow to start"
-            )
-        data = _subworker._recv(self.inbox)
-        if data is None:
-            code = self.proc.wait()
-            assert self.proc.stderr is not None
-            tail = self.proc.stderr.read()[-2000:].decode("utf-8", "replace").strip()
-            raise BrokenExecutor(
-                f"worker interpreter {python!r} {_status(code)} before it was ready"
-                + (f"; it said:\n{tail}\n" if tail else "; ")
-                + "check that python= names a working Python 3.9+ interpreter"
-            )
-        message = pickle.loads(data)
-        if message[0] == "init_error":
-            cause = unpack_exception(PackedException(*message[1]))
-            error = BrokenExecutor(
-                f"the initializer failed in worker interpreter {python!r} with "
-                f"{type(cause).__name__}: {cause}; no task can run on this executor"
-            )
-            raise error from cause
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
+    def start_failed(self, child: Child, exitcode: int | None) -> BrokenExecutor:
+        """The error for a worker that ended before it was ready."""
+        tail = child.stderr_tail()
+        return BrokenExecutor(
+            f"worker interpreter {self.python!r} {describe_exit(exitcode)} before it was ready"
+            + (f"; it said:\n{tail}\n" if tail else "; ")
+            + "check that python= names a working Python 3.9+ interpreter"
+        )
 
-    def send(self, payload: bytes) -> bool:
-        """Send one pickled task; False if the worker was already gone (it never saw it)."""
-        self.tasks += 1
-        try:
-            _subworker._send(self.outbox, payload)
-        except OSError:
-            return False
-        return True
-
-    def receive(self, fn: object, timeout: float | None) -> tuple[str, Any]:
-        """The answer to the task *fn* sent: ``("ok", result)`` or ``("err", packed)``."""
-        if timeout is not None and not _readable(self.inbox, timeout):
-            self.close(kill=True)
-            raise TaskTimeout(
-                f"{describe(fn)}() ran longer than task_timeout={timeout:g} s, so its worker "
-                f"{self.pid} was killed; the executor starts a new one for the next task"
-            )
-        try:
-            data = _subworker._recv(self.inbox)
-        except OSError:
-            data = None
-        if data is None:
-            code = self.close()
-            raise WorkerCrashed(
-                f"worker {self.pid} {_status(code)} while running {describe(fn)}(); the executor "
-                "starts a new worker for the next task and is still usable",
-                exitcode=code,
-                pid=self.pid,
-            )
-        reply: tuple[str, Any] = pickle.loads(data)
-        return reply
-
-    def release(self) -> None:
-        """Close the pipes, so the worker exits; :meth:`close` then reaps it."""
-        for stream in (self.outbox, self.inbox, self.proc.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-
-    def close(self, kill: bool = False) -> int:
-        """Release the worker and reap it; its exit status."""
-        self.release()
-        if kill:
-            self.proc.kill()
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+    def start_timed_out(self, child: Child) -> BrokenExecutor:
+        """The error for a worker that was not ready after ``start_timeout``."""
+        return BrokenExecutor(
+            f"worker interpreter {self.python!r} (pid {child.pid}) was not ready after "
+            f"{self.start_timeout:g} s; raise start_timeout= if it is just slow to start"
+        )

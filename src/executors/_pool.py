@@ -11,6 +11,13 @@ Data flow (one manager thread per executor; the caller's threads only queue)::
                                       WorkerCrashed, requeue the unstarted, start a new worker
     worker i's shared state: tasks started/finished, start time, ring of cancel marks
 
+Workers are ``multiprocessing`` processes running :func:`executors._worker.pool_worker`,
+or, given a *launcher* (the ``subprocess`` backend's :class:`executors._interpreter.Launcher`),
+interpreters started by ``subprocess.Popen``; both run :func:`executors._subworker.serve`.
+An interpreter says READY once started: one that dies or hangs before that breaks
+the pool with the launcher's error, and its successor may be started before it
+leaves (:meth:`_Pool.prestart`).
+
 Many tasks cross each pipe per message in both directions, so a task costs a
 few microseconds of the caller's time. The parent never blocks writing to a
 worker (its pipe ends are non-blocking), so a big argument and a big result
@@ -35,11 +42,11 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _worker
+from . import _subworker, _validate, _worker, context
 from .errors import BrokenExecutor
-from .serialization import unpack_exception
+from .serialization import PackedException, unpack_exception
 
-__all__ = ["Pool", "Task"]
+__all__ = ["Pool", "Task", "submit_call"]
 
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
@@ -133,34 +140,27 @@ class _Worker:
     """One worker process, its two pipes and its shared state, seen from the parent."""
 
     def __init__(self, pool: _Pool, index: int) -> None:
-        ctx = pool.ctx
-        task_r, task_w = os.pipe()
-        res_r, res_w = os.pipe()
-        self.state = ctx.RawArray("d", _worker.RING_START + _worker.RING)
-        close = pool.parent_fds() if pool.start_method == "fork" else []
-        child_ends = (
-            multiprocessing.connection.Connection(task_r, writable=False),
-            multiprocessing.connection.Connection(res_w, readable=False),
-        )
-        args = (
-            *child_ends,
-            self.state,
-            pool.initializer,
-            pool.initargs,
-            pool.max_tasks,
-            pool.serializer,
-            logging.getLogger().getEffectiveLevel(),
-            [*close, task_w, res_r],
-        )
-        self.process = ctx.Process(
-            target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
-        )
-        try:
-            with _worker.forking():
-                self.process.start()
-        finally:
-            for conn in child_ends:
-                conn.close()
+        self.out: deque[memoryview] = deque()
+        self.ready = pool.launcher is None  # an interpreter says so once it has started
+        self.launched_at = time.monotonic()
+        if pool.launcher is None:
+            task_r, task_w = os.pipe()
+            res_r, res_w = os.pipe()
+            self.process, self.state = self.start(pool, index, task_r, task_w, res_r, res_w)
+        else:
+            with _worker._FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
+                task_r, task_w = os.pipe()
+                res_r, res_w = os.pipe()
+                try:
+                    self.process, self.state, hello = pool.launcher.start(task_r, res_w)
+                except BaseException:
+                    for fd in (task_w, res_r):
+                        os.close(fd)
+                    raise
+                finally:
+                    for fd in (task_r, res_w):
+                        os.close(fd)
+            self.out.append(memoryview(_subworker.frame(hello)))
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
@@ -169,14 +169,47 @@ class _Worker:
                     fcntl.fcntl(fd, set_pipe_size, 1 << 20)
         self.pid = self.process.pid
         self.tasks_fd, self.results_fd = task_w, res_r
-        self.sentinel = self.process.sentinel
+        self.sentinel: int | None = self.process.sentinel
         self.reader = _worker.FrameReader()
-        self.out: deque[memoryview] = deque()
         self.inflight: deque[_Task] = deque()
         self.dispatched = 0
         self.doomed: tuple[str, _Task] | None = None
         self.stopping = False
         self.watching = False
+        self.replaced = False
+
+    @staticmethod
+    def start(  # noqa: PLR0917
+        pool: _Pool, index: int, task_r: int, task_w: int, res_r: int, res_w: int
+    ) -> tuple[Any, Any]:
+        """Start a ``multiprocessing`` worker running :func:`executors._worker.pool_worker`."""
+        ctx = pool.ctx
+        state = ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
+        close = pool.parent_fds() if pool.start_method == "fork" else []
+        child_ends = (
+            multiprocessing.connection.Connection(task_r, writable=False),
+            multiprocessing.connection.Connection(res_w, readable=False),
+        )
+        args = (
+            *child_ends,
+            state,
+            pool.initializer,
+            pool.initargs,
+            pool.max_tasks,
+            pool.serializer,
+            logging.getLogger().getEffectiveLevel(),
+            [*close, task_w, res_r],
+        )
+        process = ctx.Process(
+            target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
+        )
+        try:
+            with _worker.forking():
+                process.start()
+        finally:
+            for conn in child_ends:
+                conn.close()
+        return process, state
 
     def close_fds(self) -> None:
         for fd in (self.tasks_fd, self.results_fd):
@@ -186,13 +219,13 @@ class _Worker:
         self.tasks_fd = self.results_fd = -1
 
     def started(self, task: _Task) -> bool:
-        return bool(self.state[_worker.STARTED] > task.seq)
+        return bool(self.state[_subworker.STARTED] > task.seq)
 
     def finished(self, task: _Task) -> bool:
-        return bool(self.state[_worker.FINISHED] > task.seq)
+        return bool(self.state[_subworker.FINISHED] > task.seq)
 
     def mark_cancelled(self, task: _Task) -> None:
-        self.state[_worker.RING_START + task.seq % _worker.RING] = task.seq + 1
+        self.state[_subworker.RING_START + task.seq % _subworker.RING] = task.seq + 1
 
     def kill(self, why: str, task: _Task) -> None:
         if self.doomed is None:
@@ -213,11 +246,14 @@ class _Pool:
         max_tasks: int | None,
         serializer: str,
         task_timeout: float | None,
+        launcher: Any = None,
     ) -> None:
         self.name = f"executors-pool-{next(_names)}"
         self.size = size
+        self.launcher = launcher  # None: multiprocessing workers; else see Launcher
+        self.cpus = _validate.cpu_count()
         self.start_method = start_method
-        self.ctx: Any = multiprocessing.get_context(start_method)
+        self.ctx: Any = multiprocessing.get_context(start_method) if launcher is None else None
         self.initializer, self.initargs = initializer, initargs
         self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
         self.lock = threading.Lock()
@@ -300,7 +336,40 @@ class _Pool:
         worker = _Worker(self, next(self.started_workers))
         self.workers.append(worker)
         self.selector.register(worker.results_fd, selectors.EVENT_READ, worker)
-        self.selector.register(worker.sentinel, selectors.EVENT_READ, worker)
+        if worker.sentinel is not None:  # else the results pipe's end of file tells
+            self.selector.register(worker.sentinel, selectors.EVENT_READ, worker)
+        if worker.out:
+            self.flush(worker)  # an interpreter's greeting
+
+    def prestart(self, worker: _Worker) -> None:
+        """Start *worker*'s successor now if it got its last task (lock held).
+
+        Interpreter workers only: the manager calls this once a worker has its
+        last task when a CPU is idle, and else when that task is done, rather
+        than once the worker has exited.
+        """
+        if (
+            self.max_tasks is not None
+            and worker.dispatched >= self.max_tasks
+            and not worker.replaced
+            and self.broken is None
+            and not self.closing
+        ):
+            worker.replaced = True
+            self.replace_worker()
+
+    def replace_worker(self) -> None:
+        """:meth:`add_worker` from the manager thread: a failure breaks the pool (lock held)."""
+        try:
+            self.add_worker()
+        except BrokenExecutor as exc:
+            self.broken = exc
+        except OSError as exc:  # e.g. out of descriptors
+            self.broken = BrokenExecutor(
+                f"cannot start a new worker: {exc}; no task can run on this executor; "
+                "create a new one once the cause is fixed"
+            )
+            self.broken.__cause__ = exc
 
     def run(self) -> None:
         try:
@@ -316,7 +385,12 @@ class _Pool:
             with self.lock:
                 batches = self.dispatch() if self.broken is None else []
             for worker, batch in batches:
-                self.send(worker, _worker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                self.send(worker, _subworker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                if self.launcher is not None and len(self.workers) < self.cpus:
+                    with self.lock:  # a spare may boot on an idle CPU while this one works
+                        self.prestart(worker)
+                    if self.broken is not None:
+                        self.fail_everything(self.broken)
             with self.lock:
                 if batches and self.pending and self.broken is None:
                     continue
@@ -342,22 +416,35 @@ class _Pool:
                     self.receive(worker)
             if self.task_timeout is not None:
                 self.check_timeouts()
+            if self.launcher is not None:
+                self.check_starts()
 
     def poll_interval(self) -> float | None:
+        interval = None
         if self.task_timeout is not None and any(w.inflight for w in self.workers):
-            return min(0.02, self.task_timeout / 4)
-        return None
+            interval = min(0.02, self.task_timeout / 4)
+        if self.launcher is not None and not all(w.ready for w in self.workers):
+            interval = min(interval or 0.05, 0.05)
+        return interval
 
     def dispatch(self) -> list[tuple[_Worker, list[bytes]]]:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
+        if self.launcher is not None and self.max_tasks is not None:  # not the retiring ones
+            live = [w for w in live if w.dispatched < self.max_tasks]
         batches: list[tuple[_Worker, list[bytes]]] = []
         if not pending or not live:
             return batches
         share = -(-len(pending) // len(live))
         live.sort(key=lambda w: len(w.inflight))
+        # with successors started ahead (prestart), at most `size` workers hold tasks
+        idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if self.launcher else 0
         for w in live:
+            if self.launcher is not None and not w.inflight:
+                if idle_ok <= 0:
+                    continue
+                idle_ok -= 1
             room = min(share, _CAP - len(w.inflight))
             if self.max_tasks is not None:
                 room = min(room, self.max_tasks - w.dispatched)
@@ -412,6 +499,8 @@ class _Pool:
         if not data:  # end of file: the worker is exiting; its sentinel follows
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(worker.results_fd)
+            if worker.sentinel is None:  # no sentinel to wait for (no pidfd_open)
+                self.on_death(worker)
             return
         for message in worker.reader.feed(data):
             self.handle(worker, pickle.loads(message))
@@ -423,10 +512,15 @@ class _Pool:
             for _tid, kind, value in items:
                 if kind == _worker.LOG:
                     logs.append(value)
-                elif kind == _worker.INIT_FAILED:
+                elif kind == _subworker.INIT_FAILED:
                     self.break_with_initializer(value, worker)
+                elif kind == _subworker.READY:
+                    worker.ready = True
+                    self.launcher.on_ready(worker.process)
                 else:
                     done.append((worker.inflight.popleft(), kind, value))
+            if self.launcher is not None and not worker.inflight:
+                self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             _worker.replay_log(record)
         for task, kind, value in done:
@@ -434,14 +528,14 @@ class _Pool:
                 if kind == _worker.OK:
                     task._resolve(value)
                 elif kind == _worker.ERR:
-                    task.set_exception(unpack_exception(value))
+                    task.set_exception(unpack_exception(_packed(value)))
             except InvalidStateError:  # cancelled meanwhile
                 pass
         if self.broken is not None:
             self.fail_everything(self.broken)
 
     def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
-        cause = unpack_exception(packed)
+        cause = unpack_exception(_packed(packed))
         self.broken = BrokenExecutor(
             f"initializer {_worker.call_name(self.initializer or print)} raised "
             f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
@@ -450,8 +544,9 @@ class _Pool:
         self.broken.__cause__ = cause
 
     def on_death(self, worker: _Worker) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(worker.sentinel)
+        if worker.sentinel is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.sentinel)
         while True:  # what it sent before dying still counts
             try:
                 data = os.read(worker.results_fd, 1 << 20)
@@ -467,11 +562,13 @@ class _Pool:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
         worker.close_fds()
-        worker.process.close()
         failures: list[tuple[_Task, BaseException]] = []
         with self.lock:
+            if not worker.ready and self.broken is None:  # it never started: nothing will
+                self.broken = self.launcher.start_failed(worker.process, exitcode)
+            worker.process.close()
             self.workers.remove(worker)
-            started = int(worker.state[_worker.STARTED])
+            started = int(worker.state[_subworker.STARTED])
             requeue = []
             for task in worker.inflight:
                 if task.seq >= started:
@@ -481,21 +578,27 @@ class _Pool:
                     failures.append((task, self.death_error(worker, task, exitcode)))
             self.pending.extendleft(reversed(requeue))
             worker.inflight.clear()
-            replace = self.broken is None and (
-                not self.closing or bool(self.pending) or any(w.inflight for w in self.workers)
+            replace = (
+                self.broken is None
+                and not worker.replaced
+                and (
+                    not self.closing or bool(self.pending) or any(w.inflight for w in self.workers)
+                )
             )
         for task, error in failures:
             with contextlib.suppress(InvalidStateError):
                 task.set_exception(error)
         if replace:
             with self.lock:
-                self.add_worker()
+                self.replace_worker()
         if self.broken is not None:
             self.fail_everything(self.broken)
 
     def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
         running = _worker.call_name(task.fn)
-        after = "the pool replaced it and is still usable"
+        after = (
+            f"the {'pool' if self.launcher is None else 'executor'} replaced it and is still usable"
+        )
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
@@ -515,13 +618,26 @@ class _Pool:
             for w in self.workers:
                 if w.doomed is not None or not w.inflight:
                     continue
-                started = int(w.state[_worker.STARTED])
-                if started <= int(w.state[_worker.FINISHED]):
+                started = int(w.state[_subworker.STARTED])
+                if started <= int(w.state[_subworker.FINISHED]):
                     continue
-                if now - w.state[_worker.START_TIME] > self.task_timeout:
+                if now - w.state[_subworker.START_TIME] > self.task_timeout:
                     running = next((t for t in w.inflight if t.seq == started - 1), None)
                     if running is not None:
                         w.kill("timeout", running)
+
+    def check_starts(self) -> None:
+        """Break the pool when an interpreter is not ready after ``launcher.start_timeout``."""
+        now = time.monotonic()
+        with self.lock:
+            for w in self.workers:
+                if w.ready or self.broken is not None:
+                    continue
+                if now - w.launched_at > self.launcher.start_timeout:
+                    self.broken = self.launcher.start_timed_out(w.process)
+                    w.process.kill()
+        if self.broken is not None:
+            self.fail_everything(self.broken)
 
     def fail_everything(self, error: BaseException) -> None:
         with self.lock:
@@ -542,7 +658,7 @@ class _Pool:
                 with contextlib.suppress(OSError):
                     os.kill(w.pid, signal.SIGKILL)
             else:
-                self.send(w, _worker.frame(b""))
+                self.send(w, _subworker.frame(b""))
         deadline = time.monotonic() + 5.0
         for w in self.workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
@@ -557,6 +673,35 @@ class _Pool:
             w.process.close()
         self.workers.clear()
         _worker.release_manager(self)
+
+
+def submit_call(  # noqa: PLR0917
+    pool: _Pool,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dumps: Callable[[Any], bytes],
+    pickler: Callable[[Any], bytes],
+) -> _Task:
+    """Pickle ``fn(*args, **kwargs)`` with the caller's context values and queue it on *pool*.
+
+    *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
+    the part that would not pickle in a :class:`~executors.SerializationError`.
+    """
+    bound = context.current()
+    values = dict(bound) if bound else None
+    try:
+        payload = dumps((fn, args, kwargs or None, values))
+    except Exception:
+        payload = _worker.pack_call(fn, args, kwargs, values, pickler)
+    task = _Task(pool, payload, fn)
+    pool.submit(task)
+    return task
+
+
+def _packed(value: Any) -> PackedException:
+    """A worker interpreter sends a PackedException's fields as a plain tuple."""
+    return value if isinstance(value, PackedException) else PackedException(*value)
 
 
 Pool = _Pool

@@ -1,59 +1,194 @@
-"""The worker loop of the ``subprocess`` backend: one fresh interpreter, pickles over pipes.
+"""The worker side of the ``pool`` engine: frames, the batched task loop, interpreter workers.
 
-The parent starts ``python -c <import this file as _subworker> READ_FD WRITE_FD
-ERR_FD`` (so the ``executors`` package is imported only if a task needs it, and
-start-up costs little more than a bare interpreter; ``python -m
-executors._subworker`` works too). Every message is a frame: an 8-byte little-endian length, then a
-pickle (protocol 5).
+One protocol serves ``pool`` workers (``multiprocessing`` children) and the
+``subprocess`` backend's worker interpreters. Every message is a frame: an
+8-byte big-endian length, then a pickle; a zero length means "stop". The parent
+sends ``[payload, ...]`` (each a pickled ``(fn, args, kwargs, context)``); the
+worker answers ``[(key, kind, value), ...]`` (kinds below), after any task that
+took over 1 ms, after 2 ms of quicker ones, and whenever it runs out of work.
+Its *state* is shared memory of doubles: tasks started and finished, when the
+current one started, and a ring of cancel marks (see :func:`serve`).
 
-::
+A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
+[LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
+top-level module ``_subworker``, or, in the caller's own Python, runs this
+file's code that the caller compiled and marshalled into the STATE file after
+the state (LENGTH bytes); see :mod:`executors._interpreter`::
 
-    parent                                   worker
-      | -- hello (sys.path, initializer) -->  |  extend sys.path, run the initializer
-      | <-- ("ready", pid, version) --------  |  or ("init_error", packed exception)
-      | -- (fn, args, kwargs, context) ---->  |  run it
-      | <-- ("ok", result) / ("err", packed)  |
-      | ...                                   |
-      | -- end of file -------------------->  |  exit 0
+    parent                                       worker
+      | -- hello: (sys.path, initializer, max) -->  |  extend sys.path, map STATE,
+      |                                             |  run the initializer
+      | <-- [(None, READY, (pid, version))] ------  |  or [(None, INIT_FAILED, packed)]
+      | -- [payload, ...] ----------------------->  |  run them in order
+      | <-- [(None, OK/ERR/SKIP, value), ...] ----  |
+      | -- stop frame or end of file ------------>  |  exit 0
 
-Until it is ready, the worker's stderr is a pipe the parent reads if start-up
-fails; then it takes over the parent's stderr (ERR_FD). Its stdout is the parent's.
-Only the standard library is imported here: everything else comes lazily.
+Until it is ready, the interpreter's stderr is a pipe the parent reads if
+start-up fails; then it takes over the caller's stderr (STDERR). This file
+imports only C modules (``_pickle``, ``select``, ``mmap``) besides those every
+interpreter has loaded, so a worker starts about as fast as a bare ``python -c
+pass``; ``executors`` is imported only if a task needs it (context values, an
+error that will not pickle). A worker ignores SIGINT (the caller handles Ctrl-C).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import select
 import sys
-
-try:  # the C module alone: importing pickle.py would cost a few ms more per worker
-    from _pickle import dumps, loads
-except ImportError:  # pragma: no cover - Pythons without the accelerator
-    from pickle import dumps, loads
+import time
 
 TYPE_CHECKING = False  # not imported from typing, which would slow every worker's start
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from collections import deque
+    from typing import Any, Callable
+else:
+    from _collections import deque  # the C type; ``collections`` costs an import
+
+
+def _import_pickle() -> tuple[Any, Any]:
+    """``_pickle.dumps`` and ``loads``: the C module alone, and without ``functools``.
+
+    Importing ``pickle.py`` would cost a few ms more per worker. ``_pickle`` takes
+    one thing from ``functools``: ``partial``, which is ``_functools.partial``;
+    lent that alone while it loads, a worker does not import ``functools`` and
+    ``collections`` (about 2 ms of every start). A task that imports
+    ``functools`` later gets the real module.
+    """
+    try:
+        import _pickle
+    except ImportError:  # pragma: no cover - Pythons without the accelerator
+        import pickle
+
+        return pickle.dumps, pickle.loads
+    return _pickle.dumps, _pickle.loads
+
+
+if "functools" not in sys.modules and "_pickle" not in sys.modules:
+    _lent = type(sys)("functools")
+    _lent.partial = __import__("_functools").partial  # type: ignore[attr-defined]
+    sys.modules["functools"] = _lent
+    try:
+        dumps, loads = _import_pickle()
+    finally:
+        if sys.modules.get("functools") is _lent:
+            del sys.modules["functools"]
+        del _lent
+else:
+    dumps, loads = _import_pickle()
 
 PROTOCOL = 5
+OK, ERR, SKIP, LOG, INIT_FAILED, READY = 0, 1, 2, 3, 4, 5
+
+#: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
+STARTED, START_TIME, FINISHED = 0, 1, 2
+RING_START = 3
+RING = 1024
+STATE_SIZE = (RING_START + RING) * 8  # bytes
 
 
-def _recv(stream: BinaryIO) -> bytes | None:
-    head = stream.read(8)
-    if len(head) < 8:
+# -- framing --------------------------------------------------------------------------
+
+
+def frame(data: bytes) -> bytes:
+    """*data* with its length in front, ready for :func:`read_frame` on the other end."""
+    return len(data).to_bytes(8, "big") + data
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Blocking write of all of *data* to *fd*."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_frame(stream: io.FileIO) -> bytes | None:
+    """Blocking read of one frame; None at end of file or on a stop frame."""
+    header = _read_exactly(stream, 8)
+    if header is None:
         return None
-    size = int.from_bytes(head, "little")
-    data = stream.read(size)
-    return data if len(data) == size else None
+    size = int.from_bytes(header, "big")
+    return _read_exactly(stream, size) if size else None
 
 
-def _send(stream: BinaryIO, data: bytes) -> None:
-    stream.write(len(data).to_bytes(8, "little"))
-    stream.write(data)
-    stream.flush()
+def _read_exactly(stream: io.FileIO, size: int) -> bytes | None:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = stream.readinto(view[got:])
+        if not n:
+            return None
+        got += n
+    return bytes(buf)
 
 
-def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
+# -- the task loop, shared by pool workers and worker interpreters ---------------------
+
+
+def serve(
+    in_fd: int,
+    state: Any,
+    max_tasks: int | None,
+    run: Callable[[bytes], tuple[int, Any]],
+    send: Callable[[list[tuple[Any, int, Any]]], None],
+) -> None:
+    """Run the tasks read from *in_fd* in order until a stop frame, end of file or *max_tasks*.
+
+    *state* is indexable shared memory (see the module docstring): the parent
+    reads ``state[STARTED]``, ``state[FINISHED]`` and ``state[START_TIME]`` to
+    tell which task a dead worker was running and to enforce timeouts, and
+    ``RING_START + seq % RING`` holds ``seq + 1`` when it cancelled task *seq*
+    before it started.
+    """
+    ppid = os.getppid()
+    stream = io.FileIO(in_fd, "rb", closefd=False)
+    poller = select.poll()  # not select.select: descriptors above 1023 are fine
+    poller.register(in_fd, select.POLLIN)
+    queue: deque[bytes] = deque()
+    out: list[tuple[Any, int, Any]] = []
+    seq = 0
+    last_flush = time.monotonic()
+    while True:
+        if not queue:
+            if out:
+                send(out)
+                out = []
+            while not poller.poll(1000):
+                if os.getppid() != ppid:
+                    return  # the parent died without telling us
+            data = read_frame(stream)
+            if data is None:
+                return
+            queue.extend(loads(data))
+            last_flush = time.monotonic()
+            continue
+        now = time.monotonic()
+        payload = queue.popleft()
+        state[START_TIME] = now
+        state[STARTED] = seq + 1
+        if state[RING_START + seq % RING] == seq + 1:
+            out.append((None, SKIP, None))
+        else:
+            kind, value = run(payload)
+            out.append((None, kind, value))
+        seq += 1
+        state[FINISHED] = seq
+        if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
+            send(out)
+            return
+        end = time.monotonic()
+        if end - now > 0.001 or end - last_flush > 0.002:  # a slow task, or 2 ms of fast ones
+            send(out)
+            out = []
+            last_flush = end
+
+
+# -- a worker interpreter ---------------------------------------------------------------
+
+
+def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     """What executors.serialization.PackedException holds, as plain data."""
     import traceback
 
@@ -71,69 +206,116 @@ def _pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     return data, type_name, str(exc), f'\n"""\n{tb}"""'
 
 
-def _reply(fn: Any, result: Any) -> bytes:
+def run(payload: bytes) -> tuple[int, Any]:
+    """Unpickle and run one task; never raises.
+
+    :func:`executors._worker.run_packed` for interpreters: the same steps, but
+    the ``executors`` package is imported only when the task carries context
+    values or cannot be unpickled, and an exception travels as a plain tuple.
+    """
     try:
-        return dumps(("ok", result), PROTOCOL)
-    except Exception:
-        from executors import serialization
+        fn, args, kwargs, values = loads(payload)
+    except BaseException:
+        fn = None
+    if fn is None:  # outside the except block, so that the error does not chain to itself
+        from executors._worker import run_packed  # words the error as pool workers do
 
-        try:
-            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
-        except Exception as exc:
-            return dumps(("err", _pack(exc)), PROTOCOL)
-        raise
-
-
-def _call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], values: dict[str, Any]) -> Any:
-    if not values:
-        return fn(*args, **kwargs)
-    from executors import context
-
-    return context.run(values, fn, *args, **kwargs)
-
-
-def serve(rfd: int, wfd: int, errfd: int) -> int:
-    """Greet the parent, then run tasks until the task pipe closes."""
-    inbox = os.fdopen(rfd, "rb")
-    outbox = os.fdopen(wfd, "wb")
-    hello = _recv(inbox)
-    if hello is None:
-        return 0
-    first, last, init = loads(hello)
-    sys.path[:] = [*first, *(p for p in sys.path if p not in first), *last]
+        return run_packed(payload)
     try:
-        if init is not None:
-            fn, initargs = loads(init)
-            fn(*initargs)
+        if values:
+            from executors import context
+
+            return OK, context.run(values, fn, *args, **(kwargs or {}))
+        if kwargs:
+            return OK, fn(*args, **kwargs)
+        return OK, fn(*args)
     except BaseException as exc:
-        _send(outbox, dumps(("init_error", _pack(exc)), PROTOCOL))
-        return 1
-    sys.stderr.flush()
-    os.dup2(errfd, 2)
-    os.close(errfd)
-    _send(outbox, dumps(("ready", os.getpid(), sys.version), PROTOCOL))
-    while True:
-        data = _recv(inbox)
-        if data is None:
-            return 0
-        task: Any = None
+        return ERR, pack(exc)
+
+
+def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
+    def send(items: list[tuple[Any, int, Any]]) -> None:
         try:
-            task, args, kwargs, values = loads(data)
-            reply = _reply(task, _call(task, args, kwargs, values))
-        except BaseException as exc:
-            reply = dumps(("err", _pack(exc)), PROTOCOL)
-        del task, data
-        sys.stdout.flush()
-        _send(outbox, reply)
-        del reply
+            data = dumps(items, PROTOCOL)
+        except Exception:
+            from executors._worker import pack_outcomes  # names the result that failed
+
+            data = pack_outcomes(items, lambda obj: dumps(obj, PROTOCOL))
+        stdout = sys.stdout
+        if stdout is not None:
+            stdout.flush()  # what the tasks printed comes out before their results
+        write_all(out_fd, frame(data))
+
+    return send
 
 
 def main(argv: list[str]) -> int:
-    """Serve until the parent closes the pipes; leaving early because it went away is quiet."""
+    """Greet the parent, then serve tasks; leaving because the parent went away is quiet."""
+    in_fd, out_fd, err_fd, state_fd = map(int, argv[:4])
+    _leave_ctrl_c_to_the_caller()
+    send = _sender(out_fd)
     try:
-        return serve(*map(int, argv[:3]))
+        hello = read_frame(io.FileIO(in_fd, "rb", closefd=False))
+        if hello is None:
+            return 0
+        first, last, init, max_tasks = loads(hello)
+        sys.path[:] = [*first, *(p for p in sys.path if p not in first), *last]
+        import mmap
+
+        state = memoryview(mmap.mmap(state_fd, STATE_SIZE)).cast("d")
+        os.close(state_fd)
+        try:
+            if init is not None:
+                fn, initargs = loads(init)
+                fn(*initargs)
+        except BaseException as exc:
+            send([(None, INIT_FAILED, pack(exc))])
+            return 1
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(err_fd, 2)
+        os.close(err_fd)
+        send([(None, READY, (os.getpid(), sys.version))])
+        serve(in_fd, state, max_tasks, run, send)
     except (BrokenPipeError, ConnectionResetError):
-        return 0
+        pass
+    _exit_early()
+    return 0
+
+
+def _leave_ctrl_c_to_the_caller() -> None:
+    """A terminal's Ctrl-C reaches the workers too: the caller handles it, they go on.
+
+    A handler that does nothing rather than SIG_IGN, which programs a task
+    starts would inherit; ``_signal``, as ``signal`` imports ``enum``.
+    """
+    signals = __import__("_signal")
+    signals.signal(signals.SIGINT, _ignore)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    pass
+
+
+def _exit_early() -> None:
+    """Leave at once when a normal exit would do nothing observable (saves a ms or two).
+
+    That is: no atexit callback and no other thread (``threading`` never imported);
+    the standard streams are flushed first. Otherwise the caller returns and the
+    interpreter shuts down as usual.
+    """
+    import atexit
+
+    callbacks = getattr(atexit, "_ncallbacks", None)  # CPython's; elsewhere: exit as usual
+    if callbacks is None or callbacks() or "threading" in sys.modules:
+        return
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except Exception:
+        return
+    os._exit(0)
 
 
 if __name__ == "__main__":

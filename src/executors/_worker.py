@@ -17,22 +17,28 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import logging
 import os
 import pickle
-import select
 import signal
 import struct
 import sys
 import threading
-import time
 import warnings
 import weakref
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import _validate, context
+from . import _subworker, _validate, context
+
+# the kinds of outcome, the frames and the shared state are the light worker module's
+from ._subworker import (
+    ERR,
+    INIT_FAILED,
+    LOG,
+    OK,
+    frame,
+    write_all,
+)
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
 from .protocol import BaseExecutor
 from .serialization import Dumps, PackedException, describe, dumps, get_pickler, pack_exception
@@ -61,7 +67,6 @@ __all__ = [
     "timeout_error",
 ]
 
-OK, ERR, SKIP, LOG, INIT_FAILED = 0, 1, 2, 3, 4
 
 Outcome = tuple[int, Any]
 
@@ -349,39 +354,6 @@ def close_fds(fds: list[int]) -> None:
 _HEADER = struct.Struct("!Q")
 
 
-def frame(data: bytes) -> bytes:
-    """*data* with its length in front, ready for :func:`read_frame` on the other end."""
-    return _HEADER.pack(len(data)) + data
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Blocking write of all of *data* to *fd*."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def read_frame(stream: io.FileIO) -> bytes | None:
-    """Blocking read of one frame; None at end of file or on a stop frame."""
-    header = _read_exactly(stream, _HEADER.size)
-    if header is None:
-        return None
-    (size,) = _HEADER.unpack(header)
-    return _read_exactly(stream, size) if size else None
-
-
-def _read_exactly(stream: io.FileIO, size: int) -> bytes | None:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = stream.readinto(view[got:])
-        if not n:
-            return None
-        got += n
-    return bytes(buf)
-
-
 class FrameReader:
     """Non-blocking side of a pipe: feed it what ``os.read`` returned, take whole frames."""
 
@@ -410,13 +382,8 @@ class FrameReader:
 
 # -- the pool worker ---------------------------------------------------------------
 
-#: Slots of a worker's shared state array; the ring of cancel marks follows them.
-STARTED, START_TIME, FINISHED = 0, 1, 2
-RING_START = 3
-RING = 1024
 
-
-def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read top down
+def pool_worker(  # noqa: PLR0917 - a Process target
     tasks: Any,
     results: Any,
     state: Any,
@@ -427,25 +394,18 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
     log_level: int,
     close: list[int],
 ) -> None:
-    """The main function of a ``pool`` worker process.
+    """The main function of a ``pool`` worker process: :func:`executors._subworker.serve`.
 
     *tasks* and *results* are the worker's ends of two pipes (Connections, used
-    as raw descriptors with :func:`frame`). The parent sends frames of pickled
-    ``[payload, ...]``; the worker answers with frames of
-    ``[(key, kind, value), ...]``, sent after any task that took over 1 ms,
-    after 2 ms of quicker ones, and whenever it runs out of work. *state* is
-    shared memory: the counts of tasks started and finished, when the current
-    one started (the parent enforces timeouts with it), and a ring of cancel
-    marks (``RING_START + seq % RING`` holds ``seq + 1`` when the parent
-    cancelled task *seq* before it started).
+    as raw descriptors with :func:`frame`); *state* is a shared array laid out
+    as :mod:`executors._subworker` describes. Log records go to the parent.
     """
     from .serialization import get_pickler
 
     close_fds(close)
     ignore_sigint()
     pickler = get_pickler(serializer)
-    in_fd, out_fd = tasks.fileno(), results.fileno()
-    stream = io.FileIO(in_fd, "rb", closefd=False)
+    out_fd = results.fileno()
     send_lock = threading.Lock()
 
     def send(items: list[tuple[Any, int, Any]]) -> None:
@@ -459,46 +419,7 @@ def pool_worker(  # noqa: PLR0915, PLR0917 - a Process target; one loop, read to
         if kind == ERR:
             send([(None, INIT_FAILED, value)])
             return
-    ppid = os.getppid()
-    poller = select.poll()  # not select.select: descriptors above 1023 are fine
-    poller.register(in_fd, select.POLLIN)
-    queue: deque[bytes] = deque()
-    out: list[tuple[Any, int, Any]] = []
-    seq = 0
-    last_flush = time.monotonic()
-    while True:
-        if not queue:
-            if out:
-                send(out)
-                out = []
-            while not poller.poll(1000):
-                if os.getppid() != ppid:
-                    return  # the parent died without telling us
-            data = read_frame(stream)
-            if data is None:
-                return
-            queue.extend(pickle.loads(data))
-            last_flush = time.monotonic()
-            continue
-        now = time.monotonic()
-        payload = queue.popleft()
-        state[START_TIME] = now
-        state[STARTED] = seq + 1
-        if state[RING_START + seq % RING] == seq + 1:
-            out.append((None, SKIP, None))
-        else:
-            kind, value = run_packed(payload)
-            out.append((None, kind, value))
-        seq += 1
-        state[FINISHED] = seq
-        if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
-            send(out)
-            return
-        end = time.monotonic()
-        if end - now > 0.001 or end - last_flush > 0.002:  # a slow task, or 2 ms of fast ones
-            send(out)
-            out = []
-            last_flush = end
+    _subworker.serve(tasks.fileno(), state, max_tasks, run_packed, send)
 
 
 # -- one child per task (fork, process) ------------------------------------------------

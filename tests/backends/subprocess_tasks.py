@@ -1,11 +1,13 @@
-"""Light task functions for the subprocess backend tests (no pytest import in workers)."""
+"""Light task functions for the subprocess backend tests (no pytest import in workers).
+
+No module-level import of threading: tests check what a worker imports.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
-import threading
 
 
 def pid() -> int:
@@ -21,6 +23,8 @@ def kill_self() -> None:
 
 
 def make_lock() -> object:
+    import threading
+
     return threading.Lock()
 
 
@@ -54,3 +58,31 @@ def set_value(value: object) -> None:
 
 def get_value() -> object:
     return VALUE, os.getpid()
+
+
+CALLS = 0
+
+
+def count_calls() -> int:
+    global CALLS
+    CALLS += 1
+    return CALLS
+
+
+def touch_then_sleep(path: str, seconds: float) -> None:
+    import time
+
+    with open(path, "w"):
+        pass
+    time.sleep(seconds)
+
+
+def write_at_exit(path: str) -> int:
+    import atexit
+
+    def write() -> None:
+        with open(path, "w") as f:
+            f.write("bye")
+
+    atexit.register(write)
+    return os.getpid()

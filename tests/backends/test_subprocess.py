@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import platform
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -95,6 +98,40 @@ def test_fresh_gives_every_task_a_new_interpreter(make: Make) -> None:
     ex = make(max_workers=2, fresh=True)
     pids = [f.result(timeout=30) for f in [ex.submit(tasks.pid) for _ in range(4)]]
     assert len(set(pids)) == 4
+    # interpreters started ahead of time ran nothing before their task
+    assert [f.result(timeout=30) for f in [ex.submit(tasks.count_calls) for _ in range(6)]] == [
+        1
+    ] * 6
+
+
+def test_tasks_get_the_real_functools(make: Make) -> None:
+    # the worker lends _pickle a stand-in while it loads; a task must never see it
+    ex = make(max_workers=1, fresh=True)
+    code = "__import__('functools').lru_cache(None)(abs)(-2)"
+    assert ex.submit(eval, code).result(timeout=30) == 2
+    assert ex.submit(functools.partial(max, 5), 3).result(timeout=30) == 5
+
+
+def test_a_fresh_worker_runs_atexit_functions_a_task_registered(make: Make, tmp_path: Path) -> None:
+    ex = make(max_workers=1, fresh=True)
+    pid = ex.submit(tasks.write_at_exit, str(tmp_path / "bye")).result(timeout=30)
+    ex.shutdown(wait=True)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert (tmp_path / "bye").read_text() == "bye"
+
+
+def test_cancel_stops_a_running_task_by_killing_its_worker(make: Make, tmp_path: Path) -> None:
+    ex = make(max_workers=1)
+    first = ex.submit(tasks.pid).result(timeout=30)
+    marker = tmp_path / "started"
+    running = ex.submit(tasks.touch_then_sleep, str(marker), 30)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.cancel()
+    assert running.cancelled()
+    assert ex.submit(tasks.pid).result(timeout=30) != first
 
 
 def test_initializer_runs_in_every_fresh_interpreter(make: Make) -> None:
@@ -112,7 +149,8 @@ def test_max_tasks_per_child_replaces_workers(make: Make) -> None:
 
 def test_worker_imports_little_until_a_task_needs_it(make: Make) -> None:
     ex = make(max_workers=1)
-    assert ex.submit(tasks.imported, "executors").result(timeout=30) is False
+    for heavy in ("executors", "typing", "logging", "multiprocessing", "threading"):
+        assert ex.submit(tasks.imported, heavy).result(timeout=30) is False, heavy
     with context.bind(user="alice"):
         assert ex.submit(read_context, "user").result(timeout=30) == "alice"
     assert ex.submit(tasks.imported, "executors").result(timeout=30) is True
@@ -164,7 +202,9 @@ def test_cloudpickle_serializer_sends_lambdas(make: Make) -> None:
 
 def test_unpicklable_result_is_named(make: Make) -> None:
     ex = make(max_workers=1)
-    with pytest.raises(SerializationError, match=r"cannot pickle the result of .*make_lock"):
+    with pytest.raises(
+        SerializationError, match=r"cannot pickle the result of the task \(<unlocked _thread.lock"
+    ):
         ex.submit(tasks.make_lock).result(timeout=30)
     assert ex.submit(tasks.pid).result(timeout=30) > 0
 
@@ -182,7 +222,7 @@ def test_task_output_goes_to_the_callers_stdout(
     ("task", "args", "status"),
     [
         (tasks.kill_self, (), r"died with SIGKILL\(-9\)"),
-        (tasks.exit_now, (7,), "exited with status 7"),
+        (tasks.exit_now, (7,), "exited with code 7"),
     ],
 )
 def test_crashed_worker_fails_its_task_and_the_executor_goes_on(
@@ -190,7 +230,10 @@ def test_crashed_worker_fails_its_task_and_the_executor_goes_on(
 ) -> None:
     ex = make(max_workers=1)
     first = ex.submit(tasks.pid).result(timeout=30)
-    with pytest.raises(WorkerCrashed, match=f"worker {first} {status} while running .*") as info:
+    with pytest.raises(
+        WorkerCrashed,
+        match=f"worker {first} {status} while running .*; the executor replaced it and is still",
+    ) as info:
         ex.submit(task, *args).result(timeout=30)
     assert isinstance(info.value, StdBrokenExecutor)
     assert info.value.pid == first
@@ -199,14 +242,28 @@ def test_crashed_worker_fails_its_task_and_the_executor_goes_on(
     assert after[0] == after[1] != first
 
 
+def test_without_pidfd_or_memfd_workers_still_work(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "pidfd_open", raising=False)  # as on macOS or an old Linux
+    monkeypatch.delattr(os, "memfd_create", raising=False)  # shared state in a temporary file
+    ex = make(max_workers=1, max_tasks_per_child=2)
+    pids = [ex.submit(tasks.pid).result(timeout=30) for _ in range(3)]
+    assert pids[0] == pids[1] != pids[2]  # the first left after 2 tasks and was replaced
+    assert ex._pool is not None
+    assert all(w.sentinel is None for w in ex._pool.workers)
+    with pytest.raises(WorkerCrashed, match=r"died with SIGKILL\(-9\)"):
+        ex.submit(tasks.kill_self).result(timeout=30)
+    assert ex.submit(tasks.pid).result(timeout=30) not in pids
+
+
 def test_task_timeout_kills_a_hung_worker_and_goes_on(make: Make) -> None:
     ex = make(max_workers=1, task_timeout=0.5)
     hung = ex.submit(tasks.sleep, 30)
     fine = ex.submit(tasks.sleep, 0)
     with pytest.raises(
         TaskTimeout,
-        match=r"sleep\(\) ran longer than task_timeout=0.5 s, so its "
-        r"worker \d+ was killed",
+        match=r"sleep\(\) ran longer than task_timeout=0.5s; worker \d+ was killed",
     ):
         hung.result(timeout=20)
     assert fine.result(timeout=20) == 0
@@ -220,20 +277,28 @@ def test_worker_that_died_while_idle_is_replaced_quietly(make: Make) -> None:
     assert ex.submit(tasks.pid).result(timeout=30) != first
 
 
-def test_os_error_while_starting_a_worker_fails_the_task(
+def test_os_error_while_starting_the_workers_fails_the_submit(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import executors._interpreter as interpreter
+    import executors._pool as engine
 
     def no_pipes() -> tuple[int, int]:
         raise OSError(24, "Too many open files")
 
     ex = make(max_workers=1)
-    monkeypatch.setattr(interpreter.os, "pipe", no_pipes)
+    monkeypatch.setattr(engine.os, "pipe", no_pipes)
     with pytest.raises(OSError, match="Too many open files"):
-        ex.submit(tasks.pid).result(timeout=30)
+        ex.submit(tasks.pid)
     monkeypatch.undo()
     assert ex.submit(tasks.pid).result(timeout=30) > 0
+
+
+def test_ctrl_c_at_the_terminal_is_left_to_the_caller(make: Make) -> None:
+    ex = make(max_workers=1)
+    pid = ex.submit(tasks.pid).result(timeout=30)
+    os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+    assert ex.submit(tasks.sleep, 0.1).result(timeout=30) == 0.1
+    assert ex.submit(tasks.pid).result(timeout=30) == pid
 
 
 def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:
@@ -244,18 +309,35 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(make: Make) -> None:
 
 
 def test_not_a_python_fails_once_with_a_clear_error(make: Make) -> None:
-    ex = make(max_workers=2, python="/bin/false")
-    futures = [ex.submit(tasks.pid) for _ in range(2)]
-    with pytest.raises(
-        BrokenExecutor,
-        match=r"'/bin/false' exited with status 1 before it was "
+    ex = make(max_workers=2, python="/bin/false", max_tasks_per_child=1)
+    errors: list[BaseException | None] = []
+    for _ in range(5):  # queued tasks fail with it; once it is known, submit raises it
+        try:
+            future = ex.submit(tasks.pid)
+        except BrokenExecutor as exc:
+            errors.append(exc)
+        else:
+            errors.append(future.exception(timeout=30))
+    assert len({id(error) for error in errors}) == 1  # one error, not one per worker
+    assert isinstance(errors[0], BrokenExecutor)
+    assert re.search(
+        r"'/bin/false' exited with code 1 before it was "
         r"ready; check that python= names a working Python 3.9\+",
-    ):
-        futures[0].result(timeout=30)
-    with pytest.raises(BrokenExecutor):
-        futures[1].result(timeout=30)
-    with pytest.raises(BrokenExecutor, match="/bin/false"):
+        str(errors[0]),
+    )
+
+
+def test_interpreter_that_cannot_be_executed_fails_once(make: Make, tmp_path: Path) -> None:
+    script = tmp_path / "python"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    ex = make(max_workers=2, python=str(script))
+    with pytest.raises(BrokenExecutor, match=r"cannot start worker interpreter .*python") as info:
         ex.submit(tasks.pid)
+    with pytest.raises(BrokenExecutor) as again:
+        ex.submit(tasks.pid)
+    assert again.value is info.value
+    assert isinstance(info.value.__cause__, OSError)
 
 
 def test_slow_start_gives_up_after_start_timeout(make: Make, tmp_path: Path) -> None:
@@ -320,7 +402,7 @@ def test_python_option_runs_tasks_in_another_interpreter(make: Make) -> None:
 @pytest.mark.skipif(not os.path.exists(PY27), reason=f"no Python 2.7 at {PY27}")
 def test_python_too_old_says_what_it_said(make: Make) -> None:
     ex = make(max_workers=1, python=PY27)
-    with pytest.raises(BrokenExecutor, match=r"(?s)exited with status 1 .*SyntaxError"):
+    with pytest.raises(BrokenExecutor, match=r"(?s)exited with code 1 .*SyntaxError"):
         ex.submit(tasks.pid).result(timeout=30)
 
 
@@ -331,6 +413,10 @@ def test_python_option_takes_a_virtual_environment(tmp_path: Path) -> None:
     ex = SubprocessExecutor(max_workers=1, python=venv)
     try:
         assert ex.python == str(venv / "bin" / "python")
+        # the same binary, yet another environment: it keeps its own sys.path
+        path = ex.submit(eval, "__import__('sys').path").result(timeout=30)
+        assert path[0] != sys.path[0]
+        assert not set(path) & {p for p in sys.path if p.endswith("site-packages")}
     finally:
         ex.shutdown()
 
@@ -346,10 +432,13 @@ def test_shutdown_reaps_every_worker(make: Make) -> None:
 
 def test_worker_loop_imports_nothing_of_executors_at_start() -> None:
     from executors import _subworker
-    from executors._interpreter import _worker_source
+    from executors._interpreter import _own_source, _worker_source
 
     source = Path(_subworker.__file__).read_text()
     top_level = [line for line in source.splitlines() if line.startswith(("import", "from"))]
     assert not [line for line in top_level if "executors" in line]
     assert "import _subworker" in _worker_source()
     compile(_worker_source(), "<worker>", "exec")
+    program, code = _own_source()  # the caller's own Python gets the loop compiled
+    compile(program, "<worker>", "exec")
+    assert code

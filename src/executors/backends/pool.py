@@ -15,9 +15,9 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker, context
+from .. import _validate, _worker
 from .._compat import ParamSpec
-from .._pool import Pool, Task
+from .._pool import Pool, submit_call
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -129,15 +129,7 @@ class PoolExecutor(_worker.ProcessBackend):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        bound = context.current()
-        values = dict(bound) if bound else None
-        try:  # the fast path; pack_call says which part failed
-            payload = self._dumps((fn, args, kwargs or None, values))
-        except Exception:
-            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
-        task = Task(self._pool, payload, fn)
-        self._pool.submit(task)
-        return task
+        return submit_call(self._pool, fn, args, kwargs, self._dumps, self._pickler)
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
         sizes = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
