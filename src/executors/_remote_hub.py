@@ -22,8 +22,9 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from multiprocessing import managers
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from . import _remote_worker as rw
 from . import serialization
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task"]
 
 #: The hub methods workers may call.
-EXPOSED = ("register", "take", "put", "bye")
+EXPOSED = ("register", "take", "put", "bye", "watch")
 
 
 class Task(LazyFuture[Any]):
@@ -56,6 +57,7 @@ class Task(LazyFuture[Any]):
     prefetched = False
     suspect = False
     deadline: float | None = None  # with task_timeout: when it runs out
+    hub: ClassVar[Hub | None] = None  # set on each hub's subclass (Hub.task_class)
 
     def __init__(self, fn_data: bytes, call_data: bytes, fn: Callable[..., Any]) -> None:
         super().__init__()
@@ -63,11 +65,35 @@ class Task(LazyFuture[Any]):
         self.call_data = call_data
         self.fn = fn
 
+    def cancel(self) -> bool:
+        """Cancel the task; one a worker runs is stopped there where its engine can.
+
+        Pool, process and fork engines kill and replace the process running it;
+        command tasks have their process group killed on any engine. A plain
+        function running on a worker's threads cannot be stopped: False then.
+        """
+        if super().cancel():
+            return True
+        hub = self.hub
+        return hub is not None and self._state == RUNNING and hub.cancel_running(self)
+
+    def _cancel_running(self) -> bool:
+        """Move this running future to cancelled, telling waiters and callbacks."""
+        with self._condition:
+            if self._state != RUNNING:
+                return False
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
 
 class _Worker:
     """A registered worker: what it holds and when it was last heard of."""
 
-    __slots__ = ("doomed", "in_flight", "info", "last_seen", "slots", "wid")
+    __slots__ = ("cancels", "doomed", "in_flight", "info", "last_seen", "slots", "wid")
 
     def __init__(self, wid: str, info: dict[str, Any]) -> None:
         self.wid = wid
@@ -76,6 +102,7 @@ class _Worker:
         self.last_seen = time.monotonic()
         self.slots = 0  # tasks it runs at once, as its last take said
         self.doomed = False  # about to be killed (a timed-out task it cannot stop)
+        self.cancels: list[int] = []  # tasks it runs that the caller cancelled
 
 
 class Hub:
@@ -98,6 +125,9 @@ class Hub:
         self.cond = threading.Condition(self.lock)
         self.cond_ahead = threading.Condition(self.lock)
         self.waiting = [0, 0]  # takers waiting on cond, on cond_ahead
+        self.cond_cancel = threading.Condition(self.lock)  # workers' watch() waits here
+        #: The future class :meth:`RemoteExecutor.submit` makes: cancel() reaches this hub.
+        self.task_class: type[Task] = type("Task", (Task,), {"hub": self})
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
@@ -173,6 +203,24 @@ class Hub:
                 finally:
                     self.waiting[kind] -= 1
 
+    def watch(self, wid: str, timeout: float) -> tuple[str, list[int]]:
+        """The tasks worker *wid* runs that were cancelled since it last asked (waits *timeout*)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if self.stopping:
+                    return "stop", []
+                worker = self.workers.get(wid)
+                if worker is None:
+                    return "stale", []
+                if worker.cancels:
+                    tids, worker.cancels = worker.cancels, []
+                    return "ok", tids
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "ok", []
+                self.cond_cancel.wait(remaining)
+
     def wake(self) -> None:
         """A task was queued: wake one waiting taker (call holding the lock)."""
         if self.waiting[0]:
@@ -184,6 +232,13 @@ class Hub:
         """Wake every waiting taker (call holding the lock)."""
         self.cond.notify_all()
         self.cond_ahead.notify_all()
+
+    def stop(self) -> None:
+        """Tell every worker to stop: at its next take, and its watch at once."""
+        with self.cond:
+            self.stopping = True
+            self.wake_all()
+            self.cond_cancel.notify_all()
 
     def _share(self, worker: _Worker, free: int, room: int) -> tuple[int, int]:
         """How many pending tasks *worker* gets to start at once, and to prefetch.
@@ -263,6 +318,37 @@ class Hub:
 
     # -- called by the executor ---------------------------------------------------
 
+    def cancel_running(self, task: Task) -> bool:
+        """Cancel *task*, handed to a worker: tell the worker to stop it, if it can.
+
+        True when *task* is now cancelled: its worker's engine stops tasks (pool,
+        process, fork), or it is a command task (killed on any engine), or it went
+        back to the queue (its worker was lost) and nobody runs it.
+        """
+        with self.cond:
+            worker = self.workers.get(task.owner) if task.owner is not None else None
+            if worker is None:  # requeued after its worker was lost: waiting for another
+                tid = next((t for t in self.pending if self.tasks.get(t) is task), None)
+                if tid is None:
+                    return False
+                del self.tasks[tid]  # _hand_out skips it
+            else:
+                info = worker.info
+                if not info.get("cancels") or not (
+                    info.get("stops_tasks") or rw.is_command(task.fn)
+                ):
+                    return False
+                tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
+                if tid is None:  # its result is being delivered
+                    return False
+                del self.tasks[tid]  # its result, if it still comes, is dropped
+                worker.in_flight.discard(tid)
+                self.running -= 1
+                worker.cancels.append(tid)
+                self.cond_cancel.notify_all()
+                self.wake_all()  # capacity freed at the master
+        return task._cancel_running()
+
     def lose(self, wid: str, reason: str | None) -> None:
         """Forget worker *wid*; requeue its tasks (count an attempt when *reason* is given)."""
         failed: list[tuple[Future[Any], BaseException]] = []
@@ -271,6 +357,7 @@ class Hub:
             if worker is None:
                 return
             self.running -= len(worker.in_flight)
+            self.cond_cancel.notify_all()  # its watch() returns "stale"
             for tid in sorted(worker.in_flight, reverse=True):
                 task = self.tasks.get(tid)
                 if task is None:

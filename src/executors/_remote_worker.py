@@ -22,6 +22,17 @@ results and exits with status 0.
 SIGTERM stops it gently: it takes no more tasks, finishes the running ones and
 sends their results, then exits with 0.
 
+A third thread *watches* for tasks the caller cancelled while they run here:
+their process is killed where the engine can (pool, process, fork engines kill
+and replace it), and command tasks (:func:`executors.run_command`,
+:class:`executors.Command`), which the worker runs on threads of its own
+whatever its engine, have their process group killed.
+
+Nothing outlives the master: a worker that gives up on it (``--retry-for``
+ran out) kills what its tasks run before it exits, and a local worker (started
+with ``--parent-pid``, as the master does) does so as soon as its parent process
+is gone, within a fraction of a second.
+
 Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
 master refused the authkey, 4 the master could not be reached.
 
@@ -32,6 +43,7 @@ with the worker: address parsing, authkey checks and :func:`execute`.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -45,7 +57,7 @@ import time
 from multiprocessing import AuthenticationError, connection, managers
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import context, registry, serialization
+from . import command, context, registry, serialization
 from .errors import InvalidOption, SerializationError
 from .spec import parse_spec
 
@@ -73,6 +85,8 @@ __all__ = [
 AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
 #: Environment variable a master sets for the local workers it starts (their name).
 NAME_ENV = "EXECUTORS_WORKER_NAME"
+#: Seconds between two looks at whether a local worker's master process still lives.
+PARENT_POLL = 0.1
 MIN_AUTHKEY = 16
 #: A worker holds about this much work (by its own timing) beyond what it runs.
 PREFETCH_SECONDS = 0.005
@@ -148,6 +162,28 @@ Payload = tuple[bytes, bytes]
 _functions: dict[bytes, Callable[..., Any]] = {}  # pickled function -> function, a small cache
 
 
+def _load(fn_data: bytes) -> Callable[..., Any]:
+    fn = _functions.get(fn_data)
+    if fn is None:
+        fn = pickle.loads(fn_data)
+        if len(_functions) >= 256:
+            _functions.clear()
+        _functions[fn_data] = fn
+    return fn
+
+
+def is_command(fn: object) -> bool:
+    """Whether *fn* runs a command (:func:`executors.run_command`, a :class:`executors.Command`)."""
+    return fn is command.run_command or isinstance(fn, command.Command)
+
+
+def _runs_command(fn_data: bytes) -> bool:
+    try:
+        return is_command(_load(fn_data))
+    except BaseException:  # execute() reports it
+        return False
+
+
 def execute(payload: Payload) -> tuple[bool, bytes]:
     """Run one task: ``fn(*args, **kwargs)`` with the caller's context values bound.
 
@@ -156,12 +192,7 @@ def execute(payload: Payload) -> tuple[bool, bytes]:
     """
     fn_data, call_data = payload
     try:
-        fn = _functions.get(fn_data)
-        if fn is None:
-            fn = pickle.loads(fn_data)
-            if len(_functions) >= 256:
-                _functions.clear()
-            _functions[fn_data] = fn
+        fn = _load(fn_data)
         args, kwargs, values = pickle.loads(call_data)
     except BaseException as exc:
         error = SerializationError(
@@ -279,6 +310,44 @@ class _Session:
         self.task_timeout: float | None = reply.get("task_timeout")
 
 
+def descendants(root: int) -> list[int]:
+    """The pids of every process below *root*, parents first (Linux ``/proc``; else none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as file:
+                ppid = int(file.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    stack = [root]
+    while stack:
+        kids = children.get(stack.pop(), [])
+        found.extend(kids)
+        stack.extend(kids)
+    return found
+
+
+def _kill_tree(pids: list[int]) -> None:
+    """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
+    if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
+        return
+    own = os.getpgrp()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid and pid != own:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
 class Worker:
     """Connect to the master at *address* and run its tasks until it says stop.
 
@@ -298,12 +367,14 @@ class Worker:
         backend: str = "thread",
         name: str = "",
         retry_for: float = 30.0,
+        parent_pid: int | None = None,
     ) -> None:
         self.address = address
         self.authkey = authkey
         self.backend = backend
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.retry_for = retry_for
+        self.parent_pid = parent_pid
         self._slots_wanted = slots
         self._slots = 1
         self._engine: Any = None
@@ -317,6 +388,14 @@ class Worker:
         self._generation = 0
         self._stopping = False
         self._stop_requested = False
+        # Cancelling running tasks: their futures (engines that stop tasks, and command
+        # tasks), the threads running command tasks, and tasks cancelled before they
+        # started; each keyed by (worker id, task id).
+        self._futures: dict[tuple[str, int], Future[Any]] = {}
+        self._threads: dict[tuple[str, int], int] = {}
+        self._cancelled: set[tuple[str, int]] = set()
+        self._commands: concurrent.futures.ThreadPoolExecutor | None = None
+        self._abandoned = False
 
     # -- connecting -------------------------------------------------------------
 
@@ -338,6 +417,7 @@ class Worker:
                     "slots": self._slots_wanted or 0,
                     "backend": self.backend,
                     "stops_tasks": self._stops_tasks,
+                    "cancels": True,  # it watches for cancelled tasks and stops them
                     "previous": previous,
                 }
                 return _Session(link, link.call("register", info))
@@ -386,14 +466,50 @@ class Worker:
 
     def run(self) -> int:
         """Serve the master until it stops; the exit status (see the module docstring)."""
+        if self.parent_pid is not None:
+            threading.Thread(
+                target=self._watch_parent, name="executors-worker-parent", daemon=True
+            ).start()
         self._install(self._connect(None))
         sender = threading.Thread(target=self._send_loop, name="executors-worker-sender")
         sender.start()
+        watcher = threading.Thread(
+            target=self._cancel_loop, name="executors-worker-cancels", daemon=True
+        )
+        watcher.start()
         try:
             self._take_loop()
+        except WorkerExit:
+            self.kill_tasks()  # the master is gone for good: leave nothing running
+            raise
         finally:
             self._finish(sender)
         return EXIT_OK
+
+    def kill_tasks(self) -> None:
+        """Kill everything the running tasks run: commands, engine processes, their children."""
+        self._abandoned = True
+        below = descendants(os.getpid())
+        command.kill_running()
+        _kill_tree(below)
+        with self._cond:
+            futures = list(self._futures.values())
+        for future in futures:
+            future.cancel()
+
+    def _watch_parent(self) -> None:
+        """A local worker: exit at once, killing what runs, when the master process is gone."""
+        while os.getppid() == self.parent_pid:
+            time.sleep(PARENT_POLL)
+        self.kill_tasks()
+        with contextlib.suppress(Exception):
+            print(
+                f"error: the master process {self.parent_pid} is gone; the worker killed its "
+                "tasks and exits",
+                file=sys.stderr,
+                flush=True,
+            )
+        os._exit(EXIT_UNREACHABLE)
 
     def request_stop(self) -> None:
         """Take no more tasks; finish and report the running ones, then leave (SIGTERM)."""
@@ -462,17 +578,108 @@ class Worker:
     def _start(self, wid: str, batch: list[tuple[int, Payload]]) -> None:
         with self._cond:
             self._in_flight += len(batch)
+        # Command tasks run on threads of this process, where cancel can kill them.
+        commands = [item for item in batch if _runs_command(item[1][0])]
+        if commands:
+            batch = [item for item in batch if item not in commands]
+            if self._commands is None:
+                self._commands = concurrent.futures.ThreadPoolExecutor(
+                    self._slots, thread_name_prefix="executors-worker-command"
+                )
+            for tid, payload in commands:
+                future = self._commands.submit(self._run_command, wid, tid, payload)
+                self._track(wid, tid, future)
         # An engine that runs tasks in submit() (inline) gets the batch in one call;
         # others get one call per task, so that tasks run side by side.
         inline = getattr(self._engine, "runs_in_submit", False)
         for group in [batch] if inline else [[item] for item in batch]:
+            if not group:
+                continue
             tids = [tid for tid, _ in group]
             try:
                 future = self._engine.submit(execute_many, [payload for _, payload in group])
             except BaseException as exc:
                 self._done(wid, tids, None, exc)
             else:
-                future.add_done_callback(functools.partial(self._done, wid, tids, error=None))
+                if self._stops_tasks:
+                    self._track(wid, tids[0], future)
+                else:
+                    future.add_done_callback(functools.partial(self._done, wid, tids, error=None))
+
+    def _track(self, wid: str, tid: int, future: Future[Any]) -> None:
+        """Keep *future* for a cancel until it is done."""
+        with self._cond:
+            self._futures[wid, tid] = future
+        future.add_done_callback(functools.partial(self._done, wid, [tid], error=None))
+
+    def _run_command(
+        self, wid: str, tid: int, payload: Payload
+    ) -> tuple[list[tuple[bool, bytes]], float]:
+        key = (wid, tid)
+        with self._cond:
+            if key in self._cancelled:
+                self._cancelled.discard(key)
+                return [(False, _pack(concurrent.futures.CancelledError()))], 0.0
+            self._threads[key] = threading.get_ident()
+        try:
+            return execute_many([payload])
+        finally:
+            with self._cond:
+                self._threads.pop(key, None)
+
+    def _cancel(self, wid: str, tids: list[int]) -> None:
+        """Stop the tasks *tids*, which the caller cancelled."""
+        for tid in tids:
+            key = (wid, tid)
+            with self._cond:
+                future = self._futures.get(key)
+            if future is None or future.cancel():  # done, or stopped (killed) by its engine
+                continue
+            with self._cond:
+                ident = self._threads.get(key)
+                if ident is None:  # its thread is about to start it: it will not
+                    if key in self._futures:
+                        self._cancelled.add(key)
+                    continue
+            deadline = time.monotonic() + 5.0
+            while not command.kill_running(thread=ident) and time.monotonic() < deadline:
+                with self._cond:  # not yet started its process, or already done
+                    if self._threads.get(key) != ident:
+                        break
+                time.sleep(0.01)
+
+    def _cancel_loop(self) -> None:
+        link: Link | None = None
+        linked = -1
+        try:
+            while not self._stopping:
+                with self._cond:
+                    session, generation = self._session, self._generation
+                assert session is not None
+                try:
+                    if link is None or linked != generation:
+                        if link is not None:
+                            link.close()
+                        link, linked = None, generation
+                        link = Link(self.address, self.authkey)
+                    status, tids = link.call("watch", session.wid, 1.0)
+                except (*_LINK_ERRORS, AuthenticationError):
+                    if link is not None:
+                        link.close()
+                        link = None
+                    with self._cond:
+                        self._cond.wait(0.5)
+                    continue
+                if status == "stop":
+                    return
+                if status == "stale":
+                    with self._cond:
+                        self._cond.wait(0.2)
+                if tids:
+                    self._cancel(session.wid, tids)
+        finally:
+            if link is not None:
+                link.close()
 
     def _done(
         self,
@@ -482,6 +689,10 @@ class Worker:
         error: BaseException | None,
     ) -> None:
         results: list[tuple[bool, bytes]] = []
+        if len(tids) == 1 and self._futures:
+            with self._cond:
+                self._futures.pop((wid, tids[0]), None)
+                self._cancelled.discard((wid, tids[0]))
         if future is not None:
             try:
                 results, seconds = future.result()
@@ -550,8 +761,10 @@ class Worker:
             self._stopping = True
             self._cond.notify_all()
         sender.join()
+        if self._commands is not None:
+            self._commands.shutdown(wait=not self._abandoned, cancel_futures=self._abandoned)
         if self._engine is not None:
-            self._engine.shutdown(wait=True)
+            self._engine.shutdown(wait=not self._abandoned, cancel_futures=self._abandoned)
         session = self._session
         if session is not None:
             with contextlib.suppress(*_LINK_ERRORS):
@@ -576,6 +789,13 @@ def main(argv: Sequence[str] = ()) -> int:
         metavar="SECONDS",
         help="how long to keep trying to reach the master (default: 30)",
     )
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="exit, killing the running tasks, as soon as process PID (the master that "
+        "started this worker) is gone; for local workers",
+    )
     args = parser.parse_args(argv)
     try:
         address = parse_address(args.address, source="the command line")
@@ -596,13 +816,17 @@ def main(argv: Sequence[str] = ()) -> int:
         backend=args.backend,
         name=os.environ.get(NAME_ENV, ""),
         retry_for=args.retry_for,
+        parent_pid=args.parent_pid,
     )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: worker.request_stop())
     try:
         return worker.run()
     except WorkerExit as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if worker._abandoned:  # tasks killed: threads the engine could not stop may be left
+            sys.stdout.flush()
+            os._exit(exc.status)
         return exc.status
     except KeyboardInterrupt:
         return 130

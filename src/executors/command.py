@@ -359,18 +359,21 @@ def _not_found(cmd: Command, env: Mapping[str, str] | None, exc: OSError) -> OSE
 # Commands running in this process, so that an interrupted caller can stop them all:
 # they run in their own sessions, where the terminal's Ctrl-C does not reach them.
 _running: dict[int, subprocess.Popen[bytes]] = {}
+_owners: dict[int, int] = {}  # pid -> the thread that runs the command
 _running_lock = threading.Lock()
 
 
-def kill_running() -> int:
+def kill_running(*, thread: int | None = None) -> int:
     """Kill every command this process is running (with their children); how many.
 
     For callers interrupted while commands run on in-process backends (the
     ``thread``, ``inline`` and ``subprocess`` backends run them in this process);
     each killed command's task then finishes with its negative return code.
+    With *thread* (a :func:`threading.get_ident` value), only the command that
+    thread runs (a remote worker cancelling one task).
     """
     with _running_lock:
-        procs = list(_running.values())
+        procs = [p for pid, p in _running.items() if thread in (None, _owners.get(pid))]
     for proc in procs:
         _kill_group(proc)
     return len(procs)
@@ -409,6 +412,7 @@ def _run(cmd: Command) -> CommandResult:
         raise _not_found(cmd, env, exc) from None
     with _running_lock:
         _running[proc.pid] = proc
+        _owners[proc.pid] = threading.get_ident()
     try:
         stdout, stderr = proc.communicate(data, timeout=cmd.timeout)
     except subprocess.TimeoutExpired:
@@ -423,6 +427,7 @@ def _run(cmd: Command) -> CommandResult:
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
+            _owners.pop(proc.pid, None)
     duration = time.perf_counter() - start
     out, err = _decode(cmd, stdout, stderr)
     result = CommandResult(cmd.args, proc.returncode, out, err, duration)

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
 from .. import _validate, context, serialization
-from .._remote_hub import EXPOSED, Hub, HubManager, Server, Task
+from .._remote_hub import EXPOSED, Hub, HubManager, Server
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..spec import parse_spec
@@ -169,7 +169,7 @@ class RemoteExecutor(BaseExecutor):
         self._broken: BrokenExecutor | None = None
         self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._failed_starts = 0
-        self._server = _listen(self._hub, host, port, key, spare=n_local + 1)
+        self._server = _listen(self._hub, host, port, key, spare=3 * n_local + 1)
         bound: Any = self._server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
@@ -223,6 +223,8 @@ class RemoteExecutor(BaseExecutor):
             engine,
             "--retry-for",
             "3",
+            "--parent-pid",
+            str(os.getpid()),
         ]
         # A session of their own: Ctrl-C in the terminal reaches the master only,
         # which then stops its workers in order.
@@ -310,9 +312,7 @@ class RemoteExecutor(BaseExecutor):
 
     def _stop(self) -> None:
         hub = self._hub
-        with hub.cond:
-            hub.stopping = True
-            hub.wake_all()
+        hub.stop()
         deadline = time.monotonic() + 5.0
         for proc, _ in self._procs.values():
             try:
@@ -353,8 +353,8 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        task = Task(fn_data, call_data, fn)
         hub = self._hub
+        task = hub.task_class(fn_data, call_data, fn)
         with hub.lock:
             if self._closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -383,6 +383,7 @@ class RemoteExecutor(BaseExecutor):
         """
         hub = self._hub
         cancelled: list[Future[Any]] = []
+        running: list[Future[Any]] = []
         with hub.cond:
             self._closing = True
             if cancel_futures:
@@ -392,9 +393,12 @@ class RemoteExecutor(BaseExecutor):
                         del hub.tasks[tid]
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
+                running = list(hub.tasks.values())
             hub.wake_all()
         self._wake.set()
         for future in cancelled:
+            future.cancel()
+        for future in running:  # stopped where the worker can; the rest run to the end
             future.cancel()
         atexit.unregister(self._atexit)
         if wait:
