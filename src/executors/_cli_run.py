@@ -296,13 +296,16 @@ def _interrupted(ex: Any, order: collections.deque[_Job]) -> int:
     """Ctrl-C: kill the jobs running here, start no more, wait for those run elsewhere.
 
     Jobs run by this process (``thread``, ``subprocess``, ``inline``) are killed
-    with their children. Jobs on worker processes this process does not own
-    (``remote``; ``pool``, ``process``, ``fork`` workers, whose commands run in
-    their own sessions) cannot be reached from here: the tool says so and waits
-    for them, and a second Ctrl-C leaves them running and exits at once.
+    with their children; so are jobs on ``remote`` workers, whose futures stop a
+    running command when cancelled. Jobs on worker processes this process cannot
+    reach (``pool``, ``process``, ``fork`` workers, whose commands run in their
+    own sessions) are waited for: the tool says so, and a second Ctrl-C leaves
+    them running and exits at once.
     """
     killed = kill_running()  # they run in their own sessions: Ctrl-C did not reach them
-    ex.shutdown(wait=False, cancel_futures=True)  # start no more
+    started = [job.future for job in order if job.future.running()]
+    ex.shutdown(wait=False, cancel_futures=True)  # start no more; stops what it can
+    killed += sum(future.cancelled() for future in started)
     running = [job.future for job in order if not job.future.done()]
     if running and cf.wait(running, timeout=1.0).not_done:
         left = [f for f in running if not f.done()]

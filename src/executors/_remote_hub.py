@@ -208,14 +208,14 @@ class Hub:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
+                worker = self.workers.get(wid)
+                if worker is not None and worker.cancels:  # even when stopping: stop them
+                    tids, worker.cancels = worker.cancels, []
+                    return "stop" if self.stopping else "ok", tids
                 if self.stopping:
                     return "stop", []
-                worker = self.workers.get(wid)
                 if worker is None:
                     return "stale", []
-                if worker.cancels:
-                    tids, worker.cancels = worker.cancels, []
-                    return "ok", tids
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "ok", []

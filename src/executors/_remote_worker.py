@@ -335,7 +335,7 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def _kill_tree(pids: list[int]) -> None:
+def kill_tree(pids: list[int]) -> None:
     """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
     if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
         return
@@ -491,7 +491,7 @@ class Worker:
         self._abandoned = True
         below = descendants(os.getpid())
         command.kill_running()
-        _kill_tree(below)
+        kill_tree(below)
         with self._cond:
             futures = list(self._futures.values())
         for future in futures:
@@ -670,13 +670,13 @@ class Worker:
                     with self._cond:
                         self._cond.wait(0.5)
                     continue
+                if tids:
+                    self._cancel(session.wid, tids)
                 if status == "stop":
                     return
                 if status == "stale":
                     with self._cond:
                         self._cond.wait(0.2)
-                if tids:
-                    self._cancel(session.wid, tids)
         finally:
             if link is not None:
                 link.close()

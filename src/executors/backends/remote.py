@@ -266,7 +266,7 @@ class RemoteExecutor(BaseExecutor):
             worker = self._hub.workers.get(wid)
             entry = self._procs.get(str(worker.info.get("name"))) if worker else None
         if entry is not None:
-            entry[0].kill()  # the monitor sees it exit, and starts another
+            _kill_local(entry[0])  # the monitor sees it exit, and starts another
 
     def _worker_infos(self) -> list[tuple[str, dict[str, Any]]]:
         with self._hub.cond:
@@ -318,7 +318,7 @@ class RemoteExecutor(BaseExecutor):
             try:
                 proc.wait(max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _kill_local(proc)
                 proc.wait()
         self._procs.clear()
         deadline = time.monotonic() + 1.0
@@ -430,6 +430,13 @@ def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
     ex = ref()
     if ex is not None:
         ex.shutdown(wait=True)
+
+
+def _kill_local(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a local worker with everything it runs (commands in sessions of their own too)."""
+    below = rw.descendants(proc.pid)
+    proc.kill()
+    rw.kill_tree(below)
 
 
 def _signal_name(number: int) -> str:
