@@ -28,13 +28,14 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
 from . import _worker
+from ._futures import LazyFuture
 from .errors import BrokenExecutor
 from .serialization import unpack_exception
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
 
-class ChildTask(Future[Any]):
+class ChildTask(LazyFuture[Any]):
     """A task and, once started, its child; ``cancel()`` kills a running child."""
 
     def __init__(  # noqa: PLR0917

@@ -11,12 +11,21 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import Future
-from concurrent.futures._base import FINISHED, PENDING, RUNNING
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
 from typing import Any, Callable, TypeVar
 
 __all__ = ["LazyFuture", "LeanFuture"]
 
 R = TypeVar("R")
+
+_OPEN = (PENDING, RUNNING)  # the states a result may still arrive in
+_DONE = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
 class _Condition(threading.Condition):
@@ -91,8 +100,9 @@ class LeanFuture(Future[R]):
         return self.set_running_or_notify_cancel()  # cancelled: tell the waiters
 
     def _finish(self, result: Any) -> None:
+        """``set_result`` from PENDING or RUNNING; a future cancelled meanwhile is left alone."""
         with self._condition._lock:  # type: ignore[attr-defined]
-            if self._state != RUNNING:
+            if self._state not in _OPEN:
                 return  # cancelled meanwhile: nothing to tell
             self._result = result
             self._state = FINISHED
@@ -163,8 +173,12 @@ class LazyFuture(LeanFuture[R]):
         if self._cond is None:
             with _COND_LOCK:
                 if self._cond is None:
-                    if self._state == RUNNING:
+                    if self._state in _OPEN:
                         self._result = result
                         self._state = FINISHED
                     return
         super()._finish(result)
+
+    def done(self) -> bool:
+        """As :meth:`concurrent.futures.Future.done`, without making the condition."""
+        return self._state in _DONE

@@ -43,6 +43,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
 from . import _subworker, _validate, _worker, context
+from ._futures import LazyFuture
 from .errors import BrokenExecutor
 from .serialization import PackedException, unpack_exception
 
@@ -52,51 +53,20 @@ _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
 
 
-_COND_LOCK = threading.Lock()  # guards the lazy creation of each future's Condition
-
-
-class _Task(Future[Any]):
+class _Task(LazyFuture[Any]):
     """A future that knows where its task is; ``cancel()`` also stops a running task.
 
-    Its :class:`threading.Condition` is made only when someone first waits on it,
-    adds a callback or cancels: a burst of small tasks whose results arrive
-    before anyone asks costs one object less each (and less garbage collection).
-    Every state change still happens under that condition or ``_COND_LOCK``.
+    It stays PENDING while its worker runs it (so ``cancel()`` may still stop it);
+    ``running()`` asks the worker's shared state instead.
     """
 
     def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
-        # Future.__init__, minus the Condition (see _condition)
-        self._cond: threading.Condition | None = None
-        self._state = "PENDING"
-        self._result = None
-        self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
+        super().__init__()
         self._pool = pool
         self.payload = payload
         self.fn = fn
         self.worker: _Worker | None = None
         self.seq = 0
-
-    @property
-    def _condition(self) -> threading.Condition:  # type: ignore[override]
-        cond = self._cond
-        if cond is None:
-            with _COND_LOCK:
-                cond = self._cond
-                if cond is None:
-                    cond = self._cond = threading.Condition()
-        return cond
-
-    def result(self, timeout: float | None = None) -> Any:
-        """As :meth:`concurrent.futures.Future.result`, without a lock once it is done."""
-        if self._state == "FINISHED" and self._exception is None:
-            return self._result
-        return super().result(timeout)
-
-    def done(self) -> bool:
-        """As :meth:`concurrent.futures.Future.done`."""
-        return self._state in ("FINISHED", "CANCELLED_AND_NOTIFIED") or super().done()
 
     def running(self) -> bool:
         """True from the moment its worker starts it until it is done."""
@@ -109,31 +79,6 @@ class _Task(Future[Any]):
 
     def _cancel_now(self) -> bool:
         return Future.cancel(self)
-
-    def _resolve(self, value: Any) -> None:
-        """``set_result``, cheaper when nobody has looked at the future yet.
-
-        Same steps as :meth:`concurrent.futures.Future.set_result`; a future that
-        was cancelled meanwhile is left alone.
-        """
-        if self._cond is None:
-            with _COND_LOCK:
-                if self._cond is None:  # no one waits, no waiter or callback exists
-                    if self._state == "PENDING":
-                        self._result = value
-                        self._state = "FINISHED"
-                    return
-        condition = self._condition
-        with condition:
-            if self._state != "PENDING":
-                return
-            self._result = value
-            self._state = "FINISHED"
-            for waiter in self._waiters:
-                waiter.add_result(self)
-            condition.notify_all()
-        if self._done_callbacks:
-            self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
 class _Worker:
@@ -526,7 +471,7 @@ class _Pool:
         for task, kind, value in done:
             try:
                 if kind == _worker.OK:
-                    task._resolve(value)
+                    task._finish(value)
                 elif kind == _worker.ERR:
                     task.set_exception(unpack_exception(_packed(value)))
             except InvalidStateError:  # cancelled meanwhile
