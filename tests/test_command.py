@@ -230,3 +230,24 @@ def test_errors_and_results_survive_pickling() -> None:
     result = pickle.loads(pickle.dumps(run_command(py("print(1)"))))
     assert (result.stdout, result.returncode) == (b"1\n", 0)
     assert pickle.loads(pickle.dumps(Command(["ls"], timeout=3))) == Command(["ls"], timeout=3)
+
+
+def _sleeps(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.info["cmdline"] == ["sleep", marker]:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("backend", ["fork", "process", "pool"])
+def test_stopping_a_running_command_task_kills_the_command(backend: str) -> None:
+    # the command runs in its own session: killing the worker alone would orphan it
+    marker = f"{30 + os.getpid() % 1000 / 1000:.3f}"
+    with get_executor(backend, max_workers=1, task_timeout=1.0) as executor:
+        running = executor.submit(run_command, ["sleep", marker])
+        with pytest.raises(TaskTimeout):
+            running.result(timeout=30)
+        assert executor.submit(pow, 2, 4).result(timeout=30) == 16
+    _, alive = psutil.wait_procs(_sleeps(marker), timeout=5)
+    assert not alive

@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import signal
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _worker
+from . import _worker, command
 from ._futures import LazyFuture
 from .errors import BrokenExecutor
 from .serialization import unpack_exception
@@ -157,8 +156,8 @@ class ChildRunner:
             return
         if task.killed is None:
             task.killed = why
-        with contextlib.suppress(OSError):
-            os.kill(task.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        assert task.pid is not None
+        command.kill_process_tree(task.pid)  # and the commands its task started
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -313,8 +312,7 @@ class ChildRunner:
         for task in left:  # only after a failure of this thread; do not leave children
             if task.pid is None:
                 continue
-            with contextlib.suppress(OSError):
-                os.kill(task.pid, signal.SIGKILL)
+            command.kill_process_tree(task.pid)
             self.reap(task)
         _worker.release_manager(self)
 

@@ -42,7 +42,7 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _subworker, _validate, _worker, context
+from . import _subworker, _validate, _worker, command, context
 from ._futures import LazyFuture
 from .errors import BrokenExecutor
 from .serialization import PackedException, unpack_exception
@@ -175,8 +175,7 @@ class _Worker:
     def kill(self, why: str, task: _Task) -> None:
         if self.doomed is None:
             self.doomed = (why, task)
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
+        command.kill_process_tree(self.pid)  # and the commands its task started
 
 
 class _Pool:
@@ -612,7 +611,7 @@ class _Pool:
     def kill_all(self) -> None:
         for w in self.workers:
             if w.process.exitcode is None:
-                w.process.kill()
+                command.kill_process_tree(w.pid)
                 w.process.join()
             w.close_fds()
             w.process.close()

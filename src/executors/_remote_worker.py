@@ -310,44 +310,6 @@ class _Session:
         self.task_timeout: float | None = reply.get("task_timeout")
 
 
-def descendants(root: int) -> list[int]:
-    """The pids of every process below *root*, parents first (Linux ``/proc``; else none)."""
-    children: dict[int, list[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as file:
-                ppid = int(file.read().rpartition(b")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    found: list[int] = []
-    stack = [root]
-    while stack:
-        kids = children.get(stack.pop(), [])
-        found.extend(kids)
-        stack.extend(kids)
-    return found
-
-
-def kill_tree(pids: list[int]) -> None:
-    """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
-    if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
-        return
-    own = os.getpgrp()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if os.getpgid(pid) == pid and pid != own:
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-
-
 class Worker:
     """Connect to the master at *address* and run its tasks until it says stop.
 
@@ -489,9 +451,9 @@ class Worker:
     def kill_tasks(self) -> None:
         """Kill everything the running tasks run: commands, engine processes, their children."""
         self._abandoned = True
-        below = descendants(os.getpid())
+        below = command.descendants(os.getpid())
         command.kill_running()
-        kill_tree(below)
+        command.kill_tree(below)
         with self._cond:
             futures = list(self._futures.values())
         for future in futures:

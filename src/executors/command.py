@@ -29,6 +29,7 @@ What is guaranteed, on every backend:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -47,7 +48,10 @@ __all__ = [
     "CommandError",
     "CommandResult",
     "CommandTimeout",
+    "descendants",
+    "kill_process_tree",
     "kill_running",
+    "kill_tree",
     "run_command",
 ]
 
@@ -452,3 +456,53 @@ def _decode(cmd: Command, stdout: bytes, stderr: bytes) -> tuple[bytes | str, by
     if cmd.text:
         return stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
     return stdout, stderr
+
+
+# -- stopping whatever a worker started -------------------------------------------
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of every process below *root*, parents first (Linux ``/proc``; else none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as file:
+                ppid = int(file.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    stack = [root]
+    while stack:
+        kids = children.get(stack.pop(), [])
+        found.extend(kids)
+        stack.extend(kids)
+    return found
+
+
+def kill_tree(pids: list[int]) -> None:
+    """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
+    if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
+        return
+    own = os.getpgrp()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid and pid != own:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL *pid* and every process below it, commands in their own sessions too.
+
+    The pids are read first: once *pid* dies its children belong to init and
+    can no longer be found from it.
+    """
+    kill_tree([pid, *descendants(pid)])

@@ -51,7 +51,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _remote_worker as rw
-from .. import _validate, context, serialization
+from .. import _validate, command, context, serialization
 from .._remote_hub import EXPOSED, Hub, HubManager, Server
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
@@ -434,9 +434,9 @@ def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
 
 def _kill_local(proc: subprocess.Popen[bytes]) -> None:
     """Kill a local worker with everything it runs (commands in sessions of their own too)."""
-    below = rw.descendants(proc.pid)
+    below = command.descendants(proc.pid)
     proc.kill()
-    rw.kill_tree(below)
+    command.kill_tree(below)
 
 
 def _signal_name(number: int) -> str:
