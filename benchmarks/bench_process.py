@@ -172,7 +172,7 @@ def rows(quick: bool) -> list[Row]:
 
     out.append(
         Row(
-            "pool: map of 1M x+1, default args",
+            f"pool: map of {n_map:,} x+1, default args",
             lambda: list(ours.map(inc, data)),
             lambda: mp_pool.map(inc, data, chunksize=best["size"]),
             n_map,
@@ -185,7 +185,7 @@ def rows(quick: bool) -> list[Row]:
     if _have("mpire"):
         out.append(
             Row(
-                "pool: map of 1M x+1 vs mpire",
+                f"pool: map of {n_map:,} x+1 vs mpire",
                 lambda: list(ours.map(inc, data)),
                 lambda: mw.map(inc, data),
                 n_map,
@@ -203,7 +203,7 @@ def rows(quick: bool) -> list[Row]:
 
         out.append(
             Row(
-                "pool: map of 1M x+1 vs joblib",
+                f"pool: map of {n_map:,} x+1 vs joblib",
                 lambda: list(ours.map(inc, data)),
                 joblib_map,
                 n_map,
