@@ -162,6 +162,7 @@ def serve(
             if data is None:
                 return
             queue.extend(loads(data))
+            data = None
             last_flush = time.monotonic()
             continue
         now = time.monotonic()
@@ -173,6 +174,8 @@ def serve(
         else:
             kind, value = run(payload)
             out.append((None, kind, value))
+            del value  # an idle worker keeps no task's result alive...
+        del payload  # ...nor its arguments (as multiprocessing's workers do)
         seq += 1
         state[FINISHED] = seq
         if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
