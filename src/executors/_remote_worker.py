@@ -298,6 +298,27 @@ class Link:
         self.conn.close()
 
 
+class _OwnLink:
+    """A thread's own :class:`Link`, made anew for each session generation (reconnect)."""
+
+    def __init__(self, address: tuple[str, int], authkey: bytes) -> None:
+        self.address, self.authkey = address, authkey
+        self.link: Link | None = None
+        self.generation = -1  # the session generation the link was made for
+
+    def get(self, generation: int) -> Link:
+        if self.link is None or self.generation != generation:
+            self.drop()
+            self.generation = generation
+            self.link = Link(self.address, self.authkey)
+        return self.link
+
+    def drop(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+
+
 class _Session:
     """One registration with the master: the id it gave this worker, and its settings."""
 
@@ -611,24 +632,16 @@ class Worker:
                 time.sleep(0.01)
 
     def _cancel_loop(self) -> None:
-        link: Link | None = None
-        linked = -1
+        own = _OwnLink(self.address, self.authkey)
         try:
             while not self._stopping:
                 with self._cond:
                     session, generation = self._session, self._generation
                 assert session is not None
                 try:
-                    if link is None or linked != generation:
-                        if link is not None:
-                            link.close()
-                        link, linked = None, generation
-                        link = Link(self.address, self.authkey)
-                    status, tids = link.call("watch", session.wid, 1.0)
+                    status, tids = own.get(generation).call("watch", session.wid, 1.0)
                 except (*_LINK_ERRORS, AuthenticationError):
-                    if link is not None:
-                        link.close()
-                        link = None
+                    own.drop()
                     with self._cond:
                         self._cond.wait(0.5)
                     continue
@@ -640,8 +653,7 @@ class Worker:
                     with self._cond:
                         self._cond.wait(0.2)
         finally:
-            if link is not None:
-                link.close()
+            own.drop()
 
     def _done(
         self,
@@ -678,8 +690,7 @@ class Worker:
             self._cond.notify_all()
 
     def _send_loop(self) -> None:
-        link: Link | None = None
-        linked = -1  # the session generation the link was made for
+        own = _OwnLink(self.address, self.authkey)
         last = time.monotonic()  # when the master last heard from this thread
         try:
             while True:
@@ -695,17 +706,10 @@ class Worker:
                 assert session is not None
                 batch = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
                 try:
-                    if link is None or linked != generation:
-                        if link is not None:
-                            link.close()
-                        link, linked = None, generation
-                        link = Link(self.address, self.authkey)
-                    link.call("put", session.wid, batch)
+                    own.get(generation).call("put", session.wid, batch)
                     last = time.monotonic()
                 except (*_LINK_ERRORS, AuthenticationError):
-                    if link is not None:
-                        link.close()
-                        link = None
+                    own.drop()
                     with self._cond:  # keep the results; give the main thread time to reconnect
                         self._outbox[:0] = outbox
                         if self._stopping:
@@ -715,8 +719,7 @@ class Worker:
                 if done:
                     return
         finally:
-            if link is not None:
-                link.close()
+            own.drop()
 
     def _finish(self, sender: threading.Thread) -> None:
         with self._cond:

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+
+#: The authkey the tests' masters and workers share.
+KEY = "test-key-0123456789abcdef"
+
+
+def worker_env(key: str = KEY) -> dict[str, str]:
+    """The environment of a ``python -m executors worker`` the tests start."""
+    return {**os.environ, "EXECUTORS_AUTHKEY": key, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
 def pid_after(seconds: float, value: object = None) -> tuple[object, int]:

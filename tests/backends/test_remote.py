@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.managers import BaseManager
 from typing import Any, Callable
@@ -22,34 +21,9 @@ import pytest
 from executors import BrokenExecutor, InvalidOption, WorkerLost, get_executor
 from executors.backends.remote import RemoteExecutor
 from executors.demo import square
-from tests.backends.remote_tasks import die, ident, pid_after
+from tests.backends.remote_tasks import KEY, die, ident, pid_after, worker_env
 
-KEY = "test-key-0123456789abcdef"
 Start = Callable[..., "subprocess.Popen[str]"]
-
-
-def worker_env(key: str = KEY) -> dict[str, str]:
-    return {**os.environ, "EXECUTORS_AUTHKEY": key, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
-@pytest.fixture
-def start_worker() -> Iterator[Start]:
-    """Start ``python -m executors worker`` processes; reap them all afterwards."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(address: tuple[str, int], *args: str, key: str = KEY) -> subprocess.Popen[str]:
-        command = [sys.executable, "-m", "executors", "worker", f"{address[0]}:{address[1]}"]
-        proc = subprocess.Popen(
-            [*command, *args], env=worker_env(key), stderr=subprocess.PIPE, text=True
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def local_worker_pids(ex: RemoteExecutor, n: int, timeout: float = 10.0) -> list[int]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Callable
 
 import psutil
@@ -16,29 +14,9 @@ import pytest
 from executors import TaskTimeout, WorkerCrashed, get_executor
 from executors.backends.remote import RemoteExecutor
 from executors.demo import square
-from tests.backends.remote_tasks import die, ident, kill_self, pid_after, pids_after
+from tests.backends.remote_tasks import KEY, die, ident, kill_self, pid_after, pids_after
 
-KEY = "test-key-0123456789abcdef"
 Start = Callable[..., "subprocess.Popen[str]"]
-
-
-@pytest.fixture
-def start_worker() -> Iterator[Start]:
-    """Start ``python -m executors worker`` processes; reap them all afterwards."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(address: tuple[str, int], *args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "EXECUTORS_AUTHKEY": KEY, "PYTHONPATH": os.pathsep.join(sys.path)}
-        command = [sys.executable, "-m", "executors", "worker", f"{address[0]}:{address[1]}"]
-        proc = subprocess.Popen([*command, *args], env=env, stderr=subprocess.PIPE, text=True)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def _hub_with_workers(*names: str) -> tuple[RemoteExecutor, list[str]]:

@@ -14,13 +14,11 @@ import pytest
 
 from executors import get_executor, run_command
 from executors.demo import square
-from tests.backends.remote_tasks import pid_after
+from tests.backends.remote_tasks import KEY, pid_after, worker_env
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="uses POSIX signals and process groups"
 )
-
-KEY = "test-key-0123456789abcdef"
 
 
 def sleeps_below(root: psutil.Process, timeout: float = 20.0) -> list[psutil.Process]:
@@ -129,7 +127,7 @@ EXTERNAL_MASTER = textwrap.dedent(
 
 
 def test_a_worker_that_gives_up_on_its_master_kills_its_tasks() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "EXECUTORS_AUTHKEY": KEY}
+    env = worker_env()
     master = subprocess.Popen(
         [sys.executable, "-c", EXTERNAL_MASTER % KEY], stdout=subprocess.PIPE, text=True, env=env
     )
