@@ -128,14 +128,12 @@ class ChildRunner:
 
     def start(self, task: ChildTask) -> None:
         if task.done():  # cancelled while queued
-            with self.lock:
-                self.running.discard(task)
+            self.release(task)
             return
         try:
             task.pid, task.fd, task.handle = self.launch(task)
         except BaseException as exc:
-            with self.lock:
-                self.running.discard(task)
+            self.release(task)
             task.forget_call()
             with contextlib.suppress(InvalidStateError):
                 task.set_exception(exc)
@@ -150,6 +148,14 @@ class ChildRunner:
             self.kill(task, "cancel")
         if self.task_timeout is not None:
             self.wake()  # to wait with the new deadline
+
+    def release(self, task: ChildTask) -> None:
+        """Free *task*'s slot from a caller's thread; the manager starts what waits for it."""
+        with self.lock:
+            self.running.discard(task)
+            waiting = bool(self.queue)
+        if waiting:
+            self.wake()
 
     def kill(self, task: ChildTask, why: str) -> None:
         if task.fd < 0 and task.started_at:  # already read to the end and being reaped

@@ -327,7 +327,19 @@ class _Pool:
     def loop(self) -> None:
         while True:
             with self.lock:
+                # Deciding to sleep under the same hold of the lock as the last look at
+                # `pending`: a submit after it sees `sleeping` and writes the wake pipe.
                 batches = self.dispatch() if self.broken is None else []
+                if not batches:
+                    if self.broken is not None:
+                        return
+                    if (
+                        self.closing
+                        and not self.pending
+                        and not any(w.inflight for w in self.workers)
+                    ):
+                        return
+                    self.sleeping = True
             for worker, batch in batches:
                 self.send(worker, _subworker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
                 if self.launcher is not None and len(self.workers) < self.cpus:
@@ -335,14 +347,8 @@ class _Pool:
                         self.prestart(worker)
                     if self.broken is not None:
                         self.fail_everything(self.broken)
-            with self.lock:
-                if batches and self.pending and self.broken is None:
-                    continue
-                if self.closing and not self.pending and not any(w.inflight for w in self.workers):
-                    return
-                if self.broken is not None:
-                    return
-                self.sleeping = True
+            if batches:
+                continue  # look again: more may have come meanwhile
             events = self.selector.select(self.poll_interval())
             self.sleeping = False
             for key, mask in events:

@@ -264,7 +264,13 @@ def _unpicklable_result(value: Any, exc: BaseException) -> PackedException:
 
 
 def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
-    """Pickle ``[(key, kind, value), ...]``; an item that will not pickle becomes an ERR."""
+    """Pickle ``[(key, kind, value), ...]``; a result that will not pickle becomes an ERR.
+
+    A log record that will not pickle (an ``extra=`` holding a lock, say) keeps
+    its kind: its unpicklable attributes travel as their ``repr``. Turning it
+    into an outcome would pair it with the next task in flight, and every later
+    future would get its neighbour's result.
+    """
     try:
         return pickler(items)
     except Exception:
@@ -273,10 +279,28 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
             try:
                 pickler(value)
             except Exception as exc:
-                fixed.append((key, ERR, _unpicklable_result(value, exc)))
+                if kind == LOG:
+                    fixed.append((key, LOG, _picklable_record(value, pickler)))
+                else:
+                    fixed.append((key, ERR, _unpicklable_result(value, exc)))
             else:
                 fixed.append((key, kind, value))
         return pickler(fixed)
+
+
+def _picklable_record(record: logging.LogRecord, pickler: Dumps) -> logging.LogRecord:
+    """*record* with each attribute that will not pickle replaced by its ``repr``."""
+    fields: dict[str, Any] = {}
+    for name, value in record.__dict__.items():
+        try:
+            pickler(value)
+            fields[name] = value
+        except Exception:
+            try:
+                fields[name] = repr(value)
+            except Exception:
+                fields[name] = f"<unrepresentable {type(value).__name__}>"
+    return logging.makeLogRecord(fields)
 
 
 class ForwardHandler(logging.Handler):
