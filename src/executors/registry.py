@@ -13,6 +13,8 @@ from the backend name):
   would shadow the standard library); aliases ``aio``, ``async``
 - ``fork``: ``executors.backends.fork:ForkExecutor``; alias ``os.fork``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``interpreter``: ``executors.backends.interpreter:InterpreterExecutor``; aliases
+  ``subinterpreter``, ``subinterpreters``, ``interpreters`` (CPython 3.12+)
 - ``pool``: ``executors.backends.pool:PoolExecutor``; aliases ``processpool``, ``multiprocessing``
 - ``process``: ``executors.backends.process:ProcessExecutor``; alias ``processes``
 - ``remote``: ``executors.backends.remote:RemoteExecutor``
@@ -91,6 +93,12 @@ _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
     BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo(
+        "interpreter",
+        "executors.backends.interpreter:InterpreterExecutor",
+        ("subinterpreter", "subinterpreters", "interpreters"),
+        "on Python 3.13: pip install 'pluggable-executors[interpreters]'",
+    ),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
     BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
