@@ -49,6 +49,7 @@ from .serialization import PackedException, unpack_exception
 
 __all__ = ["Pool", "Task", "submit_call"]
 
+_WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
 
@@ -423,7 +424,8 @@ class _Pool:
         out = worker.out
         while out:
             try:
-                n = os.write(worker.tasks_fd, out[0])
+                # at most what a (1 MiB) pipe holds: PyPy copies the whole view per call
+                n = os.write(worker.tasks_fd, out[0][:_WRITE_MAX])
             except BlockingIOError:
                 break
             except OSError:  # the worker is gone; on_death sorts out its tasks
