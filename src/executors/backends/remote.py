@@ -1,35 +1,7 @@
 """Run tasks on worker processes, here or on other machines, that connect to a manager server.
 
-The seeds' distributed-processes story, made safe to lose a worker in::
-
-  caller threads        master process (RemoteExecutor)               worker processes
-  ==============        ===============================               ================
-
-                        +------------- Hub ---------------+
-  submit(fn, *args) --> | pending: deque of task ids      |
-    pickles the call,   | tasks: id -> future, payload,   | take(wid, need)  +- main thread -+
-    returns a Future    |   attempts, owner, prefetched   | <=============== | takes for its |
-                        | workers: id -> slots, in flight,| [(id, payload)]> | free slots +  |
-                        |   last heard of                 |   (one batch)    | prefetch; runs|
-  future.result() <---- | put() sets each future once     |                  | them on its   |
-                        +---------------------------------+ put(wid, results)| engine        |
-                          ^ served by a managers.Server:    <=============== | sender thread:|
-                          | one thread per connection,      [(id, ok, data)] | every ready   |
-                          | authkey checked first           (heartbeat: [])  | result at once|
-                          |                                                  +---------------+
-                        monitor thread: restarts local workers that die, drops workers that
-                        miss heartbeats or lose their connection and requeues their tasks
-                        (max_retries, then WorkerLost), fails tasks past task_timeout; at
-                        shutdown it tells the workers to stop, reaps the local ones and
-                        closes the server.
-
-Results finished before a worker's next take ride along with it (one round trip
-for both); the sender thread carries the rest. A worker holds a bounded prefetch
-beyond what it runs (about 5 ms of work, at most ``prefetch`` tasks, and only
-what other workers' idle slots leave over), so its pipe never runs dry. A task is
-handed to one worker at a time; a result counts only when it comes from the worker
-that holds the task, so each future is set exactly once even when a worker given up on
-comes back.
+The engine (hub, server, wire vocabulary, the worker program, with a data-flow
+diagram) lives in :mod:`executors._remote`; this module is the executor around it.
 """
 
 from __future__ import annotations
@@ -50,9 +22,9 @@ import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _remote_worker as rw
 from .. import _validate, command, context, serialization
-from .._remote_hub import EXPOSED, Hub, HubManager, Server
+from .._remote import wire
+from .._remote.hub import EXPOSED, Hub, HubManager, Server
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..spec import parse_spec
@@ -127,9 +99,9 @@ class RemoteExecutor(BaseExecutor):
             self.max_workers = self.default_max_workers()
         host, port = ("127.0.0.1", 0)
         if address is not None:
-            host, port = rw.parse_address(address, source="address")
+            host, port = wire.parse_address(address, source="address")
         key = (
-            rw.check_authkey(authkey, source="authkey")
+            wire.check_authkey(authkey, source="authkey")
             if external or authkey is not None
             else secrets.token_hex(16).encode()
         )
@@ -204,8 +176,8 @@ class RemoteExecutor(BaseExecutor):
     def _spawn(self, slots: int) -> None:
         name = f"local-{secrets.token_hex(4)}"
         env = dict(os.environ)
-        env[rw.AUTHKEY_ENV] = os.fsdecode(self._authkey)
-        env[rw.NAME_ENV] = name
+        env[wire.AUTHKEY_ENV] = os.fsdecode(self._authkey)
+        env[wire.NAME_ENV] = name
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
         host, port = self._reachable()
         # One task at a time on threads is one task at a time in the worker's main

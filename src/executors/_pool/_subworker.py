@@ -13,7 +13,7 @@ A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
 [LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
 top-level module ``_subworker``, or, in the caller's own Python, runs this
 file's code that the caller compiled and marshalled into the STATE file after
-the state (LENGTH bytes); see :mod:`executors._interpreter`::
+the state (LENGTH bytes); see :mod:`executors._pool.interpreter`::
 
     parent                                       worker
       | -- hello: (sys.path, initializer, max) -->  |  extend sys.path, map STATE,
@@ -212,7 +212,7 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
 def run(payload: bytes) -> tuple[int, Any]:
     """Unpickle and run one task; never raises.
 
-    :func:`executors._worker.run_packed` for interpreters: the same steps, but
+    :func:`executors._proc.envelope.run_packed` for interpreters: the same steps, but
     the ``executors`` package is imported only when the task carries context
     values or cannot be unpickled, and an exception travels as a plain tuple.
     """
@@ -221,7 +221,7 @@ def run(payload: bytes) -> tuple[int, Any]:
     except BaseException:
         fn = None
     if fn is None:  # outside the except block, so that the error does not chain to itself
-        from executors._worker import run_packed  # words the error as pool workers do
+        from executors._proc.envelope import run_packed  # words the error as pool workers do
 
         return run_packed(payload)
     try:
@@ -241,7 +241,7 @@ def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
         try:
             data = dumps(items, PROTOCOL)
         except Exception:
-            from executors._worker import pack_outcomes  # names the result that failed
+            from executors._proc.envelope import pack_outcomes  # names the result that failed
 
             data = pack_outcomes(items, lambda obj: dumps(obj, PROTOCOL))
         stdout = sys.stdout
