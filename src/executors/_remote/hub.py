@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from concurrent.futures import Future
 
-__all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task"]
+__all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task", "listen"]
 
 #: The hub methods workers may call.
 EXPOSED = ("register", "take", "put", "bye", "watch")
@@ -558,3 +558,17 @@ class Server(managers.Server):
 
 class HubManager(managers.BaseManager):
     """Gives each executor's server its own registry (``register`` is per class)."""
+
+
+def listen(hub: Hub, host: str, port: int, key: bytes, *, spare: int = 1) -> Server:
+    """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
+    manager_cls: Any = type("_HubManager", (HubManager,), {})
+    manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
+    try:
+        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub, spare=spare)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+            "choose another address or port (0 picks a free one)",
+        ) from exc
