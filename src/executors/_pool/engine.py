@@ -24,14 +24,14 @@ from typing import Any, Callable
 
 from .. import _validate, command
 from .._futures import LazyFuture
-from .._proc.envelope import capture, pack_call
+from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
 from .._proc.exits import call_name, crash_error, timeout_error
 from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
 from .._proc.managers import release_manager, track_manager
-from .._proc.wire import ERR, INIT_FAILED, LOG, OK, READY, FrameReader, frame
+from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
 from ..errors import BrokenExecutor
-from ..serialization import PackedException, unpack_exception
+from ..serialization import unpack_exception
 from . import _subworker
 from .processes import pool_worker
 
@@ -463,15 +463,15 @@ class _Pool:
             try:
                 if kind == OK:
                     task._finish(value)
-                elif kind == ERR:
-                    task.set_exception(unpack_exception(_packed(value)))
+                elif kind != SKIP:
+                    task.set_exception(outcome_error(kind, value))
             except InvalidStateError:  # cancelled meanwhile
                 pass
         if self.broken is not None:
             self.fail_everything(self.broken)
 
-    def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
-        cause = unpack_exception(_packed(packed))
+    def break_with_initializer(self, value: Any, worker: _Worker) -> None:
+        cause = unpack_exception(packed(value))
         self.broken = BrokenExecutor(
             f"initializer {call_name(self.initializer or print)} raised "
             f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
@@ -626,17 +626,12 @@ def submit_call(  # noqa: PLR0917
     """
     values = capture()
     try:
-        payload = dumps((fn, args, kwargs or None, values))
+        payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
     task = _Task(pool, payload, fn)
     pool.submit(task)
     return task
-
-
-def _packed(value: Any) -> PackedException:
-    """A worker interpreter sends a PackedException's fields as a plain tuple."""
-    return value if isinstance(value, PackedException) else PackedException(*value)
 
 
 Pool = _Pool

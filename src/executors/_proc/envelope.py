@@ -4,8 +4,9 @@
 else and bring back an *outcome*: ``(OK, value)`` or ``(ERR, PackedException)``.
 This module packs the call (naming whatever would not pickle), runs it inside
 the caller's :mod:`executors.context` values, and packs the outcomes (turning
-an unpicklable result into a :class:`~executors.errors.SerializationError` for
-that task only).
+an unpicklable result into the facts of a
+:class:`~executors.errors.SerializationError` for that task only), and, in the
+parent, words the error an outcome stands for.
 
 Nothing here starts a thread: code that runs in a freshly forked child must
 not wait on a lock that one of our threads could have held at fork time.
@@ -19,11 +20,28 @@ from typing import Any, Callable
 
 from .. import context
 from ..errors import SerializationError
-from ..serialization import Dumps, PackedException, describe, dumps, pack_exception
+from ..serialization import (
+    Dumps,
+    PackedException,
+    describe,
+    dumps,
+    pack_exception,
+    unpack_exception,
+)
 from .exits import call_name
-from .wire import ERR, LOG, OK
+from .wire import ERR, LOAD_FAILED, LOG, OK, UNPICKLABLE
 
-__all__ = ["Outcome", "capture", "pack_call", "pack_outcomes", "run_call", "run_packed"]
+__all__ = [
+    "Outcome",
+    "capture",
+    "fold_context",
+    "outcome_error",
+    "pack_call",
+    "pack_outcomes",
+    "packed",
+    "run_call",
+    "run_packed",
+]
 
 Outcome = tuple[int, Any]
 
@@ -37,6 +55,23 @@ def capture() -> dict[str, Any] | None:
     return dict(values) if values else None
 
 
+def fold_context(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    values: dict[str, Any] | None,
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any] | None]:
+    """The call ``(fn, args, kwargs)`` as it is pickled, with *values* folded in.
+
+    With context values the call is ``context.run(values, fn, *args, **kwargs)``:
+    unpickling it imports :mod:`executors.context` where it is needed, so the
+    pool engine's worker leaf runs every call alike and never imports the package.
+    """
+    if values:
+        return context.run, (values, fn, *args), kwargs or None
+    return fn, args, kwargs or None
+
+
 def pack_call(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -45,19 +80,15 @@ def pack_call(
     pickler: Dumps,
 ) -> bytes:
     """Pickle a task, or raise :class:`SerializationError` naming the part that would not."""
+    call = fold_context(fn, args, kwargs, values)
     try:
-        return pickler((fn, args, kwargs or None, values))
+        return pickler(call)
     except Exception:
         parts: dict[str, Any] = {"the function": fn}
         parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
         parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
         parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
-        return dumps(
-            (fn, args, kwargs, values),
-            what=f"the task {call_name(fn)}",
-            parts=parts,
-            pickler=pickler,
-        )
+        return dumps(call, what=f"the task {call_name(fn)}", parts=parts, pickler=pickler)
 
 
 # -- the worker's side ------------------------------------------------------------
@@ -78,30 +109,20 @@ def run_call(
 
 
 def run_packed(payload: bytes) -> Outcome:
-    """Unpickle a task made by :func:`pack_call` and run it; never raises."""
+    """Unpickle a task made by :func:`pack_call` and run it; never raises.
+
+    A task that will not unpickle is a ``LOAD_FAILED`` outcome: the parent words
+    its error (:func:`outcome_error`), as for the pool engine's worker leaf.
+    """
     try:
-        fn, args, kwargs, values = pickle.loads(payload)
+        fn, args, kwargs = pickle.loads(payload)
     except BaseException as exc:
-        error = SerializationError(
-            f"the worker could not unpickle the task: {type(exc).__name__}: {exc}; "
-            "is the function's module importable in the worker (start method spawn)?"
-        )
-        error.__cause__ = exc
-        return ERR, pack_exception(error)
-    return run_call(fn, args, kwargs, values)
-
-
-def _unpicklable_result(value: Any, exc: BaseException) -> PackedException:
-    error = SerializationError(
-        f"cannot pickle the result of the task ({describe(value)}): "
-        f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, lists, dicts, "
-        "dataclasses of those) instead of open files, locks, sockets or generators"
-    )
-    return pack_exception(error)
+        return LOAD_FAILED, pack_exception(exc)
+    return run_call(fn, args, kwargs, None)
 
 
 def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
-    """Pickle ``[(key, kind, value), ...]``; a result that will not pickle becomes an ERR.
+    """Pickle ``[(key, kind, value), ...]``; a result that will not pickle becomes UNPICKLABLE.
 
     A log record that will not pickle (an ``extra=`` holding a lock, say) keeps
     its kind: its unpicklable attributes travel as their ``repr``. Turning it
@@ -119,7 +140,8 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
                 if kind == LOG:
                     fixed.append((key, LOG, _picklable_record(value, pickler)))
                 else:
-                    fixed.append((key, ERR, _unpicklable_result(value, exc)))
+                    facts = (describe(value), type(exc).__name__, str(exc))
+                    fixed.append((key, UNPICKLABLE, facts))
             else:
                 fixed.append((key, kind, value))
         return pickler(fixed)
@@ -138,3 +160,36 @@ def _picklable_record(record: logging.LogRecord, pickler: Dumps) -> logging.LogR
             except Exception:
                 fields[name] = f"<unrepresentable {type(value).__name__}>"
     return logging.makeLogRecord(fields)
+
+
+# -- the parent's side ------------------------------------------------------------
+
+
+def packed(value: Any) -> PackedException:
+    """*value* as a PackedException: the worker leaf sends its fields as a plain tuple."""
+    return value if isinstance(value, PackedException) else PackedException(*value)
+
+
+def outcome_error(kind: int, value: Any) -> BaseException:
+    """The exception of an ``ERR``, ``LOAD_FAILED`` or ``UNPICKLABLE`` outcome.
+
+    Children send facts (what failed, its type name, its message); the words
+    are chosen here, in the parent, once for every engine.
+    """
+    if kind == LOAD_FAILED:
+        facts = packed(value)
+        error = SerializationError(
+            f"the worker could not unpickle the task: {facts.type_name.rpartition('.')[2]}: "
+            f"{facts.message}; is the function's module importable in the worker "
+            "(start method spawn)?"
+        )
+        error.__cause__ = unpack_exception(facts)
+        return error
+    if kind == UNPICKLABLE:
+        what, type_name, message = value
+        return SerializationError(
+            f"cannot pickle the result of the task ({what}): {type_name}: {message}; return "
+            "plain data (numbers, strings, lists, dicts, dataclasses of those) instead of "
+            "open files, locks, sockets or generators"
+        )
+    return unpack_exception(packed(value))

@@ -31,10 +31,11 @@ from .._futures import LazyFuture
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from .backend import ProcessBackend
+from .envelope import outcome_error
 from .exits import call_name, crash_error, timeout_error
 from .logs import replay_log
 from .managers import release_manager, track_manager
-from .wire import ERR, LOG, OK, FrameReader
+from .wire import INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -295,9 +296,9 @@ class ChildRunner:
                 )
             elif outcome[0] == OK:
                 task.set_result(outcome[1])
-            elif outcome[0] == ERR:
-                task.set_exception(unpack_exception(outcome[1]))
-            else:  # the initializer failed
+            elif outcome[0] != INIT_FAILED:
+                task.set_exception(outcome_error(*outcome))
+            else:
                 cause = unpack_exception(outcome[1])
                 error = BrokenExecutor(
                     f"the initializer raised {type(cause).__name__}: {cause} in child "

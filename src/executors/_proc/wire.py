@@ -20,6 +20,7 @@ __all__ = [
     "OK",
     "READY",
     "SKIP",
+    "UNPICKLABLE",
     "FrameReader",
     "frame",
     "write_all",
@@ -27,8 +28,10 @@ __all__ = [
 
 #: The kinds of item: a result, a packed exception, a task skipped because it was
 #: cancelled, a log record, the initializer's packed exception, a worker's greeting,
-#: and a task the worker could not unpickle (its facts: exception type name, message).
-OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED = 0, 1, 2, 3, 4, 5, 6
+#: a task the worker could not unpickle (the packed exception), and a result that
+#: would not pickle (its facts: description, exception type name, message). Workers
+#: send facts; the parent words the errors (:func:`executors._proc.envelope.outcome_error`).
+OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
 
 _HEADER = struct.Struct("!Q")
 
