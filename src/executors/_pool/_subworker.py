@@ -80,6 +80,31 @@ if "functools" not in sys.modules and "_pickle" not in sys.modules:
 else:
     dumps, loads = _import_pickle()
 
+__all__ = [
+    "ERR",
+    "FINISHED",
+    "INIT_FAILED",
+    "LOAD_FAILED",
+    "LOG",
+    "OK",
+    "PROTOCOL",
+    "READY",
+    "RING",
+    "RING_START",
+    "SKIP",
+    "STARTED",
+    "START_TIME",
+    "STATE_SIZE",
+    "UNPICKLABLE",
+    "frame",
+    "main",
+    "pack",
+    "read_frame",
+    "run",
+    "serve",
+    "write_all",
+]
+
 PROTOCOL = 5
 #: The kinds of item, as :mod:`executors._proc.wire` numbers them (a test checks).
 OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
