@@ -47,5 +47,9 @@ nitpick_ignore_regex = [
 ]
 
 # Examples read $EXECUTORS_BACKEND like any program; run them on a clean slate.
-doctest_global_setup = "import os; os.environ.pop('EXECUTORS_MAX_WORKERS', None)"
+doctest_global_setup = (
+    "import os; os.environ.pop('EXECUTORS_MAX_WORKERS', None)\n"
+    "from executors import unavailable_reason as _unavailable\n"
+    "interpreter_unavailable = _unavailable('interpreter') is not None\n"
+)
 doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

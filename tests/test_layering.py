@@ -23,7 +23,7 @@ import pytest
 import executors
 
 ROOT = Path(executors.__file__).resolve().parent
-ENGINES = ("_aio", "_cli", "_pool", "_proc", "_remote")
+ENGINES = ("_aio", "_cli", "_pool", "_proc", "_remote", "_subinterp")
 SHARED_ENGINE = "_proc"
 LEAF = "executors._pool._subworker"
 

@@ -12,8 +12,10 @@ import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _subinterp, _validate, context
+from .. import _validate, context
 from .._compat import ParamSpec
+from .._subinterp import engines
+from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
 from ..serialization import dumps, get_pickler
 
@@ -92,8 +94,8 @@ class InterpreterExecutor(BaseExecutor):
                 parts={"the initializer": init, "initargs": args},
                 pickler=self._pickler,
             )
-        self._workers = _subinterp.Workers(
-            _subinterp.engine(), self.max_workers, init_payload, str(thread_name_prefix)
+        self._workers = Workers(
+            engines.engine(), self.max_workers, init_payload, str(thread_name_prefix)
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
         _live[next(_ids)] = self
@@ -106,7 +108,7 @@ class InterpreterExecutor(BaseExecutor):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Needs CPython 3.12+ (and the ``interpreters-pep-734`` package on 3.13)."""
-        return _subinterp.unavailable_reason()
+        return engines.unavailable_reason()
 
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
