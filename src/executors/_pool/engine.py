@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -30,6 +29,7 @@ from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
 from .._proc.managers import release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._runtime import Counter
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from . import _subworker
@@ -39,7 +39,7 @@ __all__ = ["Pool", "Task", "submit_call"]
 
 _WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class _Task(LazyFuture[Any]):
@@ -198,7 +198,7 @@ class _Pool:
         self.broken: BrokenExecutor | None = None
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
-        self.started_workers = itertools.count()
+        self.started_workers = Counter()
         try:
             for _ in range(size):
                 self.add_worker()

@@ -17,14 +17,10 @@ from .. import context
 from ..errors import SerializationError
 from ..serialization import describe, pack_exception
 
-__all__ = ["ERR", "OK", "initialize", "run"]
+__all__ = ["ERR", "OK", "boot", "initialize", "run"]
 
 OK, ERR = 0, 1
 
-# One worker thread drives this interpreter, but each call into it may come with a
-# fresh thread state (3.13), which would empty a threading.local: per-worker state
-# is simply this interpreter's.
-context.worker = types.SimpleNamespace()  # type: ignore[assignment]
 
 # CPython's words for an extension module that is not ready for subinterpreters
 _REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
@@ -73,6 +69,16 @@ def _unpickle(payload: bytes) -> tuple[Any, ...]:
         )
         raise error from exc
     return task
+
+
+def boot() -> None:
+    """Set up a new worker interpreter (called there once, never in the caller's).
+
+    One worker thread drives the interpreter, but each call into it may come with
+    a fresh thread state (3.13), which would empty a :class:`threading.local`: the
+    worker's state (:data:`executors.context.worker`) is simply this interpreter's.
+    """
+    context.worker = types.SimpleNamespace()  # type: ignore[assignment]
 
 
 def run(payload: bytes) -> bytes:

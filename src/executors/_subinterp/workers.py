@@ -24,6 +24,7 @@ _BOOT = (
     "import sys\n"
     "sys.path[:] = [*_executors_path.split('\\0'), *sys.path]\n"
     "import executors._subinterp.inside as _executors_inside\n"
+    "_executors_inside.boot()\n"
 )
 _RUN = "_executors_send(_executors_inside.run(_executors_payload))"
 _INIT = "_executors_send(_executors_inside.initialize(_executors_payload))"

@@ -6,7 +6,6 @@ in :mod:`executors._subinterp`; this module is the executor around it.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import weakref
 from concurrent.futures import Future
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _validate, context
 from .._compat import ParamSpec
+from .._runtime import Counter
 from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
@@ -28,12 +28,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _live: weakref.WeakValueDictionary[int, InterpreterExecutor] = weakref.WeakValueDictionary()
-_ids = itertools.count()
+_ids = Counter()
+_live_lock = threading.Lock()  # _live, also without the GIL (free-threaded builds)
 
 
 def _at_exit() -> None:
     # Destroy the interpreters before this one finalizes (queued tasks still run).
-    for ex in list(_live.values()):
+    with _live_lock:
+        live = list(_live.values())
+    for ex in live:
         ex.shutdown(wait=True)
 
 
@@ -98,7 +101,8 @@ class InterpreterExecutor(BaseExecutor):
             engines.engine(), self.max_workers, init_payload, str(thread_name_prefix)
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
-        _live[next(_ids)] = self
+        with _live_lock:
+            _live[next(_ids)] = self
 
     @classmethod
     def default_max_workers(cls) -> int:
