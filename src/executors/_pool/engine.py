@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from typing import Any, Callable
 
 from .. import _validate, command
@@ -64,9 +64,6 @@ class _Task(LazyFuture[Any]):
     def cancel(self) -> bool:
         """Cancel the task; one that already runs is stopped by killing its worker."""
         return self._pool.cancel(self)
-
-    def _cancel_now(self) -> bool:
-        return Future.cancel(self)
 
 
 class _Worker:
@@ -387,7 +384,7 @@ class _Pool:
             batch = []
             while room > 0 and pending:
                 task = pending.popleft()
-                if task._state != "PENDING":  # cancelled while queued (under our lock)
+                if task.done():  # cancelled while queued (under our lock)
                     continue
                 task.worker, task.seq = w, w.dispatched
                 w.dispatched += 1

@@ -23,7 +23,7 @@ import selectors
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from typing import Any, Callable
 
 from .. import command
@@ -78,9 +78,6 @@ class ChildTask(LazyFuture[Any]):
     def running(self) -> bool:
         """True while its child runs the task (from start until the outcome arrives)."""
         return self.started_at > 0 and not self.reported and not self.done()
-
-    def _cancel_now(self) -> bool:
-        return Future.cancel(self)
 
     def forget_call(self) -> None:
         self.fn = self.args = self.kwargs = self.values = self.payload = None  # type: ignore[assignment]

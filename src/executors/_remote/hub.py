@@ -22,7 +22,6 @@ import secrets
 import socket
 import threading
 import time
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -75,19 +74,7 @@ class Task(LazyFuture[Any]):
         if super().cancel():
             return True
         hub = self.hub
-        return hub is not None and self._state == RUNNING and hub.cancel_running(self)
-
-    def _cancel_running(self) -> bool:
-        """Move this running future to cancelled, telling waiters and callbacks."""
-        with self._condition:
-            if self._state != RUNNING:
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
+        return hub is not None and self.running() and hub.cancel_running(self)
 
 
 class _Worker:
