@@ -16,6 +16,7 @@ from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._futures import LeanFuture
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 
 if TYPE_CHECKING:
@@ -178,11 +179,7 @@ class LoopRunner:
                 try:
                     init(*args)
                 except Exception as exc:
-                    self.broken = BrokenExecutor(
-                        f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                        "no task can run on this executor"
-                    )
-                    self.broken.__cause__ = exc
+                    self.broken = initializer_failed(init, exc)
                     self.stopping = True
                     return
             self.ready.set()

@@ -25,11 +25,12 @@ from typing import Any, Callable
 from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
-from .._proc.exits import call_name, crash_error, timeout_error
+from .._proc.exits import crash_error, timeout_error
 from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
 from .._proc.managers import release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from . import _subworker
@@ -469,12 +470,7 @@ class _Pool:
 
     def break_with_initializer(self, value: Any, worker: _Worker) -> None:
         cause = unpack_exception(packed(value))
-        self.broken = BrokenExecutor(
-            f"initializer {call_name(self.initializer or print)} raised "
-            f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
-            "this executor; fix the initializer and create a new executor"
-        )
-        self.broken.__cause__ = cause
+        self.broken = initializer_failed(self.initializer, cause, f" in worker {worker.pid}")
 
     def on_death(self, worker: _Worker) -> None:
         if worker.sentinel is not None:

@@ -28,11 +28,12 @@ from typing import Any, Callable
 
 from .. import command
 from .._futures import LazyFuture
+from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from .backend import ProcessBackend
-from .envelope import outcome_error
-from .exits import call_name, crash_error, timeout_error
+from .envelope import outcome_error, packed
+from .exits import crash_error, timeout_error
 from .logs import replay_log
 from .managers import release_manager, track_manager
 from .wire import INIT_FAILED, LOG, OK, FrameReader
@@ -97,9 +98,12 @@ class ChildRunner:
         launch: Launch,
         reap: Reap,
         task_timeout: float | None,
+        *,
+        initializer: Callable[..., object] | None,
     ) -> None:
         self.name, self.max_workers = name, max_workers
         self.launch, self.reap, self.task_timeout = launch, reap, task_timeout
+        self.initializer = initializer  # run by each child; named when it fails
         self.lock = threading.Lock()
         self.queue: deque[ChildTask] = deque()
         self.running: set[ChildTask] = set()
@@ -296,13 +300,8 @@ class ChildRunner:
             elif outcome[0] != INIT_FAILED:
                 task.set_exception(outcome_error(*outcome))
             else:
-                cause = unpack_exception(outcome[1])
-                error = BrokenExecutor(
-                    f"the initializer raised {type(cause).__name__}: {cause} in child "
-                    f"{task.pid}; no task can run on this executor; fix the initializer and "
-                    "create a new executor"
-                )
-                error.__cause__ = cause
+                cause = unpack_exception(packed(outcome[1]))
+                error = initializer_failed(self.initializer, cause, f" in child {task.pid}")
                 with self.lock:
                     self.broken = error
                     queued = list(self.queue)

@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
 
 from .. import _validate
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor
 
@@ -52,11 +53,7 @@ class InlineExecutor(BaseExecutor):
             try:
                 init(*args)
             except Exception as exc:
-                self._broken = BrokenExecutor(
-                    f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                    "no task can run on this executor"
-                )
-                self._broken.__cause__ = exc
+                self._broken = initializer_failed(init, exc)
 
     @classmethod
     def default_max_workers(cls) -> int:
