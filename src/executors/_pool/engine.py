@@ -28,7 +28,7 @@ from .._proc.envelope import capture, fold_context, outcome_error, pack_call, pa
 from .._proc.exits import crash_error, timeout_error
 from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
-from .._proc.managers import release_manager, track_manager
+from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
@@ -187,14 +187,11 @@ class _Pool:
         self.lock = threading.Lock()
         self.pending: deque[_Task] = deque()
         self.workers: list[_Worker] = []
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.wakeup = Wakeup()
+        self.selector = self.wakeup.selector
         self.sleeping = False
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
         self.started_workers = itertools.count()
         try:
             for _ in range(size):
@@ -217,11 +214,7 @@ class _Pool:
             self.pending.append(task)
             wake, self.sleeping = self.sleeping, False
         if wake:
-            self.wake()
-
-    def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self.wake_w, b"\0")
+            self.wakeup.wake()
 
     def cancel(self, task: _Task) -> bool:
         with self.lock:
@@ -250,12 +243,12 @@ class _Pool:
                         worker.mark_cancelled(task)
                         if not worker.started(task):
                             task._cancel_now()
-        self.wake()
+        self.wakeup.wake()
 
     # -- the manager thread --------------------------------------------------------------
 
     def parent_fds(self) -> list[int]:
-        fds = [self.wake_r, self.wake_w]
+        fds = self.wakeup.fds()
         for w in self.workers:
             fds += [w.tasks_fd, w.results_fd]
         return fds
@@ -338,8 +331,7 @@ class _Pool:
             for key, mask in events:
                 worker = key.data
                 if worker is None:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self.wake_r, 4096)
+                    self.wakeup.drain()
                 elif worker.results_fd < 0:
                     continue  # died earlier in this batch of events
                 elif key.fd == worker.sentinel:

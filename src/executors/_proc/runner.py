@@ -35,7 +35,7 @@ from .backend import ProcessBackend
 from .envelope import outcome_error, packed
 from .exits import crash_error, timeout_error
 from .logs import replay_log
-from .managers import release_manager, track_manager
+from .managers import Wakeup, release_manager, track_manager
 from .wire import INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
@@ -110,11 +110,8 @@ class ChildRunner:
         self.exiting: set[ChildTask] = set()  # reported their outcome; not reaped yet
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.selector = selectors.DefaultSelector()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.wakeup = Wakeup()
+        self.selector = self.wakeup.selector
         self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
         self.thread.start()
         track_manager(self)
@@ -154,7 +151,7 @@ class ChildRunner:
         if task.cancelled():  # cancelled while it was being started
             self.kill(task, "cancel")
         if self.task_timeout is not None:
-            self.wake()  # to wait with the new deadline
+            self.wakeup.wake()  # to wait with the new deadline
 
     def release(self, task: ChildTask) -> None:
         """Free *task*'s slot from a caller's thread; the manager starts what waits for it."""
@@ -162,7 +159,7 @@ class ChildRunner:
             self.running.discard(task)
             waiting = bool(self.queue)
         if waiting:
-            self.wake()
+            self.wakeup.wake()
 
     def kill(self, task: ChildTask, why: str) -> None:
         if task.fd < 0 and task.started_at:  # already read to the end and being reaped
@@ -171,10 +168,6 @@ class ChildRunner:
             task.killed = why
         assert task.pid is not None
         command.kill_process_tree(task.pid)  # and the commands its task started
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self.wake_w, b"\0")
 
     def cancel(self, task: ChildTask) -> bool:
         with self.lock:
@@ -192,7 +185,7 @@ class ChildRunner:
                 for task in self.queue:
                     task._cancel_now()
                 self.queue.clear()
-        self.wake()
+        self.wakeup.wake()
 
     # -- the manager thread ---------------------------------------------------------------
 
@@ -214,8 +207,7 @@ class ChildRunner:
                 events = self.selector.select(self.next_deadline())
                 for key, _ in events:
                     if key.data is None:
-                        with contextlib.suppress(OSError):
-                            os.read(self.wake_r, 4096)
+                        self.wakeup.drain()
                     else:
                         self.read(key.data)
                 if self.task_timeout is not None:
