@@ -10,8 +10,6 @@ import contextlib
 import fcntl
 import itertools
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import pickle
 import selectors
@@ -26,7 +24,6 @@ from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
 from .._proc.exits import crash_error, timeout_error
-from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
@@ -34,7 +31,7 @@ from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from . import _subworker
-from .processes import pool_worker
+from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
 
@@ -72,26 +69,13 @@ class _Worker:
 
     def __init__(self, pool: _Pool, index: int) -> None:
         self.out: deque[memoryview] = deque()
-        self.ready = pool.launcher is None  # an interpreter says so once it has started
+        self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
-        if pool.launcher is None:
-            task_r, task_w = os.pipe()
-            res_r, res_w = os.pipe()
-            self.process, self.state = self.start(pool, index, task_r, task_w, res_r, res_w)
-        else:
-            with FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
-                task_r, task_w = os.pipe()
-                res_r, res_w = os.pipe()
-                try:
-                    self.process, self.state, hello = pool.launcher.start(task_r, res_w)
-                except BaseException:
-                    for fd in (task_w, res_r):
-                        os.close(fd)
-                    raise
-                finally:
-                    for fd in (task_r, res_w):
-                        os.close(fd)
-            self.out.append(memoryview(frame(hello)))
+        started = pool.launcher.start(f"{pool.name}-worker-{index}", pool.parent_fds)
+        self.process, self.state = started.process, started.state
+        if started.hello is not None:
+            self.out.append(memoryview(frame(started.hello)))
+        task_w, res_r = started.tasks_fd, started.results_fd
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
@@ -108,37 +92,6 @@ class _Worker:
         self.stopping = False
         self.watching = False
         self.replaced = False
-
-    @staticmethod
-    def start(  # noqa: PLR0917
-        pool: _Pool, index: int, task_r: int, task_w: int, res_r: int, res_w: int
-    ) -> tuple[Any, Any]:
-        """Start a ``multiprocessing`` worker running :func:`.processes.pool_worker`."""
-        ctx = pool.ctx
-        state = ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
-        close = pool.parent_fds() if pool.start_method == "fork" else []
-        child_ends = (
-            multiprocessing.connection.Connection(task_r, writable=False),
-            multiprocessing.connection.Connection(res_w, readable=False),
-        )
-        args = (
-            *child_ends,
-            state,
-            pool.initializer,
-            pool.initargs,
-            pool.max_tasks,
-            pool.serializer,
-            logging.getLogger().getEffectiveLevel(),
-            [*close, task_w, res_r],
-        )
-        process = ctx.Process(target=pool_worker, args=args, name=f"{pool.name}-worker-{index}")
-        try:
-            with forking():
-                process.start()
-        finally:
-            for conn in child_ends:
-                conn.close()
-        return process, state
 
     def close_fds(self) -> None:
         for fd in (self.tasks_fd, self.results_fd):
@@ -165,25 +118,21 @@ class _Worker:
 class _Pool:
     """Everything the manager thread works on; holds no reference to the executor."""
 
-    def __init__(  # noqa: PLR0917
+    def __init__(
         self,
         size: int,
-        start_method: str,
+        launcher: Launcher,
+        *,
         initializer: Callable[..., Any] | None,
-        initargs: tuple[Any, ...],
         max_tasks: int | None,
-        serializer: str,
         task_timeout: float | None,
-        launcher: Any = None,
     ) -> None:
         self.name = f"executors-pool-{next(_names)}"
         self.size = size
-        self.launcher = launcher  # None: multiprocessing workers; else see Launcher
+        self.launcher = launcher
         self.cpus = _validate.cpu_count()
-        self.start_method = start_method
-        self.ctx: Any = multiprocessing.get_context(start_method) if launcher is None else None
-        self.initializer, self.initargs = initializer, initargs
-        self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
+        self.initializer = initializer  # run by the workers; named when it fails
+        self.max_tasks, self.task_timeout = max_tasks, task_timeout
         self.lock = threading.Lock()
         self.pending: deque[_Task] = deque()
         self.workers: list[_Worker] = []
@@ -265,9 +214,9 @@ class _Pool:
     def prestart(self, worker: _Worker) -> None:
         """Start *worker*'s successor now if it got its last task (lock held).
 
-        Interpreter workers only: the manager calls this once a worker has its
-        last task when a CPU is idle, and else when that task is done, rather
-        than once the worker has exited.
+        For a launcher that ``starts_ahead`` only: the manager calls this once a
+        worker has its last task when a CPU is idle, and else when that task is
+        done, rather than once the worker has exited.
         """
         if (
             self.max_tasks is not None
@@ -319,7 +268,7 @@ class _Pool:
                     self.sleeping = True
             for worker, batch in batches:
                 self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
-                if self.launcher is not None and len(self.workers) < self.cpus:
+                if self.launcher.starts_ahead and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
                     if self.broken is not None:
@@ -342,14 +291,14 @@ class _Pool:
                     self.receive(worker)
             if self.task_timeout is not None:
                 self.check_timeouts()
-            if self.launcher is not None:
+            if self.launcher.greets:
                 self.check_starts()
 
     def poll_interval(self) -> float | None:
         interval = None
         if self.task_timeout is not None and any(w.inflight for w in self.workers):
             interval = min(0.02, self.task_timeout / 4)
-        if self.launcher is not None and not all(w.ready for w in self.workers):
+        if self.launcher.greets and not all(w.ready for w in self.workers):
             interval = min(interval or 0.05, 0.05)
         return interval
 
@@ -357,7 +306,7 @@ class _Pool:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
-        if self.launcher is not None and self.max_tasks is not None:  # not the retiring ones
+        if self.launcher.starts_ahead and self.max_tasks is not None:  # not the retiring ones
             live = [w for w in live if w.dispatched < self.max_tasks]
         batches: list[tuple[_Worker, list[bytes]]] = []
         if not pending or not live:
@@ -365,9 +314,10 @@ class _Pool:
         share = -(-len(pending) // len(live))
         live.sort(key=lambda w: len(w.inflight))
         # with successors started ahead (prestart), at most `size` workers hold tasks
-        idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if self.launcher else 0
+        ahead = self.launcher.starts_ahead
+        idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if ahead else 0
         for w in live:
-            if self.launcher is not None and not w.inflight:
+            if ahead and not w.inflight:
                 if idle_ok <= 0:
                     continue
                 idle_ok -= 1
@@ -445,7 +395,7 @@ class _Pool:
                     self.launcher.on_ready(worker.process)
                 else:
                     done.append((worker.inflight.popleft(), kind, value))
-            if self.launcher is not None and not worker.inflight:
+            if self.launcher.starts_ahead and not worker.inflight:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             replay_log(record)
@@ -517,9 +467,7 @@ class _Pool:
 
     def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
-        after = (
-            f"the {'pool' if self.launcher is None else 'executor'} replaced it and is still usable"
-        )
+        after = f"the {self.launcher.owner} replaced it and is still usable"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return timeout_error(self.task_timeout, running, worker.pid, after)
@@ -548,7 +496,7 @@ class _Pool:
                         w.kill("timeout", running)
 
     def check_starts(self) -> None:
-        """Break the pool when an interpreter is not ready after ``launcher.start_timeout``."""
+        """Break the pool when a worker has not greeted after ``launcher.start_timeout``."""
         now = time.monotonic()
         with self.lock:
             for w in self.workers:
