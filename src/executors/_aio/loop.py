@@ -107,7 +107,7 @@ class LoopRunner:
         self.cap = cap
         self.pool = pool
         self.incoming: collections.deque[TaskFuture] = collections.deque()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while reading and setting stopping in shutdown()
         self.wakeup_pending = False
         self.stopping = False  # set by shutdown(); no new tasks
         self.closing = False  # seen by the loop: stop once idle

@@ -39,14 +39,14 @@ _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 _names = itertools.count(1)
 
 
-class _Task(LazyFuture[Any]):
+class Task(LazyFuture[Any]):
     """A future that knows where its task is; ``cancel()`` also stops a running task.
 
     It stays PENDING while its worker runs it (so ``cancel()`` may still stop it);
     ``running()`` asks the worker's shared state instead.
     """
 
-    def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+    def __init__(self, pool: Pool, payload: bytes, fn: Callable[..., Any]) -> None:
         super().__init__()
         self._pool = pool
         self.payload = payload
@@ -67,7 +67,7 @@ class _Task(LazyFuture[Any]):
 class _Worker:
     """One worker process, its two pipes and its shared state, seen from the parent."""
 
-    def __init__(self, pool: _Pool, index: int) -> None:
+    def __init__(self, pool: Pool, index: int) -> None:
         self.out: deque[memoryview] = deque()
         self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
@@ -86,9 +86,9 @@ class _Worker:
         self.tasks_fd, self.results_fd = task_w, res_r
         self.sentinel: int | None = self.process.sentinel
         self.reader = FrameReader()
-        self.inflight: deque[_Task] = deque()
+        self.inflight: deque[Task] = deque()
         self.dispatched = 0
-        self.doomed: tuple[str, _Task] | None = None
+        self.doomed: tuple[str, Task] | None = None
         self.stopping = False
         self.watching = False
         self.replaced = False
@@ -100,22 +100,22 @@ class _Worker:
                     os.close(fd)
         self.tasks_fd = self.results_fd = -1
 
-    def started(self, task: _Task) -> bool:
+    def started(self, task: Task) -> bool:
         return bool(self.state[_subworker.STARTED] > task.seq)
 
-    def finished(self, task: _Task) -> bool:
+    def finished(self, task: Task) -> bool:
         return bool(self.state[_subworker.FINISHED] > task.seq)
 
-    def mark_cancelled(self, task: _Task) -> None:
+    def mark_cancelled(self, task: Task) -> None:
         self.state[_subworker.RING_START + task.seq % _subworker.RING] = task.seq + 1
 
-    def kill(self, why: str, task: _Task) -> None:
+    def kill(self, why: str, task: Task) -> None:
         if self.doomed is None:
             self.doomed = (why, task)
         command.kill_process_tree(self.pid)  # and the commands its task started
 
 
-class _Pool:
+class Pool:
     """Everything the manager thread works on; holds no reference to the executor."""
 
     def __init__(
@@ -133,8 +133,12 @@ class _Pool:
         self.cpus = _validate.cpu_count()
         self.initializer = initializer  # run by the workers; named when it fails
         self.max_tasks, self.task_timeout = max_tasks, task_timeout
+        # Held while mutating pending, workers, sleeping, closing and broken, each
+        # worker's inflight, dispatched, doomed and replaced, a task's worker and seq,
+        # and a worker's cancel marks. Never held while writing to a pipe or setting a
+        # future (callbacks run then); tests/faults/test_pool_manager.py swaps it.
         self.lock = threading.Lock()
-        self.pending: deque[_Task] = deque()
+        self.pending: deque[Task] = deque()
         self.workers: list[_Worker] = []
         self.wakeup = Wakeup()
         self.selector = self.wakeup.selector
@@ -154,7 +158,7 @@ class _Pool:
 
     # -- called from the caller's threads ----------------------------------------------
 
-    def submit(self, task: _Task) -> None:
+    def submit(self, task: Task) -> None:
         with self.lock:
             if self.broken is not None:
                 raise self.broken
@@ -165,7 +169,7 @@ class _Pool:
         if wake:
             self.wakeup.wake()
 
-    def cancel(self, task: _Task) -> bool:
+    def cancel(self, task: Task) -> bool:
         with self.lock:
             worker = task.worker
             if worker is None or task.done() or worker.doomed is not None:
@@ -382,7 +386,7 @@ class _Pool:
             self.handle(worker, pickle.loads(message))
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
-        done: list[tuple[_Task, int, Any]] = []
+        done: list[tuple[Task, int, Any]] = []
         logs: list[logging.LogRecord] = []
         with self.lock:
             for _tid, kind, value in items:
@@ -433,7 +437,7 @@ class _Pool:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
         worker.close_fds()
-        failures: list[tuple[_Task, BaseException]] = []
+        failures: list[tuple[Task, BaseException]] = []
         with self.lock:
             if not worker.ready and self.broken is None:  # it never started: nothing will
                 self.broken = self.launcher.start_failed(worker.process, exitcode)
@@ -465,7 +469,7 @@ class _Pool:
         if self.broken is not None:
             self.fail_everything(self.broken)
 
-    def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
+    def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
         after = f"the {self.launcher.owner} replaced it and is still usable"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
@@ -545,13 +549,13 @@ class _Pool:
 
 
 def submit_call(  # noqa: PLR0917
-    pool: _Pool,
+    pool: Pool,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     dumps: Callable[[Any], bytes],
     pickler: Callable[[Any], bytes],
-) -> _Task:
+) -> Task:
     """Pickle ``fn(*args, **kwargs)`` with the caller's context values and queue it on *pool*.
 
     *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
@@ -562,10 +566,6 @@ def submit_call(  # noqa: PLR0917
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
-    task = _Task(pool, payload, fn)
+    task = Task(pool, payload, fn)
     pool.submit(task)
     return task
-
-
-Pool = _Pool
-Task = _Task

@@ -45,7 +45,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     ignore_sigint()
     pickler = get_pickler(serializer)
     out_fd = results.fileno()
-    send_lock = threading.Lock()
+    send_lock = threading.Lock()  # held while writing a frame: log records come from any thread
 
     def send(items: list[tuple[Any, int, Any]]) -> None:
         data = frame(pack_outcomes(items, pickler))

@@ -104,6 +104,9 @@ class ChildRunner:
         self.name, self.max_workers = name, max_workers
         self.launch, self.reap, self.task_timeout = launch, reap, task_timeout
         self.initializer = initializer  # run by each child; named when it fails
+        # Held while mutating queue, running, exiting, closing and broken, and while
+        # registering a descriptor with the selector the manager waits on. Never held
+        # while starting a child or running a future's callbacks.
         self.lock = threading.Lock()
         self.queue: deque[ChildTask] = deque()
         self.running: set[ChildTask] = set()

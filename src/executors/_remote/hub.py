@@ -105,6 +105,8 @@ class Hub:
         prefetch: int = 0,
         task_timeout: float | None = None,
     ) -> None:
+        # Held (through the conditions below, which share it) while mutating pending,
+        # tasks, workers, running, stopping and each task's owner, attempts and flags.
         self.lock = threading.RLock()
         # Takers with a free slot wait on ``cond``, the rest (prefetch only) on
         # ``cond_ahead``: submit wakes one taker, preferring one that runs the task at
@@ -452,7 +454,7 @@ class Server(managers.Server):
     def __init__(self, *args: Any, hub: Hub, spare: int = 0) -> None:
         super().__init__(*args)
         self.hub = hub
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating clients and closing
         self.clients: dict[threading.Thread, Any] = {}
         self.closing = False
         self.stop_event = threading.Event()  # made by serve_forever(), which we do not use

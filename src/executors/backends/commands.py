@@ -114,6 +114,8 @@ class SubprocessExecutor(ProcessBackend):
                 parts={"the initializer": self._init, "initargs": self._initargs},
                 pickler=self._pickler,
             )
+        # Held while starting the engine or the command threads (_pool, _commands,
+        # _finalizer) and while setting _shutdown and _broken.
         self._lock = threading.Lock()
         self._pool: Pool | None = None
         self._commands: ThreadPoolExecutor | None = None

@@ -46,7 +46,7 @@ class InlineExecutor(BaseExecutor):
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=1)
         init, args = _validate.initializer(initializer, initargs)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while checking and setting _shutdown
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
         if init is not None:

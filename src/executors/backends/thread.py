@@ -41,7 +41,7 @@ class _Shared:
 
     def __init__(self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]):
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating idle, shutdown and broken
         self.idle = 0
         self.shutdown = False
         self.broken: BrokenExecutor | None = None
