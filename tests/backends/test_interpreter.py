@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from executors import BackendUnavailable, SerializationError, get_executor, registry
+from executors import BackendUnavailable, BrokenExecutor, SerializationError, get_executor, registry
 from executors._subinterp import engines
 
 from . import interp_tasks as t
@@ -116,3 +116,17 @@ def test_on_313_without_the_backport_it_says_what_to_install(
 def test_where_unavailable_get_executor_says_why() -> None:
     with pytest.raises(BackendUnavailable, match="backend 'interpreter' needs"):
         get_executor("interpreter")
+
+
+@needs_interpreters
+def test_a_failing_initializer_is_worded_as_on_every_backend() -> None:
+    from executors.testing import failing_initializer
+
+    with get_executor("interpreter", max_workers=1, initializer=failing_initializer) as ex:
+        with pytest.raises(
+            BrokenExecutor,
+            match=r"initializer .*failing_initializer\(\) raised RuntimeError: cannot connect "
+            r"to the database in worker executors-interpreter_0; no task can run",
+        ) as info:
+            ex.submit(pow, 2, 2).result(timeout=30)
+        assert isinstance(info.value.__cause__, RuntimeError)

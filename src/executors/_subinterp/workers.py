@@ -7,8 +7,9 @@ import queue
 import sys
 import threading
 from concurrent.futures import Future
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from .engines import Engine, Interp
@@ -33,11 +34,14 @@ _INIT = "_executors_send(_executors_inside.initialize(_executors_payload))"
 class _Shared:
     """What the executor and its worker threads share (the threads never see the executor)."""
 
-    __slots__ = ("broken", "engine", "idle", "init", "lock", "queue", "shutdown")
+    __slots__ = ("broken", "engine", "idle", "init", "initializer", "lock", "queue", "shutdown")
 
-    def __init__(self, engine: Engine, init: bytes | None) -> None:
+    def __init__(
+        self, engine: Engine, init: bytes | None, initializer: Callable[..., Any] | None
+    ) -> None:
         self.engine = engine
         self.init = init
+        self.initializer = initializer
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.idle = 0
@@ -61,11 +65,15 @@ class _Shared:
         for _ in range(stops):  # stop markers belong to other threads: put them back
             self.queue.put(None)
 
-    def break_(self, message: str, cause: BaseException) -> None:
+    def break_(self, message: str | BrokenExecutor, cause: BaseException) -> None:
+        """Fail every queued task, and every later submit, with one error."""
         with self.lock:
             if self.broken is None:
-                self.broken = BrokenExecutor(message)
-                self.broken.__cause__ = cause
+                if isinstance(message, BrokenExecutor):
+                    self.broken = message
+                else:
+                    self.broken = BrokenExecutor(message)
+                    self.broken.__cause__ = cause
             broken = self.broken
         self.fail_queued(broken)
 
@@ -89,11 +97,8 @@ def _start(shared: _Shared) -> Interp | None:
             kind, value = pickle.loads(interp.take())
             if kind == ERR:
                 error = unpack_exception(value)
-                shared.break_(
-                    f"the initializer raised {type(error).__name__}: {error}; the interpreter "
-                    "pool cannot run tasks (fix the initializer and create a new one)",
-                    error,
-                )
+                where = f" in worker {threading.current_thread().name}"
+                shared.break_(initializer_failed(shared.initializer, error, where), error)
                 interp.close()
                 return None
     except BaseException as exc:
@@ -144,11 +149,16 @@ class Workers:
     """Up to *max_workers* threads, each with its own interpreter, started on demand."""
 
     def __init__(
-        self, engine: Engine, max_workers: int, init: bytes | None, name_prefix: str
+        self,
+        engine: Engine,
+        max_workers: int,
+        init: bytes | None,
+        name_prefix: str,
+        initializer: Callable[..., Any] | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.name_prefix = name_prefix
-        self.shared = _Shared(engine, init)
+        self.shared = _Shared(engine, init, initializer)
         self.threads: list[threading.Thread] = []
 
     def submit(self, future: Future[Any], payload: bytes) -> None:

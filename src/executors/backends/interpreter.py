@@ -98,7 +98,7 @@ class InterpreterExecutor(BaseExecutor):
                 pickler=self._pickler,
             )
         self._workers = Workers(
-            engines.engine(), self.max_workers, init_payload, str(thread_name_prefix)
+            engines.engine(), self.max_workers, init_payload, str(thread_name_prefix), init
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
         with _live_lock:
