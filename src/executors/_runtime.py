@@ -31,11 +31,26 @@ No free-threaded build is installable on the machines this was tested on: the
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 import threading
 
-__all__ = ["Counter", "describe", "free_threaded", "gil_disabled_build", "gil_enabled"]
+__all__ = [
+    "LINUX_ONLY",
+    "Counter",
+    "describe",
+    "free_threaded",
+    "gil_disabled_build",
+    "gil_enabled",
+    "linux_only",
+]
+
+#: Linux-only facilities we use where they exist, each with a portable fallback:
+#: ``memfd_create`` (a worker's shared state; else an unlinked temporary file),
+#: ``pidfd_open`` (a worker's exit as a descriptor; else the end of its results
+#: pipe), ``/proc`` (the processes below a worker; else ``ps``).
+LINUX_ONLY = ("memfd_create", "pidfd_open", "/proc")
 
 
 def gil_disabled_build() -> bool:
@@ -90,3 +105,14 @@ class Counter:
             value = self._next
             self._next = value + 1
         return value
+
+
+def linux_only(facility: str) -> bool:
+    """Whether to use *facility* (one of :data:`LINUX_ONLY`) here, if the system has it.
+
+    ``EXECUTORS_PORTABLE=1`` (read at each call) says no to all of them, so the
+    portable fallbacks run, and are tested, on Linux too.
+    """
+    if facility not in LINUX_ONLY:
+        raise ValueError(f"facility must be one of {LINUX_ONLY}, got {facility!r}")
+    return os.environ.get("EXECUTORS_PORTABLE", "").strip() not in ("1", "true", "yes")
