@@ -9,18 +9,20 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
+import logging
 import pickle
 import secrets
+import socket
 import threading
 import time
 import types
 import weakref
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from .. import _validate, context, serialization
 from .._remote import wire
-from .._remote.hub import Hub, listen
+from .._remote.hub import EAGER_BYTES, Hub, listen
 from .._remote.local import LocalWorkers
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
@@ -29,10 +31,24 @@ from ..spec import parse_spec
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["RemoteExecutor"]
+__all__ = ["RemoteExecutor", "RemoteWorker"]
 
 R = TypeVar("R")
 _TICK = 0.05
+log = logging.getLogger("executors.remote")
+
+
+class RemoteWorker(NamedTuple):
+    """A worker connected to a :class:`RemoteExecutor` (see :meth:`~RemoteExecutor.workers`)."""
+
+    #: ``HOST:PID`` of the worker process (``local-...`` for the master's own).
+    name: str
+    host: str
+    pid: int
+    #: Tasks it runs at once (its ``--workers``).
+    slots: int
+    #: Its engine (``pool``, ``thread``...).
+    backend: str
 
 
 class RemoteExecutor(BaseExecutor):
@@ -64,6 +80,15 @@ class RemoteExecutor(BaseExecutor):
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
         are killed and replaced. No prefetch then.
+    :param warn_no_workers: with an *address*, seconds without any worker
+        connected after which the master logs a warning (logger
+        ``executors.remote``) with the command that starts one; None: never.
+
+    Memory: arguments are pickled in :meth:`submit` while the master holds less
+    than 32 MB of pickled arguments (so an unpicklable one fails there); beyond
+    that a task keeps its arguments, which are pickled when a worker takes it
+    (an unpicklable one then fails that task's future), so a backlog of large
+    arguments is not held twice.
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -86,10 +111,13 @@ class RemoteExecutor(BaseExecutor):
         heartbeat_timeout: float = 10.0,
         prefetch: int = 256,
         task_timeout: float | None = None,
+        warn_no_workers: float | None = 10.0,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
     ) -> None:
         external = address is not None
+        self._external = external
+        self._warn_after = _validate.positive_number("warn_no_workers", warn_no_workers)
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
         else:
@@ -177,6 +205,7 @@ class RemoteExecutor(BaseExecutor):
     def _watch(self) -> None:
         hub = self._hub
         idle_since = time.monotonic()
+        warned = False
         try:
             while True:
                 self._wake.wait(_TICK)
@@ -188,6 +217,23 @@ class RemoteExecutor(BaseExecutor):
                     ]
                     if hub.workers or self._local:
                         idle_since = now
+                        warned = False
+                if (
+                    self._external
+                    and not warned
+                    and not closing
+                    and self._warn_after is not None
+                    and now - idle_since > self._warn_after
+                ):
+                    warned = True
+                    log.warning(
+                        "no worker has connected to this master at %s for %.0f s (%d task(s) "
+                        "waiting); %s",
+                        self._where(),
+                        now - idle_since,
+                        left,
+                        self._start_hint(),
+                    )
                 for wid in late:
                     hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
                 for wid in hub.expire(self._local.is_local):
@@ -209,6 +255,67 @@ class RemoteExecutor(BaseExecutor):
         finally:
             self._stop()
 
+    def _where(self) -> str:
+        """The master's address as workers elsewhere reach it (the host name for 0.0.0.0)."""
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _start_hint(self) -> str:
+        return (
+            f"start one with the master's key in ${wire.AUTHKEY_ENV}: "
+            f"python -m executors worker {self._where()}"
+        )
+
+    # -- workers --------------------------------------------------------------------
+
+    def workers(self) -> list[RemoteWorker]:
+        """The workers connected now (the master's local ones included).
+
+        >>> from executors import get_executor
+        >>> with get_executor("remote", max_workers=1) as ex:
+        ...     [(w.slots, w.backend) for w in ex.wait_for_workers(1, timeout=60)]
+        [(1, 'inline')]
+        """
+        with self._hub.lock:
+            found = [(w.info, w.slots) for w in self._hub.workers.values()]
+        return [
+            RemoteWorker(
+                name=str(info.get("name", "")),
+                host=str(info.get("host", "")),
+                pid=int(info.get("pid", 0)),
+                slots=int(slots or info.get("slots") or 0),
+                backend=str(info.get("backend", "")),
+            )
+            for info, slots in found
+        ]
+
+    def wait_for_workers(self, n: int = 1, timeout: float | None = None) -> list[RemoteWorker]:
+        """Wait until at least *n* workers are connected; :meth:`workers` then.
+
+        :raises TimeoutError: when fewer than *n* connected within *timeout* seconds,
+            saying how to start them.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidOption(f"n must be an int >= 1, got {n!r}")
+        limit = _validate.positive_number("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        hub = self._hub
+        with hub.cond_workers:
+            while len(hub.workers) < n:
+                if self._broken is not None:
+                    raise self._broken
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    have = len(hub.workers)
+                    raise TimeoutError(
+                        f"{have} of {n} worker(s) connected to the master at {self._where()} "
+                        f"within {limit:g} s; {self._start_hint()}"
+                    )
+                hub.cond_workers.wait(remaining if remaining is not None else 1.0)
+        return self.workers()
+
     def _stop(self) -> None:
         hub = self._hub
         hub.stop()
@@ -229,6 +336,9 @@ class RemoteExecutor(BaseExecutor):
         values = dict(bound) if bound else None
         # A plain function pickles as its name, the same every time: pickle it once.
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
+        hub = self._hub
+        eager = hub.held < EAGER_BYTES  # read without the lock: a hint is enough
+        call_data = b""
         try:
             if fn_data is None:
                 fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
@@ -236,7 +346,8 @@ class RemoteExecutor(BaseExecutor):
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
+            if eager:
+                call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
         except Exception:
             parts = {
                 "the function": fn,
@@ -245,14 +356,16 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        hub = self._hub
         task = hub.task_class(fn_data, call_data, fn)
+        if not eager:
+            task.call = (args, kwargs or None, values)
         with hub.lock:
             if self._closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._broken is not None:
                 raise self._broken
             tid = next(hub.ids)
+            hub.held += len(call_data)
             hub.tasks[tid] = task
             hub.pending.append(tid)
             hub.wake()
@@ -283,6 +396,7 @@ class RemoteExecutor(BaseExecutor):
                     task = hub.tasks.get(tid)
                     if task is not None and not task.started:
                         del hub.tasks[tid]
+                        hub.drop_call(task)
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
                 running = list(hub.tasks.values())
