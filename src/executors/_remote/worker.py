@@ -467,7 +467,7 @@ class Worker:
                 f"engine thread: {count} threads (for I/O-bound tasks; --backend pool runs "
                 "CPU-bound tasks in parallel processes)"
             )
-        return f"engine {self.backend}: {count} tasks at once"
+        return f"engine {self.backend}: {count} task(s) at once"
 
     # -- running ----------------------------------------------------------------
 
