@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -94,5 +93,3 @@ def shared_ray() -> Iterator[str]:
     ray.shutdown()
     for proc in procs:
         proc.stop()
-
-

@@ -87,14 +87,33 @@ def start_dask(workers: int = 2) -> tuple[str, list[Detached]]:
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = Detached(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--no-dashboard"],
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
         tmp / "scheduler.log",
     )
     _wait_for(lambda: _listening(port), "dask scheduler", scheduler)
     worker = Detached(
-        [str(BIN / "dask"), "worker", address, "--nworkers", str(workers), "--nthreads", "1",
-         "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp)],
+        [
+            str(BIN / "dask"),
+            "worker",
+            address,
+            "--nworkers",
+            str(workers),
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--local-directory",
+            str(tmp),
+        ],
         tmp / "workers.log",
     )
     from distributed import Client
@@ -125,9 +144,18 @@ def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
     tmp = Path(tempfile.mkdtemp(prefix="executors-ray-"))
     port = _free_port()
     head = Detached(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--include-dashboard=false",
-         f"--object-store-memory={300 * 1024**2}", "--disable-usage-stats"],
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={cpus}",
+            "--include-dashboard=false",
+            f"--object-store-memory={300 * 1024**2}",
+            "--disable-usage-stats",
+        ],
         tmp / "ray.log",
         # Token authentication would need the token shared through ~/.ray, which
         # other programs on this machine use too; this cluster only listens locally.

@@ -1,7 +1,7 @@
 """Run tasks on a dask.distributed cluster: a private LocalCluster, or a running scheduler.
 
-The machinery (client, cluster, callbacks) lives in :mod:`executors._dask`; the
-queue, batching and futures shared with ``ray`` in :mod:`executors._cluster`.
+The machinery (client, cluster, callbacks) lives in :mod:`executors._dask.engine`; the
+queue, batching and futures shared with ``ray`` in :mod:`executors._cluster.dispatch`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 from .. import _validate
-from .._cluster import Dispatcher, EngineExecutor
+from .._cluster.dispatch import Dispatcher, EngineExecutor
 from ..errors import InvalidOption
 
 __all__ = ["DaskExecutor"]
@@ -63,12 +63,14 @@ class DaskExecutor(EngineExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
     ) -> None:
-        from .. import _dask
+        from .._dask import engine as _dask
 
         if max_workers is not None:
             _validate.max_workers(max_workers, default=1)
         for label, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise InvalidOption(f"{label} must be a positive int, got {value!r}")
         init, args = _validate.initializer(initializer, initargs)
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
@@ -99,6 +101,5 @@ class DaskExecutor(EngineExecutor):
 
     def __repr__(self) -> str:
         return (
-            f"<DaskExecutor backend='dask' address={self.address!r} "
-            f"max_workers={self.max_workers}>"
+            f"<DaskExecutor backend='dask' address={self.address!r} max_workers={self.max_workers}>"
         )

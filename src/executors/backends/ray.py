@@ -1,8 +1,8 @@
 """Run tasks on Ray: a local Ray started for the executor, or a cluster it attaches to.
 
 The machinery (the per-process Ray connection, remote calls, cancel) lives in
-:mod:`executors._ray`; the queue, batching and futures shared with ``dask`` in
-:mod:`executors._cluster`.
+:mod:`executors._ray.engine`; the queue, batching and futures shared with ``dask`` in
+:mod:`executors._cluster.dispatch`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 from .. import _validate
-from .._cluster import Dispatcher, EngineExecutor
+from .._cluster.dispatch import Dispatcher, EngineExecutor
 from ..errors import InvalidOption
 
 __all__ = ["RayExecutor"]
@@ -60,7 +60,7 @@ class RayExecutor(EngineExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
     ) -> None:
-        from .. import _ray
+        from .._ray import engine as _ray
 
         if max_workers is not None:
             _validate.max_workers(max_workers, default=1)
@@ -82,7 +82,9 @@ class RayExecutor(EngineExecutor):
     def unavailable_reason(cls) -> str | None:
         """Why Ray cannot run here (the package is missing), or None."""
         if importlib.util.find_spec("ray") is None:
-            return "needs the 'ray' package; install it with: pip install 'pluggable-executors[ray]'"
+            return (
+                "needs the 'ray' package; install it with: pip install 'pluggable-executors[ray]'"
+            )
         return None
 
     def __repr__(self) -> str:
