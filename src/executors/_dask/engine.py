@@ -63,6 +63,9 @@ def connect(
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # The scheduler serves HTTP (health, metrics) even without a dashboard, on
+        # port 8787 unless told otherwise, with a warning when another cluster has it.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         worker_dashboard_address=None,
         silence_logs=logging.ERROR,
         security=security,
