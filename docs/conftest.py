@@ -19,12 +19,12 @@ NEEDS = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         missing = [
-            name
-            for name in NEEDS.get(item.path.name, ())
-            if importlib.util.find_spec(name) is None
+            name for name in NEEDS.get(item.path.name, ()) if importlib.util.find_spec(name) is None
         ]
         if missing:
-            extras = " and ".join(f"pip install 'pluggable-executors[{_extra(m)}]'" for m in missing)
+            extras = " and ".join(
+                f"pip install 'pluggable-executors[{_extra(m)}]'" for m in missing
+            )
             item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}: {extras}"))
 
 

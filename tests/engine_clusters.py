@@ -25,6 +25,10 @@ import psutil
 __all__ = ["Detached", "start_dask", "start_ray"]
 
 BIN = Path(sys.executable).parent
+# Tasks from tests/ travel by name, and dask's scheduler unpickles them too: the
+# cluster's processes must be able to import them.
+ROOT = str(Path(__file__).resolve().parents[1])
+ENV = {"PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)}
 
 
 class Detached:
@@ -97,6 +101,7 @@ def start_dask(workers: int = 2) -> tuple[str, list[Detached]]:
             "--no-dashboard",
         ],
         tmp / "scheduler.log",
+        ENV,
     )
     _wait_for(lambda: _listening(port), "dask scheduler", scheduler)
     worker = Detached(
@@ -115,6 +120,7 @@ def start_dask(workers: int = 2) -> tuple[str, list[Detached]]:
             str(tmp),
         ],
         tmp / "workers.log",
+        ENV,
     )
     from distributed import Client
 
@@ -159,7 +165,7 @@ def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
         tmp / "ray.log",
         # Token authentication would need the token shared through ~/.ray, which
         # other programs on this machine use too; this cluster only listens locally.
-        env={"RAY_AUTH_MODE": "disabled"},
+        env={**ENV, "RAY_AUTH_MODE": "disabled"},
     )
     _wait_for(lambda: "Ray runtime started" in head.log.read_text(), "ray", head)
     from ray._private.services import get_node_ip_address

@@ -19,14 +19,11 @@ import pytest
 
 from executors import InvalidOption, get_executor, registry
 from executors.protocol import Executor
+from executors.testing import _children  # leaves out multiprocessing's resource tracker
 from tests.backends import engine_tasks as t
 from tests.engine_clusters import warm_dask
 
 pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
-
-
-def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 @pytest.fixture(scope="module")

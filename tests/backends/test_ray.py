@@ -19,13 +19,10 @@ import pytest
 
 from executors import InvalidOption, get_executor, registry
 from executors.protocol import Executor
+from executors.testing import _children  # leaves out multiprocessing's resource tracker
 from tests.backends import engine_tasks as t
 
 ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
-
-
-def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,9 @@ def acquire(address: str | None, num_cpus: int | None, object_store_memory: int 
                 "log_to_driver": True,
             }
             if target is None:
+                # "local": a new Ray, even when `ray start` left its address in /tmp/ray
+                # (ray.init() would join that cluster, someone else's perhaps).
+                target = "local"
                 options.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
             try:
                 ray.init(address=target, **options)
