@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _not_callable
 from ..serialization import unpack_exception
@@ -204,11 +205,7 @@ class Dispatcher:
             _settle(future, ok, value if ok else unpack_exception(value))
 
     def _break(self, cause: BaseException, running: list[EngineFuture[Any]]) -> None:
-        broken = BrokenExecutor(
-            f"the initializer {self._init!r} raised {type(cause).__name__}: {cause}; "
-            "this executor cannot run tasks (fix the initializer and create a new one)"
-        )
-        broken.__cause__ = cause
+        broken = initializer_failed(self._init, cause, " on a cluster worker")
         with self._lock:
             self._broken = self._broken or broken
             queued = [f for f, _ in self._queue]
