@@ -3,8 +3,9 @@
 dask: a LocalCluster of 2 single-thread worker processes that both sides share;
 ray: a local Ray of 2 CPUs that both sides share. Skipped, with a note, when the
 engine is not installed. Map peers that run one engine task per item are timed on
-a slice of the input (``PEER_SLICE``) and scaled to the full size: at the
-engine's few thousand tasks per second the whole input would take minutes.
+a slice of the input (``PEER_SLICE`` items, ``Row.peer_work``) and compared per
+item: at the engine's hundreds to thousands of tasks per second the whole input
+would take minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from executors import get_executor
 HERE = str(Path(__file__).resolve().parent)
 # Worker processes import this module's functions by name: let them find it.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH", "")) if p)
-PEER_SLICE = 5_000
+PEER_SLICE = 2_000
 STORE = 200 * 1024**2
 
 
@@ -51,17 +52,6 @@ def _submit_all(executor: Callable[[], Any], n: int) -> Callable[[], None]:
         ex = executor()
         for f in [ex.submit(noop, i) for i in range(n)]:
             f.result()
-
-    return run
-
-
-def _scaled(run_slice: Callable[[], object], n: int) -> Callable[[], None]:
-    """Run the peer on PEER_SLICE items, then wait as long again as the rest would take."""
-
-    def run() -> None:
-        start = time.perf_counter()
-        run_slice()
-        time.sleep((time.perf_counter() - start) * (n / PEER_SLICE - 1))
 
     return run
 
@@ -126,10 +116,11 @@ def _dask_rows(n: int, n_map: int) -> list[Row]:
         Row(
             f"dask: map of {n_map:,} x+1 (defaults)",
             ours_map,
-            _scaled(peer_executor_map, n_map),
+            peer_executor_map,
             n_map,
             unit="items",
-            peer_name="ClientExecutor.map (timed on 5,000, scaled)",
+            peer_name="ClientExecutor.map (timed on 2,000 items)",
+            peer_work=PEER_SLICE,
             goal=20.0,
             repeat=1,
             setup=setup,
@@ -243,10 +234,11 @@ def _ray_rows(n: int, n_map: int) -> list[Row]:
         Row(
             f"ray: map of {n_map:,} x+1 (defaults)",
             lambda: list(s["ex"].map(inc, range(n_map))),
-            _scaled(peer_map, n_map),
+            peer_map,
             n_map,
             unit="items",
-            peer_name="one ray.remote call per item (timed on 5,000, scaled)",
+            peer_name="one ray.remote call per item (timed on 2,000 items)",
+            peer_work=PEER_SLICE,
             goal=20.0,
             repeat=1,
             setup=setup,

@@ -22,7 +22,7 @@ class DaskExecutor(EngineExecutor):
 
     Without an *address* (and without ``$DASK_SCHEDULER_ADDRESS``) it starts a
     LocalCluster of ``n_workers`` worker processes on 127.0.0.1, without a
-    dashboard, and closes it on :meth:`shutdown`. With ``dask://host:8786`` (or
+    dashboard, and closes it on ``shutdown()``. With ``dask://host:8786`` (or
     ``address="tls://host:8786"`` and ``security=``) it connects to that
     scheduler and leaves it running. Tasks run by value (lambdas, closures and
     functions from ``__main__`` travel); workers need ``pluggable-executors``
@@ -34,12 +34,15 @@ class DaskExecutor(EngineExecutor):
     :param n_workers: worker processes of a LocalCluster; default ``max_workers``,
         else the CPU count.
     :param threads_per_worker: threads in each LocalCluster worker (default 1).
-    :param security: a :class:`distributed.security.Security` (TLS), or True for
+    :param security: a ``distributed.security.Security`` (TLS), or True for
         a LocalCluster with temporary credentials.
     :param resources: dask worker resources each task needs, e.g. ``{"GPU": 1}``.
     :param retries: times dask reruns a task whose worker died.
     :param initializer: called as ``initializer(*initargs)`` once in each worker
         thread before its first task; it can fill :data:`executors.context.worker`.
+
+    Not run here (it needs the ``dask`` extra, which the plain test run lacks); the
+    same example runs on the docs page, where the engine is installed:
 
     >>> from executors import get_executor
     >>> from executors.demo import square

@@ -22,7 +22,7 @@ class RayExecutor(EngineExecutor):
     """Tasks on Ray: a local Ray of ``max_workers`` CPUs, or a running cluster.
 
     Without an *address* (and without ``$RAY_ADDRESS``) it starts Ray here with
-    ``num_cpus=max_workers`` and no dashboard, and stops it on :meth:`shutdown`
+    ``num_cpus=max_workers`` and no dashboard, and stops it on ``shutdown()``
     (when the last executor using it is done; a Ray the program started itself
     is left running). ``ray://host:10001`` attaches through the Ray Client.
     ``cancel()`` of a running task calls ``ray.cancel``, which stops it. Tasks
@@ -38,6 +38,9 @@ class RayExecutor(EngineExecutor):
     :param object_store_memory: bytes of object store for a local Ray.
     :param initializer: called as ``initializer(*initargs)`` once in each worker
         process before its first task; it can fill :data:`executors.context.worker`.
+
+    Not run here (it needs the ``ray`` extra, which the plain test run lacks); the
+    same example runs on the docs page, where the engine is installed:
 
     >>> from executors import get_executor
     >>> from executors.demo import square
