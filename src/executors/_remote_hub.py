@@ -131,6 +131,9 @@ class Hub:
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
+        #: Names of every worker that ever registered (a local worker that connected
+        #: and then died is a lost worker, not one that failed to start).
+        self.seen: set[str] = set()
         self.cap = cap
         self.running = 0
         self.max_retries = max_retries
@@ -151,6 +154,7 @@ class Hub:
             if wid not in self.workers:
                 wid = secrets.token_hex(8)
                 self.workers[wid] = _Worker(wid, info)
+                self.seen.add(str(info.get("name")))
             self.workers[wid].last_seen = time.monotonic()
             self.wake_all()
         return {

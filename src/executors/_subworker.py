@@ -143,6 +143,7 @@ def serve(
     before it started.
     """
     ppid = os.getppid()
+    guard(ppid)
     stream = io.FileIO(in_fd, "rb", closefd=False)
     poller = select.poll()  # not select.select: descriptors above 1023 are fine
     poller.register(in_fd, select.POLLIN)
@@ -188,6 +189,35 @@ def serve(
             last_flush = end
 
 
+#: Seconds between a worker's checks that its parent (the caller) is still alive.
+PARENT_POLL = 0.2
+
+
+def guard(ppid: int) -> None:
+    """Make this worker the leader of a process group, and have it die with its parent.
+
+    What a task starts joins the group, so the caller can kill it with the worker
+    when the worker dies mid-task (``os.killpg``). A thread (``_thread``: no
+    ``threading`` import) checks every :data:`PARENT_POLL` seconds, even mid-task,
+    that *ppid* is still the parent; once it is not (the caller was SIGKILLed),
+    it kills the group, the worker with it.
+    """
+    try:  # noqa: SIM105 - contextlib is an import this file avoids
+        os.setpgid(0, 0)
+    except OSError:  # pragma: no cover - a session leader already leads one
+        pass
+    __import__("_thread").start_new_thread(_watch_parent, (ppid,))
+
+
+def _watch_parent(ppid: int) -> None:  # pragma: no cover - runs until the process dies
+    while os.getppid() == ppid:
+        time.sleep(PARENT_POLL)
+    signals = __import__("_signal")
+    if os.getpgrp() == os.getpid():
+        os.killpg(0, signals.SIGKILL)
+    os.kill(os.getpid(), signals.SIGKILL)
+
+
 # -- a worker interpreter ---------------------------------------------------------------
 
 
@@ -198,15 +228,24 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     frames = exc.__traceback__
     while frames is not None and frames.tb_frame.f_globals is globals():
         frames = frames.tb_next  # the worker loop's own frames are noise to the caller
-    tb = "".join(traceback.format_exception(type(exc), exc, frames))
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, frames))
+        message = str(exc)
+    except Exception:  # a __str__ that raises: executors knows how to cope
+        from executors.serialization import pack_exception
+
+        packed = pack_exception(exc)
+        return packed.data, packed.type_name, packed.message, packed.tb
     data: bytes | None
     try:
         data = dumps(exc, PROTOCOL)
         loads(data)
     except Exception:
-        data = None
+        from executors.serialization import exception_recipe
+
+        data = exception_recipe(exc)
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return data, type_name, str(exc), f'\n"""\n{tb}"""'
+    return data, type_name, message, f'\n"""\n{tb}"""'
 
 
 def run(payload: bytes) -> tuple[int, Any]:

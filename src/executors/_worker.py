@@ -486,6 +486,7 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
     and blocked SIGINT (the child inherits the mask); the root logger keeps
     the caller's level and gets only *handler*.
     """
+    _subworker.guard(os.getppid())  # the caller's death or a crash takes what it starts
     items: list[tuple[Any, int, Any]] = []
     handler.sink = items
     logging.root.handlers = [handler]

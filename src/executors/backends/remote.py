@@ -242,12 +242,17 @@ class RemoteExecutor(BaseExecutor):
             if code is None:
                 continue
             del self._procs[name]
+            command.kill_group(proc.pid)  # it leads its session: what its tasks started
             how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
             wids = [w for w, info in self._worker_infos() if info.get("name") == name]
-            if not wids and code > 0:  # it gave up on its own before connecting
+            with self._hub.cond:
+                connected = name in self._hub.seen
+                self._hub.seen.discard(name)
+            if not connected and code > 0:  # it gave up on its own before connecting
                 self._failed_starts += 1
-            for wid in wids:
+            else:
                 self._failed_starts = 0
+            for wid in wids:
                 self._hub.lose(wid, f"local worker process {proc.pid} {how}")
             if self._failed_starts >= 3:
                 self._break(
