@@ -69,8 +69,9 @@ class Task(LazyFuture[Any]):
         """Cancel the task; one a worker runs is stopped there where its engine can.
 
         Pool, process and fork engines kill and replace the process running it;
-        command tasks have their process group killed on any engine. A plain
-        function running on a worker's threads cannot be stopped: False then.
+        command tasks have their process group killed on any engine; a local
+        worker is killed and replaced by the master. A plain function running on
+        the threads of a worker started elsewhere cannot be stopped: False then.
         """
         if super().cancel():
             return True
@@ -145,6 +146,8 @@ class Hub:
         self.stopping = False
         self.ids = itertools.count()
         self.local = threading.local()  # the worker a server thread takes tasks for
+        #: Set by the executor: kills worker *wid* if it is a local one (True then).
+        self.kill_local: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- called by workers (in a server thread) ---------------------------------
 
@@ -327,8 +330,11 @@ class Hub:
 
         True when *task* is now cancelled: its worker's engine stops tasks (pool,
         process, fork), or it is a command task (killed on any engine), or it went
-        back to the queue (its worker was lost) and nobody runs it.
+        back to the queue (its worker was lost) and nobody runs it, or its worker is
+        a local one, which the master kills and replaces (the other tasks it held go
+        back to the queue, no attempt counted).
         """
+        doomed: tuple[str, dict[str, Any]] | None = None
         with self.cond:
             worker = self.workers.get(task.owner) if task.owner is not None else None
             if worker is None:  # requeued after its worker was lost: waiting for another
@@ -338,19 +344,30 @@ class Hub:
                 del self.tasks[tid]  # _hand_out skips it
             else:
                 info = worker.info
-                if not info.get("cancels") or not (
-                    info.get("stops_tasks") or rw.is_command(task.fn)
-                ):
-                    return False
                 tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
                 if tid is None:  # its result is being delivered
                     return False
+                stops = info.get("cancels") and (info.get("stops_tasks") or rw.is_command(task.fn))
+                if not stops:
+                    if self.kill_local is None or info.get("name") is None:
+                        return False
+                    worker.doomed = True  # given nothing more; killed below if it is local
+                    doomed = (worker.wid, info)
                 del self.tasks[tid]  # its result, if it still comes, is dropped
                 worker.in_flight.discard(tid)
                 self.running -= 1
-                worker.cancels.append(tid)
-                self.cond_cancel.notify_all()
+                if stops:
+                    worker.cancels.append(tid)
+                    self.cond_cancel.notify_all()
                 self.wake_all()  # capacity freed at the master
+        if doomed is not None and not (self.kill_local and self.kill_local(*doomed)):
+            assert worker is not None
+            with self.cond:  # not a local worker: undo, it runs on
+                worker.doomed = False
+                self.tasks[tid] = task
+                worker.in_flight.add(tid)
+                self.running += 1
+            return False
         return task._cancel_running()
 
     def lose(self, wid: str, reason: str | None) -> None:
@@ -454,7 +471,7 @@ class Hub:
 def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
     try:
         value = pickle.loads(data)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: the rest of the batch must be settled
         future.set_exception(exc)
         return
     if ok:

@@ -160,3 +160,28 @@ def log_unpicklable_extra_once() -> int:
         "matrix task logs", extra={"lk": threading.Lock()}
     )
     return 7
+
+
+def slow_marked(i: int, marker_dir: str, seconds: float, grandchild: bool = False) -> int:
+    """Leave a marker file (holding the pids to watch), maybe start a grandchild, then sleep."""
+    pids = [os.getpid()]
+    if grandchild:
+        pids.append(_sleeper(os.path.join(marker_dir, f"gc-{i}")).pid)
+    with open(os.path.join(marker_dir, f"started-{i}.tmp"), "w") as f:
+        f.write(" ".join(map(str, pids)))
+    os.replace(
+        os.path.join(marker_dir, f"started-{i}.tmp"), os.path.join(marker_dir, f"started-{i}")
+    )
+    time.sleep(seconds)
+    return i
+
+
+class ExitsOnLoad:
+    """Pickles fine; unpickling it raises SystemExit (in the caller, for a result)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (sys.exit, (5,))
+
+
+def returns_exits_on_load() -> object:
+    return ExitsOnLoad()

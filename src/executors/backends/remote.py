@@ -161,6 +161,7 @@ class RemoteExecutor(BaseExecutor):
             prefetch=ahead or 0,
             task_timeout=self.task_timeout,
         )
+        self._hub.kill_local = functools.partial(_kill_if_local, weakref.ref(self))
         self._authkey = key
         self._engine = worker_backend
         self._functions: dict[Callable[..., Any], bytes] = {}
@@ -253,7 +254,10 @@ class RemoteExecutor(BaseExecutor):
             else:
                 self._failed_starts = 0
             for wid in wids:
-                self._hub.lose(wid, f"local worker process {proc.pid} {how}")
+                with self._hub.cond:
+                    worker = self._hub.workers.get(wid)
+                    doomed = worker is not None and worker.doomed  # killed on purpose
+                self._hub.lose(wid, None if doomed else f"local worker process {proc.pid} {how}")
             if self._failed_starts >= 3:
                 self._break(
                     f"local worker processes keep exiting before connecting (the last, "
@@ -429,6 +433,15 @@ def _listen(hub: Hub, host: str, port: int, key: bytes, *, spare: int = 1) -> Se
             f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
             "choose another address or port (0 picks a free one)",
         ) from exc
+
+
+def _kill_if_local(ref: weakref.ref[RemoteExecutor], wid: str, info: dict[str, Any]) -> bool:
+    """Kill worker *wid* if it is one of the executor's local processes; whether it was."""
+    ex = ref()
+    if ex is None or not ex._is_local(info):
+        return False
+    ex._kill(wid)
+    return True
 
 
 def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
