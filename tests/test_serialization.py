@@ -104,3 +104,17 @@ def test_unknown_serializer() -> None:
 
     with pytest.raises(InvalidOption, match="'pickle' or 'cloudpickle'"):
         get_pickler("json")
+
+
+def test_the_pool_worker_leaf_packs_exceptions_as_serialization_unpacks_them() -> None:
+    from executors import serialization
+    from executors._pool import _subworker
+
+    assert _subworker.RECIPE == serialization._RECIPE
+    for exc in (NeedsTwoArgs("a", "b"), HoldsLock("locked"), BadStr("hidden")):
+        try:
+            raise exc
+        except Exception as caught:
+            back = unpack_exception(serialization.PackedException(*_subworker.pack(caught)))
+        assert type(back) is type(exc)
+        assert back.args == exc.args
