@@ -185,3 +185,10 @@ class ExitsOnLoad:
 
 def returns_exits_on_load() -> object:
     return ExitsOnLoad()
+
+
+def square_or_raise(i: int) -> int:
+    """i * i, except every 1,000th raises ValueError(i)."""
+    if i % 1000 == 999:
+        raise ValueError(i)
+    return i * i
