@@ -49,6 +49,7 @@ __all__ = [
     "CommandResult",
     "CommandTimeout",
     "descendants",
+    "kill_group",
     "kill_process_tree",
     "kill_running",
     "kill_tree",
@@ -497,6 +498,17 @@ def kill_tree(pids: list[int]) -> None:
                 os.killpg(pid, signal.SIGKILL)
             else:
                 os.kill(pid, signal.SIGKILL)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group *pid* leads, if there is one (a worker that died mid-task).
+
+    Workers lead a group of their own, which what their tasks start joins; once a
+    worker is dead its children can no longer be found from it, but its group can.
+    """
+    if hasattr(signal, "SIGKILL"):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def kill_process_tree(pid: int) -> None:
