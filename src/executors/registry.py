@@ -14,6 +14,8 @@ from the backend name):
 - ``dask``: ``executors.backends.dask:DaskExecutor`` (needs the ``dask`` extra)
 - ``fork``: ``executors.backends.fork:ForkExecutor``; alias ``os.fork``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``interpreter``: ``executors.backends.interpreter:InterpreterExecutor``; aliases
+  ``subinterpreter``, ``subinterpreters``, ``interpreters`` (CPython 3.12+)
 - ``pool``: ``executors.backends.pool:PoolExecutor``; aliases ``processpool``, ``multiprocessing``
 - ``process``: ``executors.backends.process:ProcessExecutor``; alias ``processes``
 - ``ray``: ``executors.backends.ray:RayExecutor`` (needs the ``ray`` extra)
@@ -98,6 +100,12 @@ _BUILTINS: tuple[BackendInfo, ...] = (
     ),
     BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo(
+        "interpreter",
+        "executors.backends.interpreter:InterpreterExecutor",
+        ("subinterpreter", "subinterpreters", "interpreters"),
+        "on Python 3.13: pip install 'pluggable-executors[interpreters]'",
+    ),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
     BackendInfo(
