@@ -257,6 +257,8 @@ class ChildRunner:
         self.selector.unregister(task.fd)
         os.close(task.fd)
         task.fd = -1
+        if not task.reported and task.pid is not None:  # died mid-task: so does what it started
+            command.kill_group(task.pid)
         exitcode = self.reap(task)
         with self.lock:
             self.running.discard(task)

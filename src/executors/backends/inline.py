@@ -72,12 +72,13 @@ class InlineExecutor(BaseExecutor):
         future.set_running_or_notify_cancel()
         try:
             result = contextvars.copy_context().run(fn, *args, **kwargs)
-        except Exception as exc:
-            future.set_exception(exc)
-        except BaseException as exc:
-            # KeyboardInterrupt and SystemExit stop the caller, as they would in a loop.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C stops the caller, as it would in a plain loop.
             future.set_exception(exc)
             raise
+        except BaseException as exc:
+            # SystemExit included: it is the task's outcome, as on every other backend.
+            future.set_exception(exc)
         else:
             future.set_result(result)
         return future
