@@ -284,6 +284,8 @@ class Worker:
     :param backend: the local engine, any backend spec (``thread``, ``inline``...).
     :param retry_for: seconds to keep trying to reach the master, at start and
         after losing it (``math.inf``: until it comes, or :meth:`request_stop`).
+    :param keep_alive: a master found shutting down is waited past, for the
+        next one at the same address, rather than ending the worker.
     """
 
     def __init__(
@@ -296,12 +298,14 @@ class Worker:
         name: str = "",
         retry_for: float = 30.0,
         parent_pid: int | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.address = address
         self.authkey = authkey
         self.backend = backend
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.retry_for = retry_for
+        self.keep_alive = keep_alive  # a master shutting down: wait for the next one
         self.parent_pid = parent_pid
         self._slots_wanted = slots
         self._slots = 1
@@ -357,7 +361,9 @@ class Worker:
                     "previous": previous,
                 }
                 reply = link.call("register", info)
-                if reply.get("stop"):  # a master shutting down: as if it were not there yet
+                if reply.get("stop") and not self.keep_alive:
+                    raise WorkerExit(EXIT_OK, "the master is shutting down")
+                if reply.get("stop"):  # --keep-alive: as if it were not there yet
                     raise EOFError("the master is shutting down")
                 session = _Session(link, reply)
                 how = "reconnected" if previous else "connected"
@@ -458,15 +464,9 @@ class Worker:
         count = f"{n}" if n else "the engine's default number of"
         if name == "pool":
             default = "" if self._slots_wanted else ", one per CPU"
-            return (
-                f"engine pool: {count} worker processes{default} (CPU-bound tasks run in "
-                "parallel; --backend thread runs them on threads)"
-            )
+            return f"engine pool: {count} processes{default} (--backend thread for threads)"
         if name == "thread":
-            return (
-                f"engine thread: {count} threads (for I/O-bound tasks; --backend pool runs "
-                "CPU-bound tasks in parallel processes)"
-            )
+            return f"engine thread: {count} threads (--backend pool for CPU-bound tasks)"
         return f"engine {self.backend}: {count} task(s) at once"
 
     # -- running ----------------------------------------------------------------
@@ -836,6 +836,7 @@ def main(argv: Sequence[str] = ()) -> int:
             name=os.environ.get(NAME_ENV, ""),
             retry_for=retry_for,
             parent_pid=args.parent_pid,
+            keep_alive=args.keep_alive,
         )
         current[:] = [worker]
         if stop.is_set():
@@ -915,7 +916,7 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="how long to keep trying to reach the master (default: 30; with "
-        "--keep-alive, only after losing a master mid-run)",
+        "--keep-alive it waits as long as it takes)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also log each batch of tasks taken"
