@@ -104,6 +104,7 @@ class RemoteExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "remote"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,

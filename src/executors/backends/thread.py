@@ -154,6 +154,7 @@ class ThreadExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "thread"
+    sharing: ClassVar[str] = "local"
 
     def __init__(
         self,
