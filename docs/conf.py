@@ -36,7 +36,7 @@ nitpick_ignore_regex = [
         r"py:.*",
         r"(concurrent|asyncio|multiprocessing|subprocess|threading|contextvars|typing"
         r"|typing_extensions|collections|types|importlib|pickle|logging|os|queue"
-        r"|_asyncio|contextlib)(\..*)?",
+        r"|_asyncio|contextlib|doctest|unittest|pdb|json|sqlite3)(\..*)?",
     ),
     (
         r"py:.*",
@@ -50,6 +50,7 @@ nitpick_ignore_regex = [
     # shared bases in private modules (executors._worker, ...): their members are documented
     # on each backend's class
     (r"py:class", r"executors\._\w+\.\w+"),
+    (r"py:class", r"executors\.sync\._Proxied"),
 ]
 
 # Examples read $EXECUTORS_BACKEND like any program; run them on a clean slate.

@@ -8,6 +8,7 @@ by its module and name, and a function typed into a doctest or an interactive
 session has no module to be found in.
 
 >>> from executors import get_executor
+>>> from executors.examples import total_of_squares
 >>> with get_executor() as ex:               # $EXECUTORS_BACKEND picks the backend
 ...     total_of_squares(ex, range(10))
 285
