@@ -90,7 +90,7 @@ def producer(q: Any, items: list[Any], consumers: int = 1) -> int:
 
 def consumer(q: Any) -> list[Any]:
     """Take items from *q* until a ``None`` sentinel; the items taken, in order."""
-    taken = []
+    taken: list[Any] = []
     while True:
         item = q.get(timeout=30)
         if item is None:
@@ -175,9 +175,7 @@ def connect(path: str) -> None:
     """An ``initializer``: open one database connection for this worker, create a table."""
     db = sqlite3.connect(path, check_same_thread=False)
     db.execute("create table if not exists students (name text primary key, grade int)")
-    db.executemany(
-        "insert or replace into students values (?, ?)", [("Alice", 90), ("Bob", 85)]
-    )
+    db.executemany("insert or replace into students values (?, ?)", [("Alice", 90), ("Bob", 85)])
     db.commit()
     context.worker.db = db
     context.worker.opened_by = threading.current_thread().name
@@ -185,9 +183,7 @@ def connect(path: str) -> None:
 
 def lookup(name: str) -> int:
     """A task that uses its worker's connection; the student's grade."""
-    row = context.worker.db.execute(
-        "select grade from students where name = ?", (name,)
-    ).fetchone()
+    row = context.worker.db.execute("select grade from students where name = ?", (name,)).fetchone()
     return int(row[0])
 
 
