@@ -1,11 +1,11 @@
 """The task functions of the tutorial pages (``docs/tutorial/``), one group per program.
 
-The tutorial retells the classic programs of Python's concurrency toolbox (a
-``fork`` server, ``Process`` and ``Pool``, producer and consumer on a queue, the
-bank balance and its lock, ...) with this library. The functions live in a real
-module so that every backend can run them: process backends pickle a function
-by its module and name, and a function typed into a doctest or an interactive
-session has no module to be found in.
+The tutorial pages (``docs/tutorial/``) retell the classic programs of Python's
+concurrency toolbox (a ``fork`` server, ``Process`` and ``Pool``, producer and
+consumer on a queue, the bank balance and its lock, ...) with this library.
+The functions live in a real module so that every backend can run them: process
+backends pickle a function by its module and name, and a function typed into a
+doctest or an interactive session has no module to be found in.
 
 >>> from executors import get_executor
 >>> from executors.examples import total_of_squares
@@ -31,6 +31,7 @@ __all__ = [
     "connect",
     "consumer",
     "count_words",
+    "fetch",
     "handle_request",
     "long_time_task",
     "lookup",
@@ -44,6 +45,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("executors.examples")
+
+
+# -- the quick start's crawler ------------------------------------------------------
+
+
+def fetch(url: str, timeout: float = 30) -> tuple[str, int]:
+    """Download *url* (``http``, ``https`` or ``file``); the url and its size in bytes."""
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=timeout) as response:
+        return url, len(response.read())
 
 
 # -- fork, Process, Pool ----------------------------------------------------------
@@ -150,12 +162,13 @@ class InsufficientFunds(Exception):
 def transfer(balance: int, amount: int) -> int:
     """The balance after taking *amount* out; raise :class:`InsufficientFunds` if short.
 
-    An unexpected input (a negative *amount*) is logged with the traceback by
-    :func:`logging.exception` before it is raised again.
+    A negative *amount* is a bug in the caller: it is logged with its traceback by
+    :func:`logging.exception`, then raised again as :class:`ValueError`.
     """
     try:
-        assert amount >= 0, f"amount must not be negative, got {amount}"
-    except AssertionError:
+        if amount < 0:
+            raise ValueError(f"amount must not be negative, got {amount}")
+    except ValueError:
         log.exception("transfer(%d, %d) refused", balance, amount)
         raise
     if amount > balance:
