@@ -33,6 +33,7 @@ PAGES = [
     "docs/quickstart.rst",
     "docs/context.rst",
     "docs/errors.rst",
+    "docs/migrating.rst",
 ]
 MODULES = ["executors", "executors.context", "executors.examples", "executors.protocol"]
 TUTORIAL = sorted(p.name for p in (ROOT / "docs" / "tutorial").glob("*.rst") if p.stem != "index")
