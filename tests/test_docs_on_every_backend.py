@@ -40,8 +40,24 @@ TUTORIAL = sorted(p.name for p in (ROOT / "docs" / "tutorial").glob("*.rst") if 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
+#: Known bugs a page finds on one backend: (page, backend spec) -> the bug. The test
+#: is an xfail with strict=True, so it fails (and must be removed here) once fixed.
+KNOWN_BUGS = {
+    ("docs/quickstart.rst", "pool?start_method=forkserver"): (
+        "a program whose stdout and stderr are pipes (subprocess capture_output) and "
+        "that maps 2 tasks on pool?start_method=forkserver gets WorkerCrashed: the "
+        "worker's write to its result pipe fails with EBADF (also on main at f1a4fcb)"
+    ),
+}
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_page(page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page(
+    page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    bug = KNOWN_BUGS.get((page, backend_name))
+    if bug is not None:
+        request.applymarker(pytest.mark.xfail(reason=bug, strict=True))
     monkeypatch.setenv("EXECUTORS_BACKEND", backend_name)
     result = doctest.testfile(
         str(ROOT / page), module_relative=False, optionflags=FLAGS, verbose=False, report=True
@@ -81,9 +97,11 @@ def test_tutorial_page_considers_every_backend(page: str) -> None:
 
 
 @pytest.mark.parametrize("page", TUTORIAL)
-def test_tutorial_page(page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tutorial_page(
+    page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     runs, left_out = declared_backends(page)
     name = backend_name.partition("?")[0]
     if name not in runs:
         pytest.skip(f"{page} leaves out {name!r}: {left_out.get(name, 'not listed')}")
-    test_page(f"docs/tutorial/{page}", backend_name, monkeypatch)
+    test_page(f"docs/tutorial/{page}", backend_name, monkeypatch, request)
