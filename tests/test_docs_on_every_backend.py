@@ -19,6 +19,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,12 @@ KNOWN_BUGS = {
         "worker's write to its result pipe fails with EBADF (also on main at f1a4fcb)"
     ),
 }
+if sys.version_info[:2] == (3, 12):  # seen on 3.12.1; 3.13 needs an extra package, untried
+    KNOWN_BUGS["docs/quickstart.rst", "interpreter"] = (
+        "crawl.py (urllib in the workers) on the interpreter backend prints its results, "
+        "then aborts at exit with 'free(): invalid pointer': an extension module that "
+        "does not support subinterpreters is imported in one"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ._compat import ParamSpec, Self
+from ._validate import positive_int
 from .sync import SharedObjects
 
 if TYPE_CHECKING:
@@ -77,20 +78,6 @@ class Executor(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None: ...
-
-
-def _positive(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
-    return value
 
 
 def _not_callable(fn: object, where: str) -> TypeError:
@@ -200,8 +187,8 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
-        _positive("buffersize", buffersize)
-        size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
+        positive_int("buffersize", buffersize)
+        size = positive_int("chunksize", chunksize) or self._default_chunksize(iterables)
         end_time = None if timeout is None else timeout + time.monotonic()
 
         submit: Callable[..., Future[Any]] = self.submit

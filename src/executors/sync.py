@@ -13,7 +13,8 @@ unchanged::
     "manager"         proxies to one multiprocessing.Manager    until ex.shutdown()
     (fork, process,   server, started on first use, spawned
      pool, subprocess) (no fork: it copies no thread or pipe)
-    "none" (remote)   NotImplementedError naming the alternative
+    "none" (remote,   NotImplementedError naming the alternative
+     dask, ray)
 
 A backend declares its kind with the class attribute ``sharing``; the default,
 ``"manager"``, suits any backend whose tasks run on this machine.
@@ -42,8 +43,9 @@ __all__ = ["SharedDict", "SharedEvent", "SharedLock", "SharedObjects", "SharedQu
 
 _NO_REMOTE = (
     "the {name!r} backend cannot hand out shared objects yet: its workers may run on "
-    "other machines; pass values in and out through task arguments and results, or run "
-    "the program on 'pool' (one machine) with ex.{what}()"
+    "other machines; pass values in and out through task arguments and results (or the "
+    "cluster's own queues and locks), or run the program on 'pool' (one machine) with "
+    "ex.{what}()"
 )
 
 

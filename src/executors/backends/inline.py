@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
 
 from .. import _validate
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor
 
@@ -46,18 +47,14 @@ class InlineExecutor(BaseExecutor):
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=1)
         init, args = _validate.initializer(initializer, initargs)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while checking and setting _shutdown
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
         if init is not None:
             try:
                 init(*args)
             except Exception as exc:
-                self._broken = BrokenExecutor(
-                    f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                    "no task can run on this executor"
-                )
-                self._broken.__cause__ = exc
+                self._broken = initializer_failed(init, exc)
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -76,12 +73,13 @@ class InlineExecutor(BaseExecutor):
         future.set_running_or_notify_cancel()
         try:
             result = contextvars.copy_context().run(fn, *args, **kwargs)
-        except Exception as exc:
-            future.set_exception(exc)
-        except BaseException as exc:
-            # KeyboardInterrupt and SystemExit stop the caller, as they would in a loop.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C stops the caller, as it would in a plain loop.
             future.set_exception(exc)
             raise
+        except BaseException as exc:
+            # SystemExit included: it is the task's outcome, as on every other backend.
+            future.set_exception(exc)
         else:
             future.set_result(result)
         return future
