@@ -40,7 +40,7 @@ from ._subworker import (
     write_all,
 )
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
-from .protocol import BaseExecutor
+from .protocol import OwnsProcesses
 from .serialization import Dumps, PackedException, describe, dumps, get_pickler, pack_exception
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ _FORK_LOCK = threading.Lock()
 _WARNS_ON_FORK = sys.version_info >= (3, 12)
 
 
-class ProcessBackend(BaseExecutor):
+class ProcessBackend(OwnsProcesses):
     """What the fork, process and pool executors share: options, defaults, platforms."""
 
     def _take_options(
@@ -533,6 +533,8 @@ def release_manager(manager: Any) -> None:
 
 @atexit.register
 def _stop_managers() -> None:
+    # As concurrent.futures: at exit, every task submitted and not cancelled still runs.
     for manager in list(_managers):
-        manager.shutdown(cancel_futures=True)
-        manager.thread.join(10.0)
+        manager.shutdown(cancel_futures=False)
+    for manager in list(_managers):
+        manager.thread.join()

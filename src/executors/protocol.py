@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import itertools
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
@@ -21,7 +23,7 @@ from ._compat import ParamSpec, Self
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["BaseExecutor", "Executor"]
+__all__ = ["BaseExecutor", "Executor", "OwnsProcesses"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,6 +77,24 @@ class Executor(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None: ...
+
+
+_exiting = False  # the interpreter is shutting down: no new tasks (as concurrent.futures)
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+
+
+# threading._register_atexit hooks run before non-daemon threads are joined (3.9+),
+# which is when concurrent.futures stops taking tasks too.
+getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
+
+
+def _refuse_at_exit() -> None:
+    if _exiting:
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
 
 
 def _positive(name: str, value: int | None) -> int | None:
@@ -139,6 +159,8 @@ class BaseExecutor(concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "submit()")
+        if _exiting:
+            _refuse_at_exit()
         return self._submit(fn, args, kwargs)
 
     def _submit(
@@ -219,6 +241,39 @@ class BaseExecutor(concurrent.futures.Executor):
         return f"<{type(self).__name__} backend={self.name!r}>"
 
 
+class OwnsProcesses(BaseExecutor):
+    """A backend whose tasks run in processes it starts: it can stop them all at once.
+
+    :meth:`terminate_workers` and :meth:`kill_workers` are the names
+    :class:`concurrent.futures.ProcessPoolExecutor` has from Python 3.14 on.
+    """
+
+    def _worker_pids(self) -> list[int]:
+        """The processes this executor started that run (or wait for) tasks now."""
+        raise NotImplementedError
+
+    def terminate_workers(self) -> None:
+        """Stop everything now: cancel what has not started, SIGTERM every worker process.
+
+        Tasks that were running fail with a :class:`~executors.BrokenExecutor`
+        (:class:`~executors.WorkerCrashed` naming the signal); the executor is shut
+        down, and its processes are reaped when this returns.
+        """
+        self._stop_workers(signal.SIGTERM)
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with SIGKILL: for tasks that ignore SIGTERM."""
+        self._stop_workers(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    def _stop_workers(self, sig: int) -> None:
+        from .command import kill_process_tree
+
+        self.shutdown(wait=False, cancel_futures=True)
+        for pid in self._worker_pids():
+            kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
+
+
 def _batched(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[tuple[tuple[Any, ...], ...]]:
     while chunk := tuple(itertools.islice(it, size)):
         yield chunk
@@ -243,12 +298,25 @@ def _cancel(fs: Iterable[Future[Any]]) -> None:
         f.cancel()
 
 
+def _result_or_cancel(f: Future[R], end_time: float | None) -> R:
+    """``f.result()`` by *end_time*; when that raises (timeout, Ctrl-C), *f* is cancelled too.
+
+    The future waited for is no longer in the map's list, so without this it would run
+    on after a timeout (CPython gh-95166). A future that is done ignores the cancel.
+    """
+    try:
+        return f.result(_remaining(end_time))
+    except BaseException:
+        f.cancel()
+        raise
+
+
 def _ordered(fs: list[Future[R]], end_time: float | None) -> Iterator[R]:
     # fs is reversed so pop() is O(1), and a yielded future is dropped at once
     # (CPython's result_iterator does the same), so results are not all kept alive.
     try:
         while fs:
-            yield fs.pop().result(_remaining(end_time))
+            yield _result_or_cancel(fs.pop(), end_time)
     finally:
         _cancel(fs)
 
@@ -265,9 +333,11 @@ def _ordered_lazy(starts: Iterator[Future[R]], n: int, end_time: float | None) -
     window: collections.deque[Future[R]] = collections.deque(itertools.islice(starts, n))
     try:
         while window:
-            result = window.popleft().result(_remaining(end_time))
+            result = _result_or_cancel(window[0], end_time)
+            window.popleft()
             window.extend(itertools.islice(starts, 1))
             yield result
+            del result  # not kept alive while the consumer holds it
     finally:
         _cancel(window)
 

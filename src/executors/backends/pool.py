@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate, _worker
 from .._compat import ParamSpec
 from .._pool import Pool, submit_call
+from ..protocol import _positive
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -152,7 +153,7 @@ class PoolExecutor(_worker.ProcessBackend):
         50,000 items each); others go one item per task.
         """
         if chunksize is not None or not callable(fn):
-            size = chunksize
+            size = _positive("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
@@ -181,6 +182,10 @@ class PoolExecutor(_worker.ProcessBackend):
         self._pool.shutdown(cancel_futures)
         if wait and threading.current_thread() is not self._pool.thread:  # not from a callback
             self._pool.thread.join()
+
+    def _worker_pids(self) -> list[int]:
+        with self._pool.lock:
+            return [w.pid for w in self._pool.workers]
 
     def __repr__(self) -> str:
         return f"<PoolExecutor backend='pool' max_workers={self.max_workers}>"

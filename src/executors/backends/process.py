@@ -81,6 +81,12 @@ class ProcessExecutor(ChildBackend):
         self._runner.submit(task)
         return task
 
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
+
     def __repr__(self) -> str:
         return (
             f"<ProcessExecutor backend='process' max_workers={self.max_workers} "

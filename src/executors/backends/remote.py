@@ -54,7 +54,7 @@ from .. import _remote_worker as rw
 from .. import _validate, command, context, serialization
 from .._remote_hub import EXPOSED, Hub, HubManager, Server
 from ..errors import BrokenExecutor, InvalidOption
-from ..protocol import BaseExecutor
+from ..protocol import OwnsProcesses
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ R = TypeVar("R")
 _TICK = 0.05
 
 
-class RemoteExecutor(BaseExecutor):
+class RemoteExecutor(OwnsProcesses):
     """Run tasks on worker processes that connect to this master over TCP.
 
     With no *address* it binds ``127.0.0.1`` on a free port, makes a random
@@ -377,13 +377,15 @@ class RemoteExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
+        *cancel_futures* cancels the tasks no worker has taken yet; those taken run
+        to the end (:meth:`terminate_workers` stops them too).
+
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
         with :class:`~executors.BrokenExecutor`.
         """
         hub = self._hub
         cancelled: list[Future[Any]] = []
-        running: list[Future[Any]] = []
         with hub.cond:
             self._closing = True
             if cancel_futures:
@@ -393,16 +395,28 @@ class RemoteExecutor(BaseExecutor):
                         del hub.tasks[tid]
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
-                running = list(hub.tasks.values())
             hub.wake_all()
         self._wake.set()
-        for future in cancelled:
-            future.cancel()
-        for future in running:  # stopped where the worker can; the rest run to the end
-            future.cancel()
-        atexit.unregister(self._atexit)
-        if wait:
+        for future in cancelled:  # those handed to a worker run to the end, as in
+            future.cancel()  # concurrent.futures; terminate_workers() stops them
+        if wait:  # else the exit hook still waits for the tasks, as concurrent.futures does
+            atexit.unregister(self._atexit)
             self._monitor.join()
+
+    def _worker_pids(self) -> list[int]:
+        return [proc.pid for proc, _ in list(self._procs.values())]
+
+    def _stop_workers(self, sig: int) -> None:
+        """Local workers get *sig*; tasks held by any worker fail at once (those on
+        workers started by hand may still run there: they are not ours to stop)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._broken = BrokenExecutor("the executor's workers were stopped (terminate_workers)")
+        self._hub.fail_all(
+            "terminate_workers() or kill_workers() stopped the executor before this task ended"
+        )
+        for pid in self._worker_pids():
+            command.kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
 
     def __repr__(self) -> str:
         host, port = self.address

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
-from .. import _validate
+from .. import _validate, protocol
 from .._compat import ParamSpec
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _not_callable
@@ -117,13 +117,23 @@ def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
     shared.stop(len(threads))
 
 
-_live: weakref.WeakValueDictionary[int, ThreadExecutor] = weakref.WeakValueDictionary()
+# Every worker thread and what it serves, whether or not its executor is still alive
+# (dropped, or shut down without waiting): at exit each one finishes its queue.
+_workers: weakref.WeakKeyDictionary[threading.Thread, _Shared] = weakref.WeakKeyDictionary()
+_workers_lock = threading.Lock()
 
 
 def _at_exit() -> None:
     # Like the standard library: queued tasks still run, then the threads exit.
-    for ex in list(_live.values()):
-        ex.shutdown(wait=True)
+    with _workers_lock:
+        items = list(_workers.items())
+    counts: dict[_Shared, int] = {}
+    for _, shared in items:
+        counts[shared] = counts.get(shared, 0) + 1
+    for shared, n in counts.items():
+        shared.stop(n)
+    for thread, _ in items:
+        thread.join()
 
 
 # threading._register_atexit runs before non-daemon threads are joined (3.9+).
@@ -169,7 +179,6 @@ class ThreadExecutor(BaseExecutor):
         self._shared = _Shared(init, args)
         self._threads: list[threading.Thread] = []
         weakref.finalize(self, _stop, self._shared, self._threads)
-        _live[id(self)] = self
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -192,6 +201,8 @@ class ThreadExecutor(BaseExecutor):
                 raise shared.broken
             if shared.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if protocol._exiting:
+                protocol._refuse_at_exit()
             shared.queue.put((future, contextvars.copy_context(), fn, args, kwargs))
             if shared.idle:
                 shared.idle -= 1
@@ -206,6 +217,8 @@ class ThreadExecutor(BaseExecutor):
             name=f"{self.thread_name_prefix}_{len(self._threads)}",
             daemon=True,
         )
+        with _workers_lock:
+            _workers[thread] = self._shared
         thread.start()
         self._threads.append(thread)
 
@@ -215,7 +228,6 @@ class ThreadExecutor(BaseExecutor):
         if wait:
             for thread in list(self._threads):
                 thread.join()
-        _live.pop(id(self), None)
 
     def __repr__(self) -> str:
         state = "shut down" if self._shared.shutdown else f"{len(self._threads)} threads"
