@@ -1,4 +1,4 @@
-"""One child process per task: the machinery the ``fork`` and ``process`` backends share.
+"""One child process per task, the parent's side: the ``fork`` and ``process`` engine.
 
 A backend gives :class:`ChildRunner` a ``launch`` function that starts a child
 for a task and returns the read end of a pipe the child will write one framed
@@ -26,10 +26,16 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _worker, command
-from ._futures import LazyFuture
-from .errors import BrokenExecutor
-from .serialization import unpack_exception
+from .. import command
+from .._futures import LazyFuture
+from ..errors import BrokenExecutor
+from ..serialization import unpack_exception
+from .backend import ProcessBackend
+from .envelope import outcome_error
+from .exits import call_name, crash_error, timeout_error
+from .logs import replay_log
+from .managers import release_manager, track_manager
+from .wire import INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -58,12 +64,12 @@ class ChildTask(LazyFuture[Any]):
         self.pid: int | None = None
         self.fd = -1
         self.handle: Any = None
-        self.reader = _worker.FrameReader()
+        self.reader = FrameReader()
         self.frames: list[bytes] = []
         self.started_at = 0.0
         self.killed: str | None = None
         self.reported = False
-        self.label = _worker.call_name(fn)
+        self.label = call_name(fn)
 
     def cancel(self) -> bool:
         """Cancel the task; a running one is stopped by killing its child."""
@@ -123,7 +129,7 @@ class ChildRunner:
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
         self.thread.start()
-        _worker.track_manager(self)
+        track_manager(self)
 
     # -- callers' threads -------------------------------------------------------------
 
@@ -286,8 +292,8 @@ class ChildRunner:
             import pickle
 
             for _key, kind, value in pickle.loads(frame):
-                if kind == _worker.LOG:
-                    _worker.replay_log(value)
+                if kind == LOG:
+                    replay_log(value)
                 else:
                     outcome = (kind, value)
         task.frames = []
@@ -297,21 +303,19 @@ class ChildRunner:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
                 task.set_exception(
-                    _worker.timeout_error(
+                    timeout_error(
                         self.task_timeout, task.label, task.pid, "the executor is still usable"
                     )
                 )
             elif outcome is None:
                 task.set_exception(
-                    _worker.crash_error(
-                        task.pid, exitcode, task.label, "the executor is still usable"
-                    )
+                    crash_error(task.pid, exitcode, task.label, "the executor is still usable")
                 )
-            elif outcome[0] == _worker.OK:
+            elif outcome[0] == OK:
                 task.set_result(outcome[1])
-            elif outcome[0] == _worker.ERR:
-                task.set_exception(unpack_exception(outcome[1]))
-            else:  # the initializer failed
+            elif outcome[0] != INIT_FAILED:
+                task.set_exception(outcome_error(*outcome))
+            else:
                 cause = unpack_exception(outcome[1])
                 error = BrokenExecutor(
                     f"the initializer raised {type(cause).__name__}: {cause} in child "
@@ -337,10 +341,10 @@ class ChildRunner:
                 continue
             command.kill_process_tree(task.pid)
             self.reap(task)
-        _worker.release_manager(self)
+        release_manager(self)
 
 
-class ChildBackend(_worker.ProcessBackend):
+class ChildBackend(ProcessBackend):
     """An executor whose tasks a :class:`ChildRunner` runs (``fork``, ``process``)."""
 
     _runner: ChildRunner
