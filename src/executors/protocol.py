@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import itertools
 import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from inspect import CO_COROUTINE
+from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ._compat import ParamSpec, Self
@@ -50,7 +53,11 @@ class Executor(Protocol):
         ...
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Schedule ``fn(*args, **kwargs)``; return a future for its result."""
+        """Schedule ``fn(*args, **kwargs)``; return a future for its result.
+
+        A coroutine function is run to completion on every backend: the future holds
+        what it returns.
+        """
         ...
 
     def map(
@@ -111,6 +118,29 @@ def _positive(name: str, value: int | None) -> int | None:
     return value
 
 
+_PLAIN = (BuiltinFunctionType, type)  # never coroutine functions: no inspect for them
+
+
+def _is_coroutine_function(fn: object) -> bool:
+    """True for ``async def`` functions (and partials, methods, async ``__call__``); fast."""
+    kind = type(fn)
+    if kind is FunctionType:
+        return bool(fn.__code__.co_flags & CO_COROUTINE)  # type: ignore[attr-defined]
+    if kind in _PLAIN:
+        return False
+    from ._coroutines import is_async
+
+    return is_async(fn)  # type: ignore[arg-type]
+
+
+def _as_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """*fn* as a plain function: a coroutine function is run to completion by it, in the
+    worker (:func:`executors._coroutines.run_coroutine`, which process backends can pickle)."""
+    from ._coroutines import run_coroutine
+
+    return functools.partial(run_coroutine, fn)
+
+
 def _not_callable(fn: object, where: str) -> TypeError:
     return TypeError(
         f"{where} needs a callable first, got {fn!r} ({type(fn).__name__}); pass the "
@@ -136,6 +166,14 @@ class BaseExecutor(concurrent.futures.Executor):
     #: the conformance suite skips tests about pending tasks for such backends.
     runs_in_submit: ClassVar[bool] = False
 
+    #: True when a running task can be stopped (its process killed): ``task_timeout`` and
+    #: ``cancel()`` then stop it; in-process backends can only fail its future.
+    stops_tasks: ClassVar[bool] = False
+
+    #: True when the backend runs coroutine functions itself (asyncio); the others get
+    #: them wrapped so that each runs to completion on an event loop of its worker.
+    runs_coroutines: ClassVar[bool] = False
+
     @property
     def backend(self) -> str:
         """The registry name of this backend."""
@@ -154,6 +192,9 @@ class BaseExecutor(concurrent.futures.Executor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
+        A coroutine function runs to completion (on an event loop of the worker), and
+        the future holds what it returns.
+
         :raises TypeError: when *fn* is not callable.
         :raises RuntimeError: after ``shutdown()``.
         """
@@ -161,6 +202,8 @@ class BaseExecutor(concurrent.futures.Executor):
             raise _not_callable(fn, "submit()")
         if _exiting:
             _refuse_at_exit()
+        if _is_coroutine_function(fn) and not self.runs_coroutines:
+            return self._submit(_as_plain(fn), args, kwargs)
         return self._submit(fn, args, kwargs)
 
     def _submit(
@@ -203,6 +246,8 @@ class BaseExecutor(concurrent.futures.Executor):
             raise _not_callable(fn, "map()")
         _positive("buffersize", buffersize)
         size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
+        if (size > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
+            fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
 
         submit: Callable[..., Future[Any]] = self.submit
@@ -247,6 +292,8 @@ class OwnsProcesses(BaseExecutor):
     :meth:`terminate_workers` and :meth:`kill_workers` are the names
     :class:`concurrent.futures.ProcessPoolExecutor` has from Python 3.14 on.
     """
+
+    stops_tasks: ClassVar[bool] = True
 
     def _worker_pids(self) -> list[int]:
         """The processes this executor started that run (or wait for) tasks now."""

@@ -20,7 +20,7 @@ from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
 from .._pool.processes import pool_worker
 from .._proc.backend import ProcessBackend
-from ..protocol import _positive
+from ..protocol import _as_plain, _is_coroutine_function, _positive
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -125,7 +125,7 @@ class PoolExecutor(ProcessBackend):
         :raises BrokenExecutor: after the initializer failed.
         :raises RuntimeError: after :meth:`shutdown`.
         """
-        if not callable(fn):
+        if not callable(fn) or _is_coroutine_function(fn):
             return super().submit(fn, *args, **kwargs)
         return self._submit(fn, args, kwargs)
 
@@ -154,6 +154,8 @@ class PoolExecutor(ProcessBackend):
         Inputs with a length are cut into about eight chunks per worker (at most
         50,000 items each); others go one item per task.
         """
+        if _is_coroutine_function(fn):
+            fn = _as_plain(fn)
         if chunksize is not None or not callable(fn):
             size = _positive("chunksize", chunksize)
         else:

@@ -25,6 +25,7 @@ from .._remote.local import LocalWorkers
 from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import OwnsProcesses
+from ..serialization import get_pickler
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ class RemoteExecutor(OwnsProcesses):
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
     :param prefetch: at most this many tasks wait on a worker beyond those it
         runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
+    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures; the
+        workers need cloudpickle installed too).
+    :param max_tasks_per_child: passed to the local workers' engine (``pool`` and
+        ``subprocess`` replace a worker process after that many tasks).
     :param task_timeout: seconds a task may run, timed by the master, before
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
@@ -89,7 +94,12 @@ class RemoteExecutor(OwnsProcesses):
         task_timeout: float | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        self.serializer, self._pickler = serializer, get_pickler(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        worker_backend = _with_max_tasks(worker_backend, self.max_tasks_per_child)
         external = address is not None
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
@@ -232,12 +242,18 @@ class RemoteExecutor(OwnsProcesses):
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         try:
             if fn_data is None:
-                fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                fn_data = (
+                    pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                    if self.serializer == "pickle"
+                    else self._pickler(fn)
+                )
                 if type(fn) is types.FunctionType:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
+            call = (args, kwargs or None, values)
+            plain = self.serializer == "pickle"
+            call_data = pickle.dumps(call, protocol=5) if plain else self._pickler(call)
         except Exception:
             parts = {
                 "the function": fn,
@@ -331,6 +347,13 @@ def _count(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
     return value
+
+
+def _with_max_tasks(spec: str, max_tasks: int | None) -> str:
+    """The local workers' engine spec, told to replace its workers after *max_tasks*."""
+    if max_tasks is None or not isinstance(spec, str):
+        return spec
+    return f"{spec}{'&' if '?' in spec else '?'}max_tasks_per_child={max_tasks}"
 
 
 def _check_engine(spec: str) -> None:

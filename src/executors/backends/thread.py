@@ -10,18 +10,19 @@ collected and its threads exit; at interpreter exit, queued tasks still run.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
-from .. import _validate, protocol
+from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
 from ..errors import BrokenExecutor
-from ..protocol import BaseExecutor, _not_callable
+from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
 
 __all__ = ["ThreadExecutor"]
 
@@ -36,9 +37,23 @@ _Item = Optional[
 class _Shared:
     """What the executor and its worker threads share (the threads never see the executor)."""
 
-    __slots__ = ("broken", "idle", "initargs", "initializer", "lock", "queue", "shutdown")
+    __slots__ = (
+        "broken",
+        "idle",
+        "initargs",
+        "initializer",
+        "lock",
+        "queue",
+        "shutdown",
+        "task_timeout",
+    )
 
-    def __init__(self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]):
+    def __init__(
+        self,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        task_timeout: float | None = None,
+    ):
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.idle = 0
@@ -46,6 +61,7 @@ class _Shared:
         self.broken: BrokenExecutor | None = None
         self.initializer = initializer
         self.initargs = initargs
+        self.task_timeout = task_timeout
 
     def fail_queued(self, make_error: Callable[[], BaseException] | None) -> None:
         """Drain the queue; cancel each task, or fail it with ``make_error()``."""
@@ -90,6 +106,7 @@ def _work(shared: _Shared) -> None:
             shared.fail_queued(lambda: broken)
             return
     get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    timeout = shared.task_timeout
     while True:
         try:
             item = get_nowait()
@@ -102,13 +119,17 @@ def _work(shared: _Shared) -> None:
         future, ctx, fn, args, kwargs = item
         del item
         if future.set_running_or_notify_cancel():
+            if timeout is not None:
+                _deadline.watch(future, timeout, _deadline.describe(fn))
             try:
                 result = ctx.run(fn, *args, **kwargs)
             except BaseException as exc:
-                future.set_exception(exc)
+                with contextlib.suppress(InvalidStateError):  # timed out: dropped
+                    future.set_exception(exc)
                 del exc
             else:
-                future.set_result(result)
+                with contextlib.suppress(InvalidStateError):
+                    future.set_result(result)
                 del result
         del future, ctx, fn, args, kwargs
 
@@ -155,6 +176,11 @@ class ThreadExecutor(BaseExecutor):
     :param initializer: called with *initargs* in each worker thread before its
         first task; if it raises, the pool is broken and every task fails with
         :class:`~executors.BrokenExecutor`.
+    :param task_timeout: seconds a task may run; at the deadline its future fails
+        with :class:`~executors.TaskTimeout`. The thread cannot be stopped: it runs
+        on, busy, and its late result is dropped.
+    :param serializer: accepted for a spec that fits every backend; nothing is pickled here.
+    :param max_tasks_per_child: accepted likewise; threads are not replaced.
 
     >>> import threading
     >>> from executors import get_executor
@@ -172,11 +198,18 @@ class ThreadExecutor(BaseExecutor):
         thread_name_prefix: str = "executors-thread",
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         init, args = _validate.initializer(initializer, initargs)
         self.thread_name_prefix = str(thread_name_prefix)
-        self._shared = _Shared(init, args)
+        #: Seconds a task may run before its future fails with :class:`~executors.TaskTimeout`.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.serializer = _validate.serializer(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        self._shared = _Shared(init, args, self.task_timeout)
         self._threads: list[threading.Thread] = []
         weakref.finalize(self, _stop, self._shared, self._threads)
 
@@ -194,6 +227,8 @@ class ThreadExecutor(BaseExecutor):
         # Overrides BaseExecutor.submit to keep the hot path to one call.
         if not callable(fn):
             raise _not_callable(fn, "submit()")
+        if _is_coroutine_function(fn):
+            fn = _as_plain(fn)
         future: Future[R] = Future()
         shared = self._shared
         with shared.lock:
