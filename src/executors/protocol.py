@@ -22,6 +22,7 @@ from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ._compat import ParamSpec, Self
+from ._validate import positive_int
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -102,20 +103,6 @@ getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
 def _refuse_at_exit() -> None:
     if _exiting:
         raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-
-
-def _positive(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
-    return value
 
 
 _PLAIN = (BuiltinFunctionType, type)  # never coroutine functions: no inspect for them
@@ -244,8 +231,8 @@ class BaseExecutor(concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
-        _positive("buffersize", buffersize)
-        size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
+        positive_int("buffersize", buffersize)
+        size = positive_int("chunksize", chunksize) or self._default_chunksize(iterables)
         if (size > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
             fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()

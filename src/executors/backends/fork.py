@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ from .._proc.envelope import capture
 from .._proc.forking import flush_std_streams, forking
 from .._proc.logs import ForwardHandler
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 from ..serialization import Dumps
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ForkExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ForkExecutor(ChildBackend):
@@ -70,7 +70,12 @@ class ForkExecutor(ChildBackend):
         pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
-            f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
+            f"executors-fork-{next(_names)}",
+            self.max_workers,
+            launch,
+            _reap,
+            self.task_timeout,
+            initializer=self._init,
         )
         weakref.finalize(self, self._runner.shutdown, False)
 

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
 
 from .. import _deadline, _validate
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..protocol import BaseExecutor
 
@@ -56,18 +57,14 @@ class InlineExecutor(BaseExecutor):
         self.serializer = _validate.serializer(serializer)
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         init, args = _validate.initializer(initializer, initargs)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while checking and setting _shutdown
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
         if init is not None:
             try:
                 init(*args)
             except Exception as exc:
-                self._broken = BrokenExecutor(
-                    f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                    "no task can run on this executor"
-                )
-                self._broken.__cause__ = exc
+                self._broken = initializer_failed(init, exc)
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -87,12 +84,13 @@ class InlineExecutor(BaseExecutor):
         start = time.monotonic()
         try:
             result = contextvars.copy_context().run(fn, *args, **kwargs)
-        except Exception as exc:
-            future.set_exception(exc)
-        except BaseException as exc:
-            # KeyboardInterrupt and SystemExit stop the caller, as they would in a loop.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C stops the caller, as it would in a plain loop.
             future.set_exception(exc)
             raise
+        except BaseException as exc:
+            # SystemExit included: it is the task's outcome, as on every other backend.
+            future.set_exception(exc)
         else:
             timeout = self.task_timeout
             if timeout is not None and time.monotonic() - start > timeout:

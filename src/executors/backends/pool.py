@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
-from .._pool.processes import pool_worker
+from .._pool.processes import ProcessLauncher, pool_worker
 from .._proc.backend import ProcessBackend
-from ..protocol import _as_plain, _is_coroutine_function, _positive
+from .._validate import positive_int
+from ..protocol import _as_plain, _is_coroutine_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -107,14 +108,15 @@ class PoolExecutor(ProcessBackend):
             if serializer == "pickle"
             else self._pickler
         )
+        launcher = ProcessLauncher(
+            self.start_method, self._init, self._initargs, max_tasks_per_child, serializer
+        )
         self._pool = Pool(
             self.max_workers,
-            self.start_method,
-            self._init,
-            self._initargs,
-            max_tasks_per_child,
-            serializer,
-            self.task_timeout,
+            launcher,
+            initializer=self._init,
+            max_tasks=max_tasks_per_child,
+            task_timeout=self.task_timeout,
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
 
@@ -157,7 +159,7 @@ class PoolExecutor(ProcessBackend):
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
         if chunksize is not None or not callable(fn):
-            size = _positive("chunksize", chunksize)
+            size = positive_int("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -17,6 +16,7 @@ from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ProcessExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ProcessExecutor(ChildBackend):
@@ -76,7 +76,9 @@ class ProcessExecutor(ChildBackend):
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
-        self._runner = ChildRunner(prefix, self.max_workers, launch, _reap, self.task_timeout)
+        self._runner = ChildRunner(
+            prefix, self.max_workers, launch, _reap, self.task_timeout, initializer=self._init
+        )
         weakref.finalize(self, self._runner.shutdown, False)
 
     def _submit(
@@ -116,7 +118,7 @@ class _Launcher:
     ) -> None:
         self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
         self.serializer = serializer
-        self.count = itertools.count(1)
+        self.count = Counter(1)
 
     def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
         call = (

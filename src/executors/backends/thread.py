@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
 from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
 
@@ -55,7 +56,7 @@ class _Shared:
         task_timeout: float | None = None,
     ):
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating idle, shutdown and broken
         self.idle = 0
         self.shutdown = False
         self.broken: BrokenExecutor | None = None
@@ -97,11 +98,7 @@ def _work(shared: _Shared) -> None:
             shared.initializer(*shared.initargs)
         except BaseException as exc:
             with shared.lock:
-                shared.broken = BrokenExecutor(
-                    f"initializer {shared.initializer!r} raised {type(exc).__name__}: {exc}; "
-                    "the thread pool cannot run tasks (fix the initializer and create a new one)"
-                )
-                shared.broken.__cause__ = exc
+                shared.broken = initializer_failed(shared.initializer, exc)
             broken = shared.broken
             shared.fail_queued(lambda: broken)
             return
@@ -165,12 +162,16 @@ class ThreadExecutor(BaseExecutor):
     """A thread pool: for I/O-bound work (downloads, API calls, disk), not CPU-bound work.
 
     Threads share one GIL, so CPU-bound Python code runs on one core at a time;
-    use ``pool`` for that. Workers are named ``<thread_name_prefix>_<n>``, so a
-    task can log ``threading.current_thread().name``. Each task runs in a copy of
-    the submitting context (as :func:`asyncio.to_thread` does), so
+    use ``pool`` or ``interpreter`` for that. On a free-threaded build with the
+    GIL off (``python3.13t``; ``python -m executors info`` says which) threads
+    run Python code on every core, and this backend is CPU-parallel too.
+
+    Workers are named ``<thread_name_prefix>_<n>``, so a task can log
+    ``threading.current_thread().name``. Each task runs in a copy of the
+    submitting context (as :func:`asyncio.to_thread` does), so
     :mod:`contextvars` and :func:`executors.context.bind` values reach it and
-    whatever it sets stays inside it; :data:`executors.context.worker` is private
-    to each worker thread.
+    whatever it sets stays inside it; :data:`executors.context.worker` is
+    private to each worker thread.
 
     :param max_workers: default ``min(32, CPUs + 4)``, as the standard library.
     :param initializer: called with *initargs* in each worker thread before its
