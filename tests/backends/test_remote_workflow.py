@@ -203,3 +203,18 @@ def test_a_backlog_of_large_arguments_is_not_all_held_pickled(start_worker: Star
     assert ex.submit(square, 4).result(timeout=60) == 16
     ex.shutdown()
     assert finish(proc)[0] == 0
+
+
+def test_arguments_pickled_on_the_way_out_use_the_executors_serializer(
+    start_worker: Start,
+) -> None:
+    pytest.importorskip("cloudpickle")
+    ex = master(serializer="cloudpickle")
+    data = b"x" * (4 * 1024 * 1024)
+    futures = [ex.submit(len, data) for _ in range(12)]
+    late = ex.submit(len, [lambda: 1])  # beyond the budget; only cloudpickle takes a lambda
+    proc = start_worker(ex.address, "--backend", "thread")
+    assert late.result(timeout=120) == 1
+    assert [f.result(timeout=120) for f in futures] == [len(data)] * 12
+    ex.shutdown()
+    assert finish(proc)[0] == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -114,6 +115,7 @@ class Hub:
         *,
         prefetch: int = 0,
         task_timeout: float | None = None,
+        dump_call: Callable[[Any], bytes] | None = None,
     ) -> None:
         # Held (through the conditions below, which share it) while mutating pending,
         # tasks, workers, running, stopping and each task's owner, attempts and flags.
@@ -128,6 +130,8 @@ class Hub:
         self.cond_workers = threading.Condition(self.lock)  # wait_for_workers() waits here
         #: Bytes of pickled arguments held by tasks not yet done (see EAGER_BYTES).
         self.held = 0
+        #: Pickles a task's ``(args, kwargs, context)`` on the way out (the executor's serializer).
+        self.dump_call = dump_call or functools.partial(pickle.dumps, protocol=5)
         #: The future class :meth:`RemoteExecutor.submit` makes: cancel() reaches this hub.
         self.task_class: type[Task] = type("Task", (Task,), {"hub": self})
         self.pending: collections.deque[int] = collections.deque()
@@ -233,7 +237,7 @@ class Hub:
                 out.append((tid, (fn_data, call_data)))
                 continue
             try:
-                out.append((tid, (fn_data, pickle.dumps(call, protocol=5))))
+                out.append((tid, (fn_data, self.dump_call(call))))
             except Exception as exc:
                 self._unpicklable(wid, tid, task, exc)
         return out
