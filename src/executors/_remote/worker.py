@@ -438,7 +438,6 @@ class Worker:
                 f"({type(exc).__name__}: {exc}); the initializer and its initargs must be "
                 "importable on the worker (install their module there)"
             )
-            error.__cause__ = exc
             raise error from exc
         options: dict[str, Any] = {"initializer": init, "initargs": initargs}
         if self._slots_wanted:
