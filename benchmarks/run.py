@@ -10,6 +10,10 @@ A Row times ``ours`` and ``peer`` (callables doing one unit of ``work`` items), 
 of ``repeat`` runs each, interleaved so both see the same machine load, and
 reports items/s and the ratio ours/peer (above 1.0: we are faster). ``goal`` is
 the ratio the issue asks for, printed beside it.
+
+A memory row (``kind="memory"``) instead calls ``ours`` and ``peer`` once each;
+they return the peak memory (MB) of the process they measure, and the ratio is
+peer/ours (above 1.0: we need less).
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class Row:
     repeat: int = 5
     setup: Callable[[], object] | None = None
     teardown: Callable[[], object] | None = None
+    #: Items the peer does per run, when a slice of ``work`` (a peer too slow for all
+    #: of it); rates are compared per item.
+    peer_work: int | None = None
+    kind: str = "speed"
 
 
 def best_time(fn: Callable[[], object]) -> float:
@@ -48,6 +56,18 @@ def best_time(fn: Callable[[], object]) -> float:
 
 
 def measure(row: Row) -> dict[str, object]:
+    if row.kind == "memory":
+        ours_mb, peer_mb = float(row.ours()), float(row.peer())  # type: ignore[arg-type]
+        return {
+            "row": row.name,
+            "peer": row.peer_name,
+            "unit": "MB peak",
+            "work": row.work,
+            "ours_mb": ours_mb,
+            "peer_mb": peer_mb,
+            "ratio": peer_mb / ours_mb,
+            "goal": row.goal,
+        }
     if row.setup:
         row.setup()
     try:
@@ -61,14 +81,15 @@ def measure(row: Row) -> dict[str, object]:
         if row.teardown:
             row.teardown()
     o, p = min(ours), min(peer)
+    peer_work = row.peer_work or row.work
     return {
         "row": row.name,
         "peer": row.peer_name,
         "unit": row.unit,
         "work": row.work,
         "ours_per_s": row.work / o,
-        "peer_per_s": row.work / p,
-        "ratio": p / o,
+        "peer_per_s": peer_work / p,
+        "ratio": (row.work / o) / (peer_work / p),
         "goal": row.goal,
     }
 
@@ -96,9 +117,12 @@ def main() -> int:
         results.append(r)
         goal = f"{r['goal']:.2f}" if r["goal"] is not None else "-"
         flag = "" if r["goal"] is None or r["ratio"] >= r["goal"] else "  BELOW GOAL"
+        if r["unit"] == "MB peak":
+            ours, peer = f"{r['ours_mb']:,.0f} MB", f"{r['peer_mb']:,.0f} MB"
+        else:
+            ours, peer = f"{r['ours_per_s']:,.0f}", f"{r['peer_per_s']:,.0f}"
         print(
-            f"{r['row']:<44} {r['ours_per_s']:>12,.0f} {r['peer_per_s']:>12,.0f} "
-            f"{r['ratio']:>7.2f} {goal:>6}  {r['peer']}{flag}",
+            f"{r['row']:<44} {ours:>12} {peer:>12} {r['ratio']:>7.2f} {goal:>6}  {r['peer']}{flag}",
             flush=True,
         )
     if args.json:

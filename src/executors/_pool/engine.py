@@ -433,6 +433,8 @@ class Pool:
                 break
             for message in worker.reader.feed(data):
                 self.handle(worker, pickle.loads(message))
+        if worker.state[_subworker.STARTED] > worker.state[_subworker.FINISHED]:
+            command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
         for fd in (worker.results_fd, worker.tasks_fd):

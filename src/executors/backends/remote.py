@@ -9,33 +9,51 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
+import logging
 import pickle
 import secrets
+import socket
 import threading
 import time
 import types
 import weakref
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from .. import _validate, context, serialization
 from .._remote import wire
-from .._remote.hub import Hub, listen
+from .._remote.hub import EAGER_BYTES, Hub, listen
 from .._remote.local import LocalWorkers
+from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
-from ..protocol import BaseExecutor
+from ..protocol import OwnsProcesses
+from ..serialization import get_pickler
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["RemoteExecutor"]
+__all__ = ["RemoteExecutor", "RemoteWorker"]
 
 R = TypeVar("R")
 _TICK = 0.05
+log = logging.getLogger("executors.remote")
 
 
-class RemoteExecutor(BaseExecutor):
+class RemoteWorker(NamedTuple):
+    """A worker connected to a :class:`RemoteExecutor` (see :meth:`~RemoteExecutor.workers`)."""
+
+    #: ``HOST:PID`` of the worker process (``local-...`` for the master's own).
+    name: str
+    host: str
+    pid: int
+    #: Tasks it runs at once (its ``--workers``).
+    slots: int
+    #: Its engine (``pool``, ``thread``...).
+    backend: str
+
+
+class RemoteExecutor(OwnsProcesses):
     """Run tasks on worker processes that connect to this master over TCP.
 
     With no *address* it binds ``127.0.0.1`` on a free port, makes a random
@@ -60,10 +78,23 @@ class RemoteExecutor(BaseExecutor):
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
     :param prefetch: at most this many tasks wait on a worker beyond those it
         runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
+    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures; the
+        workers need cloudpickle installed too).
+    :param max_tasks_per_child: passed to the local workers' engine (``pool`` and
+        ``subprocess`` replace a worker process after that many tasks).
     :param task_timeout: seconds a task may run, timed by the master, before
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
         are killed and replaced. No prefetch then.
+    :param warn_no_workers: with an *address*, seconds without any worker
+        connected after which the master logs a warning (logger
+        ``executors.remote``) with the command that starts one; None: never.
+
+    Memory: arguments are pickled in :meth:`submit` while the master holds less
+    than 32 MB of pickled arguments (so an unpicklable one fails there); beyond
+    that a task keeps its arguments, which are pickled when a worker takes it
+    (an unpicklable one then fails that task's future), so a backlog of large
+    arguments is not held twice.
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -73,6 +104,7 @@ class RemoteExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "remote"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,
@@ -86,10 +118,18 @@ class RemoteExecutor(BaseExecutor):
         heartbeat_timeout: float = 10.0,
         prefetch: int = 256,
         task_timeout: float | None = None,
+        warn_no_workers: float | None = 10.0,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        self.serializer, self._pickler = serializer, get_pickler(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        worker_backend = _with_max_tasks(worker_backend, self.max_tasks_per_child)
         external = address is not None
+        warn_after = _validate.positive_number("warn_no_workers", warn_no_workers)
+        warn_after = warn_after if external else None
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
         else:
@@ -129,34 +169,38 @@ class RemoteExecutor(BaseExecutor):
             init_data,
             prefetch=ahead or 0,
             task_timeout=self.task_timeout,
+            dump_call=None if serializer == "pickle" else self._pickler,
         )
         self._authkey = key
         self._engine = worker_backend
         self._functions: dict[Callable[..., Any], bytes] = {}
-        self._closing = False
-        self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
-        self._broken: BrokenExecutor | None = None
-        self._local = LocalWorkers(self._hub, key, worker_backend)
-        self._server = listen(self._hub, host, port, key, spare=3 * n_local + 1)
-        bound: Any = self._server.address
+        local = LocalWorkers(self._hub, key, worker_backend)
+        server = listen(self._hub, host, port, key, spare=3 * n_local + 1)
+        bound: Any = server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
-        self._accepter = threading.Thread(
-            target=self._server.accepter, name="executors-remote-accept", daemon=True
+        accepter = threading.Thread(
+            target=server.accepter, name="executors-remote-accept", daemon=True
         )
-        self._accepter.start()
+        accepter.start()
+        # What the threads use is kept apart from the executor, so that an executor
+        # dropped without shutdown() can be collected (its finalizer closes the master).
+        self._master = _Master(
+            self._hub, local, server, accepter, self.address, warn_after=warn_after
+        )
         # Split max_workers exactly, so that the workers' slots keep the cap.
         base, extra = divmod(self.max_workers or n_local, max(n_local, 1))
         try:
             for i in range(n_local):
-                self._local.spawn(max(1, base + (i < extra)), self._reachable())
+                local.spawn(max(1, base + (i < extra)), self._master.reachable())
         except BaseException:
-            self._stop()
+            self._master.stop()
             raise
         self._monitor = threading.Thread(
-            target=self._watch, name="executors-remote-monitor", daemon=True
+            target=self._master.watch, name="executors-remote-monitor", daemon=True
         )
         self._monitor.start()
+        weakref.finalize(self, self._master.close).atexit = False
         # At interpreter exit, finish what was submitted and stop the workers, as
         # ThreadPoolExecutor does; the weak reference lets an unused executor go.
         self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
@@ -167,58 +211,52 @@ class RemoteExecutor(BaseExecutor):
         """The CPU count (used without an address; with one, the default is no cap)."""
         return _validate.cpu_count()
 
-    def _reachable(self) -> tuple[str, int]:
-        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
-        host, port = self.address
-        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
+    # -- workers --------------------------------------------------------------------
 
-    # -- the monitor --------------------------------------------------------------
+    def workers(self) -> list[RemoteWorker]:
+        """The workers connected now (the master's local ones included).
 
-    def _watch(self) -> None:
+        >>> from executors import get_executor
+        >>> with get_executor("remote", max_workers=1) as ex:
+        ...     [(w.slots, w.backend) for w in ex.wait_for_workers(1, timeout=60)]
+        [(1, 'inline')]
+        """
+        with self._hub.lock:
+            found = [(w.info, w.slots) for w in self._hub.workers.values()]
+        return [
+            RemoteWorker(
+                name=str(info.get("name", "")),
+                host=str(info.get("host", "")),
+                pid=int(info.get("pid", 0)),
+                slots=int(slots or info.get("slots") or 0),
+                backend=str(info.get("backend", "")),
+            )
+            for info, slots in found
+        ]
+
+    def wait_for_workers(self, n: int = 1, timeout: float | None = None) -> list[RemoteWorker]:
+        """Wait until at least *n* workers are connected; :meth:`workers` then.
+
+        :raises TimeoutError: when fewer than *n* connected within *timeout* seconds,
+            saying how to start them.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidOption(f"n must be an int >= 1, got {n!r}")
+        limit = _validate.positive_number("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         hub = self._hub
-        idle_since = time.monotonic()
-        try:
-            while True:
-                self._wake.wait(_TICK)
-                with hub.cond:
-                    closing, left = self._closing, len(hub.tasks)
-                    now = time.monotonic()
-                    late = [
-                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
-                    ]
-                    if hub.workers or self._local:
-                        idle_since = now
-                for wid in late:
-                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
-                for wid in hub.expire(self._local.is_local):
-                    self._local.kill(wid)
-                if not self._broken:
-                    why = self._local.check(self._reachable())
-                    if why is not None:
-                        self._broken = BrokenExecutor(why)
-                        hub.fail_all(why)
-                if closing and not left:
-                    return
-                if closing and now - idle_since > hub.heartbeat:
-                    hub.fail_all(
-                        f"the executor was shut down with {left} task(s) not run: no worker "
-                        f"has been connected for {hub.heartbeat:g} s (master at "
-                        f"{self.address[0]}:{self.address[1]})"
+        with hub.cond_workers:
+            while len(hub.workers) < n:
+                if self._master.broken is not None:
+                    raise self._master.broken
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(hub.workers)} of {n} worker(s) connected to the master at "
+                        f"{self._master.where()} within {limit:g} s; {self._master.start_hint()}"
                     )
-                    return
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        hub = self._hub
-        hub.stop()
-        self._local.reap(5.0)
-        deadline = time.monotonic() + 1.0
-        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
-            time.sleep(_TICK)
-        self._server.close(self._reachable())
-        self._accepter.join(5.0)
-        hub.fail_all("the remote executor shut down before this task ran")
+                hub.cond_workers.wait(remaining if remaining is not None else 1.0)
+        return self.workers()
 
     # -- the protocol -------------------------------------------------------------
 
@@ -229,14 +267,24 @@ class RemoteExecutor(BaseExecutor):
         values = dict(bound) if bound else None
         # A plain function pickles as its name, the same every time: pickle it once.
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
+        hub = self._hub
+        eager = hub.held < EAGER_BYTES  # read without the lock: a hint is enough
+        call_data = b""
         try:
             if fn_data is None:
-                fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                fn_data = (
+                    pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                    if self.serializer == "pickle"
+                    else self._pickler(fn)
+                )
                 if type(fn) is types.FunctionType:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
+            call = (args, kwargs or None, values)
+            if eager:
+                plain = self.serializer == "pickle"
+                call_data = pickle.dumps(call, protocol=5) if plain else self._pickler(call)
         except Exception:
             parts = {
                 "the function": fn,
@@ -245,14 +293,16 @@ class RemoteExecutor(BaseExecutor):
             }
             serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        hub = self._hub
         task = hub.task_class(fn_data, call_data, fn)
+        if not eager:
+            task.call = call
         with hub.lock:
-            if self._closing:
+            if self._master.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._broken is not None:
-                raise self._broken
+            if self._master.broken is not None:
+                raise self._master.broken
             tid = next(hub.ids)
+            hub.held += len(call_data)
             hub.tasks[tid] = task
             hub.pending.append(tid)
             hub.wake()
@@ -269,32 +319,49 @@ class RemoteExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
+        *cancel_futures* cancels the tasks no worker has taken yet; those taken run
+        to the end (:meth:`terminate_workers` stops them too).
+
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
         with :class:`~executors.BrokenExecutor`.
         """
         hub = self._hub
         cancelled: list[Future[Any]] = []
-        running: list[Future[Any]] = []
         with hub.cond:
-            self._closing = True
+            self._master.closing = True
             if cancel_futures:
                 for tid in hub.pending:
                     task = hub.tasks.get(tid)
                     if task is not None and not task.started:
                         del hub.tasks[tid]
+                        hub.drop_call(task)
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
-                running = list(hub.tasks.values())
             hub.wake_all()
-        self._wake.set()
-        for future in cancelled:
-            future.cancel()
-        for future in running:  # stopped where the worker can; the rest run to the end
-            future.cancel()
-        atexit.unregister(self._atexit)
-        if wait:
+        self._master.wake.set()
+        for future in cancelled:  # those handed to a worker run to the end, as in
+            future.cancel()  # concurrent.futures; terminate_workers() stops them
+        if wait:  # else the exit hook still waits for the tasks, as concurrent.futures does
+            atexit.unregister(self._atexit)
             self._monitor.join()
+
+    def _worker_pids(self) -> list[int]:
+        return [proc.pid for proc, _ in list(self._master.local.procs.values())]
+
+    def _stop_workers(self, sig: int) -> None:
+        """Local workers get *sig*; tasks held by any worker fail at once (those on
+        workers started by hand may still run there: they are not ours to stop)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._master.broken = BrokenExecutor(
+            "the executor's workers were stopped (terminate_workers)"
+        )
+        self._hub.fail_all(
+            "terminate_workers() or kill_workers() stopped the executor before this task ended"
+        )
+        for pid in self._worker_pids():
+            kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
 
     def __repr__(self) -> str:
         host, port = self.address
@@ -302,6 +369,116 @@ class RemoteExecutor(BaseExecutor):
             f"<RemoteExecutor backend='remote' address='{host}:{port}' "
             f"max_workers={self.max_workers}>"
         )
+
+
+class _Master:
+    """The master's moving parts that its threads use, without the executor itself.
+
+    The monitor thread runs :meth:`watch`: it restarts local workers that die,
+    drops workers that miss heartbeats, times tasks out, and once the executor is
+    closing and every task is done, stops the workers and the server (:meth:`stop`).
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        local: LocalWorkers,
+        server: Any,
+        accepter: threading.Thread,
+        address: tuple[str, int],
+        *,
+        warn_after: float | None = None,
+    ) -> None:
+        self.hub, self.local, self.server, self.accepter = hub, local, server, accepter
+        self.address = address
+        self.closing = False
+        self.wake = threading.Event()  # cuts the monitor's nap short at shutdown
+        self.broken: BrokenExecutor | None = None
+        self.warn_after = warn_after  # warn when no worker has connected for so long
+
+    def close(self) -> None:
+        """The executor was dropped without ``shutdown()``: finish what runs, then stop."""
+        with self.hub.cond:
+            self.closing = True
+            self.hub.wake_all()
+        self.wake.set()
+
+    def reachable(self) -> tuple[str, int]:
+        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
+        host, port = self.address
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
+
+    def where(self) -> str:
+        """The master's address as workers elsewhere reach it (the host name for 0.0.0.0)."""
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def start_hint(self) -> str:
+        """How to start a worker for this master (never with the key itself)."""
+        return (
+            f"start one with the master's key in ${wire.AUTHKEY_ENV}: "
+            f"python -m executors worker {self.where()}"
+        )
+
+    def watch(self) -> None:
+        hub = self.hub
+        idle_since = time.monotonic()
+        warned = False
+        try:
+            while True:
+                self.wake.wait(_TICK)
+                with hub.cond:
+                    closing, left = self.closing, len(hub.tasks)
+                    now = time.monotonic()
+                    late = [
+                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
+                    ]
+                    if hub.workers or self.local:
+                        idle_since = now
+                        warned = False
+                if not warned and not closing and now - idle_since > (self.warn_after or 1e300):
+                    warned = True
+                    log.warning(
+                        "no worker has connected to this master at %s for %.0f s (%d task(s) "
+                        "waiting); %s",
+                        self.where(),
+                        now - idle_since,
+                        left,
+                        self.start_hint(),
+                    )
+                for wid in late:
+                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
+                for wid in hub.expire(self.local.is_local):
+                    self.local.kill(wid)
+                if not self.broken:
+                    why = self.local.check(self.reachable())
+                    if why is not None:
+                        self.broken = BrokenExecutor(why)
+                        hub.fail_all(why)
+                if closing and not left:
+                    return
+                if closing and now - idle_since > hub.heartbeat:
+                    hub.fail_all(
+                        f"the executor was shut down with {left} task(s) not run: no worker "
+                        f"has been connected for {hub.heartbeat:g} s (master at "
+                        f"{self.address[0]}:{self.address[1]})"
+                    )
+                    return
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        hub = self.hub
+        hub.stop()
+        self.local.reap(5.0)
+        deadline = time.monotonic() + 1.0
+        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
+            time.sleep(_TICK)
+        self.server.close(self.reachable())
+        self.accepter.join(5.0)
+        hub.fail_all("the remote executor shut down before this task ran")
 
 
 def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
@@ -316,6 +493,13 @@ def _count(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
     return value
+
+
+def _with_max_tasks(spec: str, max_tasks: int | None) -> str:
+    """The local workers' engine spec, told to replace its workers after *max_tasks*."""
+    if max_tasks is None or not isinstance(spec, str):
+        return spec
+    return f"{spec}{'&' if '?' in spec else '?'}max_tasks_per_child={max_tasks}"
 
 
 def _check_engine(spec: str) -> None:
