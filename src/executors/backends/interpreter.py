@@ -11,7 +11,7 @@ import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, context
+from .. import _deadline, _validate, context
 from .._compat import ParamSpec
 from .._runtime import Counter
 from .._subinterp import engines
@@ -65,6 +65,11 @@ class InterpreterExecutor(BaseExecutor):
         if it raises, every task fails with :class:`~executors.BrokenExecutor`.
     :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures).
     :param thread_name_prefix: names of the threads that drive the interpreters.
+    :param task_timeout: seconds a task may run; at the deadline its future fails
+        with :class:`~executors.TaskTimeout`. An interpreter cannot be stopped
+        mid-task: its worker stays busy until the task ends, and the late result
+        is dropped (``pool`` kills the worker instead).
+    :param max_tasks_per_child: replace a worker's interpreter after this many tasks.
 
     >>> from executors import get_executor, unavailable_reason
     >>> from executors.demo import square
@@ -84,9 +89,14 @@ class InterpreterExecutor(BaseExecutor):
         initargs: Iterable[Any] = (),
         serializer: str = "pickle",
         thread_name_prefix: str = "executors-interpreter",
+        task_timeout: float | None = None,
+        max_tasks_per_child: int | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         init, args = _validate.initializer(initializer, initargs)
+        #: Seconds a task may run before its future fails with :class:`~executors.TaskTimeout`.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._pickler = get_pickler(serializer)
         self.serializer = serializer
         init_payload = None
@@ -98,7 +108,13 @@ class InterpreterExecutor(BaseExecutor):
                 pickler=self._pickler,
             )
         self._workers = Workers(
-            engines.engine(), self.max_workers, init_payload, str(thread_name_prefix), init
+            engines.engine(),
+            self.max_workers,
+            init_payload,
+            str(thread_name_prefix),
+            initializer=init,
+            task_timeout=self.task_timeout,
+            max_tasks=self.max_tasks_per_child,
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
         with _live_lock:
@@ -129,7 +145,8 @@ class InterpreterExecutor(BaseExecutor):
             parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
             payload = dumps(task, what="the task", parts=parts, pickler=self._pickler)
         future: Future[R] = Future()
-        self._workers.submit(future, payload)
+        label = _deadline.describe(fn) if self.task_timeout is not None else ""
+        self._workers.submit(future, payload, label)
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
