@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _deadline, _validate, context
 from .._compat import ParamSpec
-from .._runtime import Counter
 from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
@@ -27,17 +26,21 @@ __all__ = ["InterpreterExecutor"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_live: weakref.WeakValueDictionary[int, InterpreterExecutor] = weakref.WeakValueDictionary()
-_ids = Counter()
-_live_lock = threading.Lock()  # _live, also without the GIL (free-threaded builds)
+_live_lock = threading.Lock()  # _pools, also without the GIL (free-threaded builds)
+
+
+_pools: set[Workers] = set()  # every executor's workers until shut down, dropped ones too
 
 
 def _at_exit() -> None:
-    # Destroy the interpreters before this one finalizes (queued tasks still run).
+    # Queued tasks still run, even of an executor that was dropped without shutdown;
+    # then the interpreters are destroyed, before this one finalizes.
     with _live_lock:
-        live = list(_live.values())
-    for ex in live:
-        ex.shutdown(wait=True)
+        pools = list(_pools)
+    for pool in pools:
+        pool.stop(cancel=False)
+    for pool in pools:
+        pool.join()
 
 
 getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
@@ -118,7 +121,7 @@ class InterpreterExecutor(BaseExecutor):
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
         with _live_lock:
-            _live[next(_ids)] = self
+            _pools.add(self._workers)
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -161,6 +164,8 @@ class InterpreterExecutor(BaseExecutor):
         self._workers.stop(cancel=cancel_futures)
         if wait:
             self._workers.join()
+            with _live_lock:
+                _pools.discard(self._workers)
 
     def __repr__(self) -> str:
         return (
