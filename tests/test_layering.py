@@ -25,7 +25,7 @@ import pytest
 import executors
 
 ROOT = Path(executors.__file__).resolve().parent
-ENGINES = ("_aio", "_cli", "_cluster", "_dask", "_pool", "_proc", "_ray", "_remote")
+ENGINES = ("_aio", "_cli", "_cluster", "_dask", "_pool", "_proc", "_ray", "_remote", "_subinterp")
 # _proc: the child-process plumbing of the process engines; _cluster: the queue and
 # batches of the cluster engines (_dask, _ray).
 SHARED_ENGINES = ("_cluster", "_proc")
