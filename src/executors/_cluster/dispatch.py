@@ -20,7 +20,7 @@ from .. import context
 from .._compat import ParamSpec
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
-from ..protocol import BaseExecutor, _not_callable
+from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
 from .runner import Batch, Outcome, Task
 
@@ -299,16 +299,6 @@ class EngineExecutor(BaseExecutor):
     max_workers: int
     task_timeout: float | None
     _dispatcher: Dispatcher
-
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Schedule ``fn(*args, **kwargs)`` on the cluster; the caller's context goes along.
-
-        :raises BrokenExecutor: after the initializer failed.
-        :raises RuntimeError: after :meth:`shutdown`.
-        """
-        if not callable(fn):
-            raise _not_callable(fn, "submit()")
-        return self._dispatcher.submit(fn, args, kwargs)
 
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
