@@ -74,17 +74,23 @@ def _unpack_failed(results: list[Any], packed: Any) -> _Failed:
 
 def run_chunk(fn: Callable[..., Any], cols: tuple[Sequence[Any], ...], stop: Stop) -> Any:
     """``fn`` over the zipped *cols*: a list of results, or :class:`_Failed` at the first error."""
-    n = len(cols[0])
     out: list[Any] = []
-    start, step = 0, 1
-    while start < n and not stop.stopped:
-        end = min(n, start + step)
-        piece = [c[start:end] for c in cols] if start or end < n else cols
+    if len(cols[0]) <= 1:
         try:
-            out.extend(map(fn, *piece))  # extend keeps what came before an exception
+            out.extend(map(fn, *cols))
         except Exception as exc:
             return _Failed(out, exc)
-        start, step = end, step * 4
+        return out
+    its = [iter(c) for c in cols]
+    step, before = 1, -1
+    while len(out) > before and not stop.stopped:
+        before = len(out)
+        try:
+            # extend keeps the results that came before an exception
+            out.extend(map(fn, *[itertools.islice(it, step) for it in its]))
+        except Exception as exc:
+            return _Failed(out, exc)
+        step *= 4
     return out
 
 
