@@ -29,7 +29,7 @@ from .._proc.exits import call_name, crash_error, timeout_error
 from .._proc.forking import FORK_LOCK, forking
 from .._proc.logs import replay_log
 from .._proc.managers import release_manager, track_manager
-from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from . import _subworker
@@ -38,6 +38,12 @@ from .processes import pool_worker
 __all__ = ["Pool", "Task", "submit_call"]
 
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
+#: A payload this big is "big": it skips the batch's copy on its way into the pipe, and
+#: the caller's memory for such payloads is bounded (see :meth:`_Pool.wait_for_room`).
+BIG = 1 << 20
+#: Pickled big payloads the caller holds before ``submit`` waits (back-pressure): what
+#: is not yet running. A task's payload is dropped once its worker has started it.
+HELD_LIMIT = 64 << 20
 _names = itertools.count(1)
 
 
@@ -189,6 +195,8 @@ class _Pool:
         self.lock = threading.Lock()
         self.pending: deque[_Task] = deque()
         self.workers: list[_Worker] = []
+        self.big: list[_Task] = []  # tasks whose big payload the caller still holds
+        self.room = threading.Condition(self.lock)
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -220,6 +228,31 @@ class _Pool:
             wake, self.sleeping = self.sleeping, False
         if wake:
             self.wake()
+
+    def wait_for_room(self) -> None:
+        """Block while the big payloads not yet running pass ``HELD_LIMIT`` (back-pressure).
+
+        So 20 submits of a 50 MB argument hold about one pickled copy at a time, not
+        20. The manager thread never waits (a callback submitting must not stall it).
+        """
+        if not self.big or threading.current_thread() is self.thread:
+            return
+        with self.lock:
+            while self.held() >= HELD_LIMIT and self.broken is None and not self.closing:
+                self.room.wait(0.01)  # a worker starting a task sends no event: look again
+
+    def held(self) -> int:
+        """Bytes of big payloads still held (lock held); drops those a worker has started."""
+        held, keep = 0, []
+        for task in self.big:
+            worker = task.worker
+            if task.done() or (worker is not None and worker.started(task)):
+                task.payload = b""  # the worker has it: a started task is never sent again
+            else:
+                held += len(task.payload)
+                keep.append(task)
+        self.big = keep
+        return held
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -327,13 +360,19 @@ class _Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                if any(len(payload) >= BIG for payload in batch):
+                    worker.out.extend(map(memoryview, batch_frame(batch)))
+                    self.flush(worker)
+                else:
+                    self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                del batch  # the manager keeps no payload alive while it sleeps
                 if self.launcher is not None and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
                     if self.broken is not None:
                         self.fail_everything(self.broken)
             if batches:
+                batches = []
                 continue  # look again: more may have come meanwhile
             events = self.selector.select(self.poll_interval())
             self.sleeping = False
@@ -625,12 +664,16 @@ def submit_call(  # noqa: PLR0917
     the part that would not pickle in a :class:`~executors.SerializationError`.
     """
     values = capture()
+    pool.wait_for_room()  # before pickling: what waits holds no pickled copy
     try:
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
     task = _Task(pool, payload, fn)
     pool.submit(task)
+    if len(payload) >= BIG:
+        with pool.lock:
+            pool.big.append(task)
     return task
 
 
