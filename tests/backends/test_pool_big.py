@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from executors._pool import engine
-from executors._proc.wire import batch_frame, frame
+from executors._proc.wire import FrameReader, batch_frame, frame
 from executors.backends.pool import PoolExecutor
 from executors.testing import reverse_bytes
 
@@ -52,3 +52,23 @@ def test_big_and_small_tasks_mix_in_one_batch(pool: PoolExecutor) -> None:
     futures = [pool.submit(reverse_bytes, big if i % 3 == 0 else b"xy") for i in range(30)]
     expected = [(big if i % 3 == 0 else b"xy")[::-1] for i in range(30)]
     assert [f.result(timeout=60) for f in futures] == expected
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_frame_reader_fills_a_big_frame_in_place(direct: bool) -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB
+    stream = frame(b"first") + frame(big) + frame(b"last")
+    reader = FrameReader()
+    got: list[bytes] = []
+    view = memoryview(stream)
+    while view:
+        space = reader.space()
+        if direct and space is not None:
+            n = min(len(space), len(view), 100_000)
+            space[:n] = view[:n]
+            got += reader.filled(n)
+        else:
+            got += reader.feed(bytes(view[:300_000]))
+            n = min(len(view), 300_000)
+        view = view[n:]
+    assert got == [b"first", big, b"last"]

@@ -467,10 +467,22 @@ class _Pool:
                     self.selector.unregister(worker.tasks_fd)
 
     def receive(self, worker: _Worker) -> None:
-        try:
-            data = os.read(worker.results_fd, 1 << 20)
-        except BlockingIOError:
-            return
+        space = worker.reader.space()
+        if space is not None:  # a big frame: read straight into its buffer
+            try:
+                n = os.readv(worker.results_fd, [space])
+            except BlockingIOError:
+                return
+            if n:
+                for message in worker.reader.filled(n):
+                    self.handle(worker, pickle.loads(message))
+                return
+            data = b""
+        else:
+            try:
+                data = os.read(worker.results_fd, 1 << 20)
+            except BlockingIOError:
+                return
         if not data:  # end of file: the worker is exiting; its sentinel follows
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(worker.results_fd)
