@@ -8,6 +8,8 @@
   the process engines share.
 - The pool engine's worker leaf imports only the standard library (it runs as a
   top-level module in fresh interpreters) and speaks the wire ``_proc`` defines.
+- The remote master shares vocabulary with the worker program through
+  ``_remote.wire``; it does not import the program.
 - No import cycle anywhere, counting imports inside functions.
 """
 
@@ -111,6 +113,11 @@ def test_worker_leaf_speaks_the_wire_of_proc() -> None:
         if kind.isupper():
             assert getattr(leaf, kind) == getattr(wire, kind), kind
     assert leaf.frame(b"abc") == wire.frame(b"abc")
+
+
+def test_remote_master_does_not_import_the_worker_program() -> None:
+    for master in ("executors.backends.remote", "executors._remote.hub", "executors._remote.local"):
+        assert "executors._remote.worker" not in GRAPH[master], master
 
 
 def test_no_import_cycle() -> None:

@@ -108,9 +108,9 @@ def columns(iterables: tuple[Iterable[Any], ...]) -> tuple[list[Sequence[Any]], 
     return [list(c) for c in zip(*rows)], len(rows)
 
 
-def plan(n: int, workers: int) -> Iterator[int]:
+def plan(n: int, workers: int, most: int = MAX_CHUNK) -> Iterator[int]:
     """Chunk sizes for *n* items on *workers*: one round of 1, then growing x4 per round."""
-    cap = max(1, min(MAX_CHUNK, -(-n // (CHUNKS_PER_WORKER * workers))))
+    cap = max(1, min(most, -(-n // (CHUNKS_PER_WORKER * workers))))
     size, left = 1, n
     while left > 0:
         for _ in range(workers):

@@ -14,6 +14,7 @@ __all__ = [
     "initializer",
     "max_tasks_per_child",
     "max_workers",
+    "positive_int",
     "positive_number",
     "start_method",
 ]
@@ -30,15 +31,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def positive_int(name: str, value: int | None) -> int | None:
+    """*value* checked as an int greater than 0 (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOption(f"{name} must be an int greater than 0, or None; got {value!r}")
+    if value < 1:
+        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
 def max_workers(value: int | None, *, default: int) -> int:
     """*value* checked as a worker count, or *default* when it is None."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidOption(f"max_workers must be an int or None, got {value!r}")
-    if value < 1:
-        raise InvalidOption(f"max_workers must be greater than 0, got {value!r}")
-    return value
+    checked = positive_int("max_workers", value)
+    return default if checked is None else checked
 
 
 def positive_number(name: str, value: float | None) -> float | None:

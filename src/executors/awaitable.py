@@ -30,8 +30,8 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from ._compat import ParamSpec, Self
+from ._validate import positive_int
 from .errors import InvalidOption
-from .protocol import _positive
 from .registry import get_executor
 
 if TYPE_CHECKING:
@@ -56,6 +56,17 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - the attribute, not callable()
     )
+
+
+def _refuse_coroutine_object(obj: object) -> None:
+    """Raise TypeError for a coroutine *object* given where its function belongs (and close it)."""
+    if asyncio.iscoroutine(obj):
+        obj.close()  # never awaited, and it will not be
+        raise TypeError(
+            f"submit() needs a coroutine function, got the coroutine object {obj!r}; pass "
+            "the function and its arguments separately: submit(fetch, url), not "
+            "submit(fetch(url))"
+        )
 
 
 def run_coroutine(fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
@@ -139,14 +150,7 @@ class AsyncExecutor:
         kwargs: dict[str, Any],
     ) -> asyncio.Future[Any]:
         ex = self.executor
-        obj: object = fn
-        if asyncio.iscoroutine(obj):
-            obj.close()  # never awaited, and it will not be
-            raise TypeError(
-                f"submit() needs a coroutine function, got the coroutine object {obj!r}; pass "
-                "the function and its arguments separately: submit(fetch, url), not "
-                "submit(fetch(url))"
-            )
+        _refuse_coroutine_object(fn)
         if callable(fn) and _is_async(fn) and not getattr(ex, "runs_coroutines", False):
             if getattr(ex, "runs_in_submit", False):
                 # inline runs tasks in the caller: here, that is this loop (a task of its own).
@@ -196,7 +200,7 @@ class AsyncExecutor:
         if buffersize is None:
             workers = getattr(self.executor, "max_workers", None)
             buffersize = 2 * workers if isinstance(workers, int) else DEFAULT_BUFFERSIZE
-        size = _positive("buffersize", buffersize)
+        size = positive_int("buffersize", buffersize)
         assert size is not None
         return self._map(fn, iterables, size, ordered)
 

@@ -364,7 +364,7 @@ def _not_found(cmd: Command, env: Mapping[str, str] | None, exc: OSError) -> OSE
 # they run in their own sessions, where the terminal's Ctrl-C does not reach them.
 _running: dict[int, subprocess.Popen[bytes]] = {}
 _owners: dict[int, int] = {}  # pid -> the thread that runs the command
-_running_lock = threading.Lock()
+_running_lock = threading.Lock()  # held while mutating _running and _owners
 
 
 def kill_running(*, thread: int | None = None) -> int:

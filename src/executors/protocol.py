@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, ru
 
 from . import _chunks
 from ._compat import ParamSpec, Self
+from ._validate import positive_int
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -78,20 +79,6 @@ class Executor(Protocol):
     ) -> bool | None: ...
 
 
-def _positive(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        from .errors import InvalidOption
-
-        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
-    return value
-
-
 def _not_callable(fn: object, where: str) -> TypeError:
     return TypeError(
         f"{where} needs a callable first, got {fn!r} ({type(fn).__name__}); pass the "
@@ -150,6 +137,9 @@ class BaseExecutor(concurrent.futures.Executor):
         """
         return True
 
+    #: The most items one chunk of a self-tuned ``map`` holds here.
+    map_chunk_cap: ClassVar[int] = _chunks.MAX_CHUNK
+
     def _map_workers(self) -> int:
         """How many tasks of a map run at once here; chunk sizes are planned for it."""
         workers = getattr(self, "max_workers", None) or self.default_max_workers()
@@ -187,8 +177,8 @@ class BaseExecutor(concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
-        _positive("buffersize", buffersize)
-        size = _positive("chunksize", chunksize)
+        positive_int("buffersize", buffersize)
+        size = positive_int("chunksize", chunksize)
         end_time = None if timeout is None else timeout + time.monotonic()
 
         submit: Callable[..., Future[Any]] = self.submit
@@ -197,7 +187,7 @@ class BaseExecutor(concurrent.futures.Executor):
             # Self-tuning chunks: the input is read now, as one task per item would.
             cols, n = _chunks.columns(iterables)
             stop = _chunks.Stop()
-            sizes = _chunks.plan(n, self._map_workers())
+            sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
             starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
         elif size is None or size == 1:
             starts = (submit(fn, *args) for args in zip(*iterables))

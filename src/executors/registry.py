@@ -99,6 +99,7 @@ _BUILTINS: tuple[BackendInfo, ...] = (
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_.+-]*\Z")
+#: Held while reading or mutating _rows, _aliases, _loaded, _clashes and _plugins_read.
 _lock = threading.RLock()
 _rows: dict[str, BackendInfo] = {row.name: row for row in _BUILTINS}
 _aliases: dict[str, str] = {a: row.name for row in _BUILTINS for a in row.aliases}

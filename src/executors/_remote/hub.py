@@ -22,7 +22,6 @@ import secrets
 import socket
 import threading
 import time
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -75,19 +74,7 @@ class Task(LazyFuture[Any]):
         if super().cancel():
             return True
         hub = self.hub
-        return hub is not None and self._state == RUNNING and hub.cancel_running(self)
-
-    def _cancel_running(self) -> bool:
-        """Move this running future to cancelled, telling waiters and callbacks."""
-        with self._condition:
-            if self._state != RUNNING:
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
+        return hub is not None and self.running() and hub.cancel_running(self)
 
 
 class _Worker:
@@ -118,6 +105,8 @@ class Hub:
         prefetch: int = 0,
         task_timeout: float | None = None,
     ) -> None:
+        # Held (through the conditions below, which share it) while mutating pending,
+        # tasks, workers, running, stopping and each task's owner, attempts and flags.
         self.lock = threading.RLock()
         # Takers with a free slot wait on ``cond``, the rest (prefetch only) on
         # ``cond_ahead``: submit wakes one taker, preferring one that runs the task at
@@ -465,7 +454,7 @@ class Server(managers.Server):
     def __init__(self, *args: Any, hub: Hub, spare: int = 0) -> None:
         super().__init__(*args)
         self.hub = hub
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating clients and closing
         self.clients: dict[threading.Thread, Any] = {}
         self.closing = False
         self.stop_event = threading.Event()  # made by serve_forever(), which we do not use

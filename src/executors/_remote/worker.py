@@ -286,6 +286,8 @@ class Worker:
         self._stops_tasks = _takes_task_timeout(backend)
         self._avg: float | None = None  # seconds a task takes here, a moving average
         self._session: _Session | None = None
+        # Held (and waited on) while mutating _session, _generation, _outbox, _in_flight,
+        # _stopping, _futures, _threads and _cancelled.
         self._cond = threading.Condition()
         self._outbox: list[tuple[str, int, bool, bytes]] = []
         self._in_flight = 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
 from .. import _validate
 from .._aio.loop import LoopRunner, TaskFuture
 from .._compat import ParamSpec
-from ..awaitable import _is_async
+from ..awaitable import _is_async, _refuse_coroutine_object
 from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor, _not_callable
 
@@ -131,15 +131,8 @@ class AsyncioExecutor(BaseExecutor):
         :raises RuntimeError: after :meth:`shutdown`.
         :raises BrokenExecutor: when the initializer failed.
         """
-        obj: object = fn
-        if not callable(obj):
-            if asyncio.iscoroutine(obj):
-                obj.close()  # never awaited, and it will not be
-                raise TypeError(
-                    f"submit() needs a coroutine function, got the coroutine object {fn!r}; "
-                    "pass the function and its arguments separately: submit(fetch, url), "
-                    "not submit(fetch(url))"
-                )
+        if not callable(fn):
+            _refuse_coroutine_object(fn)
             raise _not_callable(fn, "submit()")
         return self._submit(fn, args, kwargs)
 

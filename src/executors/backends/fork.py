@@ -65,7 +65,12 @@ class ForkExecutor(ChildBackend):
         pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
-            f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
+            f"executors-fork-{next(_names)}",
+            self.max_workers,
+            launch,
+            _reap,
+            self.task_timeout,
+            initializer=self._init,
         )
         weakref.finalize(self, self._runner.shutdown, False)
 

@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
 
 from .. import _validate
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor
 
@@ -45,18 +46,14 @@ class InlineExecutor(BaseExecutor):
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=1)
         init, args = _validate.initializer(initializer, initargs)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while checking and setting _shutdown
         self._shutdown = False
         self._broken: BrokenExecutor | None = None
         if init is not None:
             try:
                 init(*args)
             except Exception as exc:
-                self._broken = BrokenExecutor(
-                    f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                    "no task can run on this executor"
-                )
-                self._broken.__cause__ = exc
+                self._broken = initializer_failed(init, exc)
 
     @classmethod
     def default_max_workers(cls) -> int:

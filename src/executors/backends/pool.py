@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _chunks, _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
-from .._pool.processes import pool_worker
+from .._pool.processes import ProcessLauncher, pool_worker
 from .._proc.backend import ProcessBackend
 
 if TYPE_CHECKING:
@@ -85,14 +85,15 @@ class PoolExecutor(ProcessBackend):
             if serializer == "pickle"
             else self._pickler
         )
+        launcher = ProcessLauncher(
+            self.start_method, self._init, self._initargs, max_tasks_per_child, serializer
+        )
         self._pool = Pool(
             self.max_workers,
-            self.start_method,
-            self._init,
-            self._initargs,
-            max_tasks_per_child,
-            serializer,
-            self.task_timeout,
+            launcher,
+            initializer=self._init,
+            max_tasks=max_tasks_per_child,
+            task_timeout=self.task_timeout,
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
 

@@ -71,7 +71,9 @@ class ProcessExecutor(ChildBackend):
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
-        self._runner = ChildRunner(prefix, self.max_workers, launch, _reap, self.task_timeout)
+        self._runner = ChildRunner(
+            prefix, self.max_workers, launch, _reap, self.task_timeout, initializer=self._init
+        )
         weakref.finalize(self, self._runner.shutdown, False)
 
     def _submit(

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
 from .. import _validate
 from .._compat import ParamSpec
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _not_callable
 
@@ -40,7 +41,7 @@ class _Shared:
 
     def __init__(self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]):
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating idle, shutdown and broken
         self.idle = 0
         self.shutdown = False
         self.broken: BrokenExecutor | None = None
@@ -81,11 +82,7 @@ def _work(shared: _Shared) -> None:
             shared.initializer(*shared.initargs)
         except BaseException as exc:
             with shared.lock:
-                shared.broken = BrokenExecutor(
-                    f"initializer {shared.initializer!r} raised {type(exc).__name__}: {exc}; "
-                    "the thread pool cannot run tasks (fix the initializer and create a new one)"
-                )
-                shared.broken.__cause__ = exc
+                shared.broken = initializer_failed(shared.initializer, exc)
             broken = shared.broken
             shared.fail_queued(lambda: broken)
             return
