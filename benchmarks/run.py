@@ -9,8 +9,7 @@ Rows come from ``benchmarks/bench_*.py``; each module has ``rows(quick) -> list[
 A Row times ``ours`` and ``peer`` (callables doing one unit of ``work`` items), best
 of ``repeat`` runs each, interleaved so both see the same machine load, and
 reports items/s and the ratio ours/peer (above 1.0: we are faster). ``goal`` is
-the ratio the issue asks for, printed beside it. A peer too slow for the full
-size does ``peer_work`` items instead, and the ratio compares rates.
+the ratio the issue asks for, printed beside it.
 """
 
 from __future__ import annotations
@@ -40,7 +39,8 @@ class Row:
     repeat: int = 5
     setup: Callable[[], object] | None = None
     teardown: Callable[[], object] | None = None
-    #: items the peer's unit does, when it cannot do ``work`` in reasonable time
+    #: Items the peer does per run, when a slice of ``work`` (a peer too slow for all
+    #: of it); rates are compared per item.
     peer_work: int | None = None
 
 
@@ -64,14 +64,15 @@ def measure(row: Row) -> dict[str, object]:
         if row.teardown:
             row.teardown()
     o, p = min(ours), min(peer)
+    peer_work = row.peer_work or row.work
     return {
         "row": row.name,
         "peer": row.peer_name,
         "unit": row.unit,
         "work": row.work,
         "ours_per_s": row.work / o,
-        "peer_per_s": (row.peer_work or row.work) / p,
-        "ratio": (row.work / o) / ((row.peer_work or row.work) / p),
+        "peer_per_s": peer_work / p,
+        "ratio": (row.work / o) / (peer_work / p),
         "goal": row.goal,
     }
 

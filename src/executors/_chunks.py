@@ -146,26 +146,38 @@ class _Results(itertools.chain):  # type: ignore[type-arg]
         self._source.close()  # type: ignore[attr-defined]
 
 
-def _raise_after(failed: _Failed, source: Generator[Any, None, None]) -> Iterator[Any]:
-    yield from failed.results
-    source.close()  # as a raising future does: stop the map and cancel what is pending
+def _consume(results: list[Any]) -> Iterator[Any]:
+    """The items of *results* in order, each let go of once taken (at C speed)."""
+    results.reverse()
+    return map(results.pop, itertools.repeat(-1, len(results)))
+
+
+def _finish(chunks: Iterator[Any], stop: Stop) -> None:
+    stop.stopped = True  # done, failed, timed out or closed: no more pieces
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()  # cancels what is pending, as a raising future does
+
+
+def _raise_after(failed: _Failed, chunks: Iterator[Any], stop: Stop) -> Iterator[Any]:
+    yield from _consume(failed.results)
+    _finish(chunks, stop)
     raise failed.exc
+
+
+def _expand(chunks: Iterator[Any], stop: Stop) -> Generator[Iterable[Any], None, None]:
+    # No reference to itself (no cycle): dropped by the consumer, it is closed at once.
+    try:
+        for chunk in chunks:
+            # A yielded result is not kept alive by its chunk (as with one per item).
+            yield _consume(chunk) if type(chunk) is list else _raise_after(chunk, chunks, stop)
+    finally:
+        _finish(chunks, stop)
 
 
 def flatten(chunks: Iterator[Any], stop: Stop) -> Iterator[Any]:
     """The items of the chunk results *chunks* yields, in order; raises a chunk's failure."""
-
-    def expand() -> Generator[Iterable[Any], None, None]:
-        try:
-            for chunk in chunks:
-                yield chunk if type(chunk) is list else _raise_after(chunk, source)
-        finally:
-            stop.stopped = True  # done, failed, timed out or closed: no more pieces
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-
-    source = expand()
+    source = _expand(chunks, stop)
     results: Any = _Results.from_iterable(source)
     results._source = source
     return results  # type: ignore[no-any-return]

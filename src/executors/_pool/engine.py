@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
 import os
 import pickle
@@ -27,6 +26,7 @@ from .._proc.exits import crash_error, timeout_error
 from .._proc.logs import replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
+from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
@@ -35,6 +35,7 @@ from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
 
+_WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
 #: A payload this big is "big": it skips the batch's copy on its way into the pipe, and
 #: the caller's memory for such payloads is bounded (see :meth:`_Pool.wait_for_room`).
@@ -42,7 +43,7 @@ BIG = 1 << 20
 #: Pickled big payloads the caller holds before ``submit`` waits (back-pressure): what
 #: is not yet running. A task's payload is dropped once its worker has started it.
 HELD_LIMIT = 64 << 20
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class Task(LazyFuture[Any]):
@@ -153,7 +154,7 @@ class Pool:
         self.sleeping = False
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.started_workers = itertools.count()
+        self.started_workers = Counter()
         try:
             for _ in range(size):
                 self.add_worker()
@@ -392,7 +393,8 @@ class Pool:
         out = worker.out
         while out:
             try:
-                n = os.write(worker.tasks_fd, out[0])
+                # at most what a (1 MiB) pipe holds: PyPy copies the whole view per call
+                n = os.write(worker.tasks_fd, out[0][:_WRITE_MAX])
             except BlockingIOError:
                 break
             except OSError:  # the worker is gone; on_death sorts out its tasks
@@ -482,6 +484,8 @@ class Pool:
                 break
             for message in worker.reader.feed(data):
                 self.handle(worker, pickle.loads(message))
+        if worker.state[_subworker.STARTED] > worker.state[_subworker.FINISHED]:
+            command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
         for fd in (worker.results_fd, worker.tasks_fd):

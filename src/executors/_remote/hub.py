@@ -68,8 +68,9 @@ class Task(LazyFuture[Any]):
         """Cancel the task; one a worker runs is stopped there where its engine can.
 
         Pool, process and fork engines kill and replace the process running it;
-        command tasks have their process group killed on any engine. A plain
-        function running on a worker's threads cannot be stopped: False then.
+        command tasks have their process group killed on any engine; a local
+        worker is killed and replaced by the master. A plain function running on
+        the threads of a worker started elsewhere cannot be stopped: False then.
         """
         if super().cancel():
             return True
@@ -120,6 +121,9 @@ class Hub:
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
+        #: Names of every worker that ever registered (a local worker that connected
+        #: and then died is a lost worker, not one that failed to start).
+        self.seen: set[str] = set()
         self.cap = cap
         self.running = 0
         self.max_retries = max_retries
@@ -131,6 +135,8 @@ class Hub:
         self.stopping = False
         self.ids = itertools.count()
         self.local = threading.local()  # the worker a server thread takes tasks for
+        #: Set by the executor: kills worker *wid* if it is a local one (True then).
+        self.kill_local: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- called by workers (in a server thread) ---------------------------------
 
@@ -140,6 +146,7 @@ class Hub:
             if wid not in self.workers:
                 wid = secrets.token_hex(8)
                 self.workers[wid] = _Worker(wid, info)
+                self.seen.add(str(info.get("name")))
             self.workers[wid].last_seen = time.monotonic()
             self.wake_all()
         return {
@@ -312,7 +319,9 @@ class Hub:
 
         True when *task* is now cancelled: its worker's engine stops tasks (pool,
         process, fork), or it is a command task (killed on any engine), or it went
-        back to the queue (its worker was lost) and nobody runs it.
+        back to the queue (its worker was lost) and nobody runs it, or its worker is
+        a local one, which the master kills and replaces (the other tasks it held go
+        back to the queue, no attempt counted).
         """
         with self.cond:
             worker = self.workers.get(task.owner) if task.owner is not None else None
@@ -323,16 +332,20 @@ class Hub:
                 del self.tasks[tid]  # _hand_out skips it
             else:
                 info = worker.info
-                if not info.get("cancels") or not (info.get("stops_tasks") or is_command(task.fn)):
-                    return False
                 tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
                 if tid is None:  # its result is being delivered
                     return False
+                stops = info.get("cancels") and (info.get("stops_tasks") or is_command(task.fn))
+                if not stops:  # a thread cannot be stopped: its process can, if it is ours
+                    if self.kill_local is None or not self.kill_local(worker.wid, info):
+                        return False
+                    worker.doomed = True  # given nothing more; its loss counts no attempt
                 del self.tasks[tid]  # its result, if it still comes, is dropped
                 worker.in_flight.discard(tid)
                 self.running -= 1
-                worker.cancels.append(tid)
-                self.cond_cancel.notify_all()
+                if stops:
+                    worker.cancels.append(tid)
+                    self.cond_cancel.notify_all()
                 self.wake_all()  # capacity freed at the master
         return task._cancel_running()
 
@@ -437,7 +450,7 @@ class Hub:
 def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
     try:
         value = pickle.loads(data)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: the rest of the batch must be settled
         future.set_exception(exc)
         return
     if ok:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -12,10 +11,12 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
+from .. import _validate
 from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ProcessExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ProcessExecutor(ChildBackend):
@@ -42,6 +43,7 @@ class ProcessExecutor(ChildBackend):
     :param initializer: called as ``initializer(*initargs)`` in each process first.
     :param task_timeout: seconds a task may run before its process is killed.
     :param serializer: ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: accepted; every value is met (one process per task).
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -61,7 +63,10 @@ class ProcessExecutor(ChildBackend):
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
         serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Accepted so one spec fits every backend: each task has a child of its own.
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer
         )
@@ -87,6 +92,12 @@ class ProcessExecutor(ChildBackend):
         self._runner.submit(task)
         return task
 
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
+
     def __repr__(self) -> str:
         return (
             f"<ProcessExecutor backend='process' max_workers={self.max_workers} "
@@ -107,7 +118,7 @@ class _Launcher:
     ) -> None:
         self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
         self.serializer = serializer
-        self.count = itertools.count(1)
+        self.count = Counter(1)
 
     def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
         call = (
