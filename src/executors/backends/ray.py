@@ -56,6 +56,11 @@ class RayExecutor(EngineExecutor):
     name: ClassVar[str] = "ray"
     sharing: ClassVar[str] = "none"
 
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """One task per item for now: a chunk already sent to the cluster is not stopped
+        by cancel, so a failing item would let the rest of its chunks run (issue #13)."""
+        return False
+
     def __init__(
         self,
         max_workers: int | None = None,

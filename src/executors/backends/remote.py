@@ -104,6 +104,7 @@ class RemoteExecutor(OwnsProcesses):
     """
 
     name: ClassVar[str] = "remote"
+    map_chunk_cap: ClassVar[int] = 1000  # one chunk is one message through the hub
     sharing: ClassVar[str] = "none"
 
     def __init__(
@@ -307,14 +308,6 @@ class RemoteExecutor(OwnsProcesses):
             hub.pending.append(tid)
             hub.wake()
         return task
-
-    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
-        """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
-        try:
-            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
-        except TypeError:
-            return 1
-        return max(1, min(1000, n // (4 * (self.max_workers or 8))))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
