@@ -47,5 +47,15 @@ nitpick_ignore_regex = [
 ]
 
 # Examples read $EXECUTORS_BACKEND like any program; run them on a clean slate.
-doctest_global_setup = "import os; os.environ.pop('EXECUTORS_MAX_WORKERS', None)"
+# The cluster pages' examples carry ``:skipif: no_dask`` / ``no_ray``, the interpreter
+# page's ``:skipif: interpreter_unavailable``: they run where the engine is available
+# and are reported as skipped elsewhere.
+doctest_global_setup = """
+import importlib.util, os
+os.environ.pop('EXECUTORS_MAX_WORKERS', None)
+no_dask = importlib.util.find_spec('distributed') is None
+no_ray = importlib.util.find_spec('ray') is None
+from executors import unavailable_reason as _unavailable
+interpreter_unavailable = _unavailable('interpreter') is not None
+"""
 doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

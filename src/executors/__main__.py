@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import registry
+from . import _runtime, registry
 
 __all__ = ["demo", "info", "main"]
 
@@ -65,6 +65,7 @@ def info(argv: Sequence[str] = ()) -> int:
         rows.append((name, status, _defaults(name) if reason is None else "", aliases))
     width = max(len(r[0]) for r in rows)
     print(f"executors {sys.modules['executors'].__version__} on Python {sys.version.split()[0]}")
+    print(f"runtime: {_runtime.describe()}")
     print("backends:")
     for name, status, defaults, aliases in sorted(rows):
         extra = f"  [{defaults}]" if defaults else ""

@@ -41,6 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from ._runtime import linux_only
 from .errors import InvalidOption, TaskTimeout
 
 __all__ = [
@@ -462,13 +463,15 @@ def _decode(cmd: Command, stdout: bytes, stderr: bytes) -> tuple[bytes | str, by
 # -- stopping whatever a worker started -------------------------------------------
 
 
-def descendants(root: int) -> list[int]:
-    """The pids of every process below *root*, parents first (Linux ``/proc``; else none)."""
-    children: dict[int, list[int]] = {}
+def _parents_from_proc() -> dict[int, list[int]] | None:
+    """Parent pid -> child pids, read from Linux's ``/proc``; None where there is none."""
+    if not linux_only("/proc"):
+        return None
     try:
         names = os.listdir("/proc")
     except OSError:
-        return []
+        return None
+    children: dict[int, list[int]] = {}
     for name in names:
         if not name.isdigit():
             continue
@@ -478,6 +481,33 @@ def descendants(root: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _parents_from_ps() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from ``ps`` (macOS, the BSDs); empty where it is missing."""
+    try:
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "ppid="],
+            capture_output=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    return children
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of every process below *root*, parents first (``/proc`` on Linux, else ``ps``)."""
+    children = _parents_from_proc()
+    if children is None:
+        children = _parents_from_ps()
     found: list[int] = []
     stack = [root]
     while stack:

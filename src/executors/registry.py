@@ -11,10 +11,14 @@ from the backend name):
 
 - ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
   would shadow the standard library); aliases ``aio``, ``async``
+- ``dask``: ``executors.backends.dask:DaskExecutor`` (needs the ``dask`` extra)
 - ``fork``: ``executors.backends.fork:ForkExecutor``; alias ``os.fork``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``interpreter``: ``executors.backends.interpreter:InterpreterExecutor``; aliases
+  ``subinterpreter``, ``subinterpreters``, ``interpreters`` (CPython 3.12+)
 - ``pool``: ``executors.backends.pool:PoolExecutor``; aliases ``processpool``, ``multiprocessing``
 - ``process``: ``executors.backends.process:ProcessExecutor``; alias ``processes``
+- ``ray``: ``executors.backends.ray:RayExecutor`` (needs the ``ray`` extra)
 - ``remote``: ``executors.backends.remote:RemoteExecutor``
 - ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
   which would shadow the standard library); alias ``subprocesses``
@@ -89,10 +93,26 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
+    BackendInfo(
+        "dask",
+        "executors.backends.dask:DaskExecutor",
+        hint="install it with: pip install 'pluggable-executors[dask]'",
+    ),
     BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo(
+        "interpreter",
+        "executors.backends.interpreter:InterpreterExecutor",
+        ("subinterpreter", "subinterpreters", "interpreters"),
+        "on Python 3.13: pip install 'pluggable-executors[interpreters]'",
+    ),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
+    BackendInfo(
+        "ray",
+        "executors.backends.ray:RayExecutor",
+        hint="install it with: pip install 'pluggable-executors[ray]'",
+    ),
     BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
     BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),

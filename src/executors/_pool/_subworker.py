@@ -60,14 +60,20 @@ def _import_pickle() -> tuple[Any, Any]:
     """
     try:
         import _pickle
-    except ImportError:  # pragma: no cover - Pythons without the accelerator
+    except ImportError:  # PyPy: pickle.py is its implementation (and fast under its JIT)
         import pickle
 
         return pickle.dumps, pickle.loads
     return _pickle.dumps, _pickle.loads
 
 
-if "functools" not in sys.modules and "_pickle" not in sys.modules:
+# The lending trick is CPython's fast path; PyPy has neither ``_pickle`` nor
+# ``_functools`` and imports ``pickle.py`` the ordinary way.
+if (
+    sys.implementation.name == "cpython"
+    and "functools" not in sys.modules
+    and "_pickle" not in sys.modules
+):
     _lent = type(sys)("functools")
     _lent.partial = __import__("_functools").partial  # type: ignore[attr-defined]
     sys.modules["functools"] = _lent

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
 import os
 import pickle
@@ -27,6 +26,7 @@ from .._proc.exits import crash_error, timeout_error
 from .._proc.logs import replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
@@ -35,8 +35,9 @@ from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
 
+_WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class Task(LazyFuture[Any]):
@@ -145,7 +146,7 @@ class Pool:
         self.sleeping = False
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.started_workers = itertools.count()
+        self.started_workers = Counter()
         try:
             for _ in range(size):
                 self.add_worker()
@@ -353,7 +354,8 @@ class Pool:
         out = worker.out
         while out:
             try:
-                n = os.write(worker.tasks_fd, out[0])
+                # at most what a (1 MiB) pipe holds: PyPy copies the whole view per call
+                n = os.write(worker.tasks_fd, out[0][:_WRITE_MAX])
             except BlockingIOError:
                 break
             except OSError:  # the worker is gone; on_death sorts out its tasks

@@ -30,6 +30,7 @@ from typing import Callable
 
 from .._proc.exits import describe_exit
 from .._proc.forking import FORK_LOCK
+from .._runtime import linux_only
 from ..errors import BrokenExecutor, InvalidOption
 from . import _subworker
 from .launch import Launcher, Started
@@ -101,6 +102,8 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
 def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
     """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
     try:
+        if not linux_only("memfd_create"):
+            raise OSError("EXECUTORS_PORTABLE: not using memfd_create")
         fd = os.memfd_create("executors-worker-state")
     except (AttributeError, OSError):  # not Linux: an unlinked temporary file
         import tempfile
@@ -126,6 +129,8 @@ class Child:
         self.pid = proc.pid
         self.sentinel: int | None = None
         pidfd_open = getattr(os, "pidfd_open", None)  # Linux 5.3+, Python 3.9+
+        if not linux_only("pidfd_open"):
+            pidfd_open = None  # the pool engine then watches the results pipe's end
         if pidfd_open is not None:
             with contextlib.suppress(OSError):
                 self.sentinel = pidfd_open(proc.pid)

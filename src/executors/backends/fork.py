@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ from .._proc.envelope import capture
 from .._proc.forking import flush_std_streams, forking
 from .._proc.logs import ForwardHandler
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 from ..serialization import Dumps
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ForkExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ForkExecutor(ChildBackend):

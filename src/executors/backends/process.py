@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -16,6 +15,7 @@ from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["ProcessExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ProcessExecutor(ChildBackend):
@@ -107,7 +107,7 @@ class _Launcher:
     ) -> None:
         self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
         self.serializer = serializer
-        self.count = itertools.count(1)
+        self.count = Counter(1)
 
     def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
         call = (

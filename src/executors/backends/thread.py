@@ -115,11 +115,14 @@ def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
 
 
 _live: weakref.WeakValueDictionary[int, ThreadExecutor] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()  # _live, also without the GIL (free-threaded builds)
 
 
 def _at_exit() -> None:
     # Like the standard library: queued tasks still run, then the threads exit.
-    for ex in list(_live.values()):
+    with _live_lock:
+        live = list(_live.values())
+    for ex in live:
         ex.shutdown(wait=True)
 
 
@@ -131,12 +134,16 @@ class ThreadExecutor(BaseExecutor):
     """A thread pool: for I/O-bound work (downloads, API calls, disk), not CPU-bound work.
 
     Threads share one GIL, so CPU-bound Python code runs on one core at a time;
-    use ``pool`` for that. Workers are named ``<thread_name_prefix>_<n>``, so a
-    task can log ``threading.current_thread().name``. Each task runs in a copy of
-    the submitting context (as :func:`asyncio.to_thread` does), so
+    use ``pool`` or ``interpreter`` for that. On a free-threaded build with the
+    GIL off (``python3.13t``; ``python -m executors info`` says which) threads
+    run Python code on every core, and this backend is CPU-parallel too.
+
+    Workers are named ``<thread_name_prefix>_<n>``, so a task can log
+    ``threading.current_thread().name``. Each task runs in a copy of the
+    submitting context (as :func:`asyncio.to_thread` does), so
     :mod:`contextvars` and :func:`executors.context.bind` values reach it and
-    whatever it sets stays inside it; :data:`executors.context.worker` is private
-    to each worker thread.
+    whatever it sets stays inside it; :data:`executors.context.worker` is
+    private to each worker thread.
 
     :param max_workers: default ``min(32, CPUs + 4)``, as the standard library.
     :param initializer: called with *initargs* in each worker thread before its
@@ -166,7 +173,8 @@ class ThreadExecutor(BaseExecutor):
         self._shared = _Shared(init, args)
         self._threads: list[threading.Thread] = []
         weakref.finalize(self, _stop, self._shared, self._threads)
-        _live[id(self)] = self
+        with _live_lock:
+            _live[id(self)] = self
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -212,7 +220,8 @@ class ThreadExecutor(BaseExecutor):
         if wait:
             for thread in list(self._threads):
                 thread.join()
-        _live.pop(id(self), None)
+        with _live_lock:
+            _live.pop(id(self), None)
 
     def __repr__(self) -> str:
         state = "shut down" if self._shared.shutdown else f"{len(self._threads)} threads"
