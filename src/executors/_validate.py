@@ -16,6 +16,7 @@ __all__ = [
     "max_workers",
     "positive_int",
     "positive_number",
+    "serializer",
     "start_method",
 ]
 
@@ -72,6 +73,13 @@ def max_tasks_per_child(value: int | None) -> int | None:
     """*value* checked as a number of tasks before a worker is replaced (or None: never)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InvalidOption(f"max_tasks_per_child must be a positive int or None, got {value!r}")
+    return value
+
+
+def serializer(value: str) -> str:
+    """*value* checked as a serializer name (``"pickle"`` or ``"cloudpickle"``)."""
+    if value not in ("pickle", "cloudpickle"):
+        raise InvalidOption(f"serializer must be 'pickle' or 'cloudpickle', got {value!r}")
     return value
 
 

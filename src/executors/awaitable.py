@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Coroutine, Iterable
-from types import FunctionType
+from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from ._compat import ParamSpec, Self
+from ._coroutines import is_async as _is_async
+from ._coroutines import run_coroutine
 from ._validate import positive_int
 from .errors import InvalidOption
 from .registry import get_executor
@@ -49,15 +49,6 @@ R = TypeVar("R")
 DEFAULT_BUFFERSIZE = 64
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, partials of them, and objects with ``async __call__``."""
-    if type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
-        return True  # the common case, without inspect's unwrapping
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - the attribute, not callable()
-    )
-
-
 def _refuse_coroutine_object(obj: object) -> None:
     """Raise TypeError for a coroutine *object* given where its function belongs (and close it)."""
     if asyncio.iscoroutine(obj):
@@ -67,19 +58,6 @@ def _refuse_coroutine_object(obj: object) -> None:
             "the function and its arguments separately: submit(fetch, url), not "
             "submit(fetch(url))"
         )
-
-
-def run_coroutine(fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-    """Run ``fn(*args, **kwargs)`` to completion on a new event loop (in a worker).
-
-    How a coroutine function travels to a backend that only calls plain functions;
-    module level, so process backends can pickle it.
-    """
-
-    async def main() -> R:
-        return await fn(*args, **kwargs)
-
-    return asyncio.run(main())
 
 
 class AsyncExecutor:

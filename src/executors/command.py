@@ -1,6 +1,6 @@
 """Command tasks: run an external program as a task, on any backend.
 
-The seeds' subprocess story (``call([...])`` for an exit code,
+The classic subprocess programs (``call([...])`` for an exit code,
 ``Popen(...).communicate(input)`` for stdin, stdout and stderr) as one picklable
 function, :func:`run_command`, and its value-object form, :class:`Command`.
 Submit either to any executor; the ``subprocess`` backend runs them directly,
@@ -517,17 +517,18 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_tree(pids: list[int]) -> None:
-    """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
+def kill_tree(pids: list[int], sig: int | None = None) -> None:
+    """SIGKILL (or *sig*) *pids*, and the process groups of those that lead one (commands)."""
     if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
         return
+    sig = signal.SIGKILL if sig is None else sig
     own = os.getpgrp()
     for pid in pids:
         with contextlib.suppress(OSError):
             if os.getpgid(pid) == pid and pid != own:
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, sig)
             else:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
 
 
 def kill_group(pid: int) -> None:
@@ -541,10 +542,10 @@ def kill_group(pid: int) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL *pid* and every process below it, commands in their own sessions too.
+def kill_process_tree(pid: int, sig: int | None = None) -> None:
+    """SIGKILL (or *sig*) *pid* and every process below it, commands in their own sessions too.
 
     The pids are read first: once *pid* dies its children belong to init and
     can no longer be found from it.
     """
-    kill_tree([pid, *descendants(pid)])
+    kill_tree([pid, *descendants(pid)], sig)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union, cast
 
 from ._compat import entry_points
 from .errors import BackendError, BackendNotFound, BackendUnavailable, InvalidOption
-from .spec import parse_spec
+from .spec import convert_options, parse_spec
 
 if TYPE_CHECKING:
     from .protocol import Executor
@@ -322,7 +322,11 @@ def get_executor(spec: str | None = None, /, **options: Any) -> Executor:
         spec, source = (env, "$EXECUTORS_BACKEND") if env else (DEFAULT_BACKEND, "the default")
     parsed = parse_spec(spec, source=f"{source} {spec!r}" if source != "argument" else source)
     factory = get_backend(parsed.name, source=source)
-    merged = {**parsed.options, **options}
+    try:
+        spec_options = convert_options(parsed.options, factory)
+    except InvalidOption as exc:
+        raise InvalidOption(f"{exc} (in {source} {spec!r})") from None
+    merged = {**spec_options, **options}
     accepted = _accepted_options(factory)
     if accepted is not None:
         _check_names(_canonical(parsed.name, source), merged, accepted, spec)

@@ -125,16 +125,7 @@ def _cleanup(procs: list[psutil.Process]) -> None:
             pass
 
 
-#: Until map keeps the future it waits on in its clean-up list (#14 item 5, being
-#: fixed on branch contract2), Ctrl-C leaves that task running and ``with`` waits
-#: for it (60 s here). Not strict: these pass once that fix is merged.
-_MAP_CANCEL = pytest.mark.xfail(
-    reason="#14 item 5: map does not cancel the task it waits on (fix on branch contract2)",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("backend", _params(PROCESS_BACKENDS, _MAP_CANCEL) + _params(["thread"]))
+@pytest.mark.parametrize("backend", _params(PROCESS_BACKENDS) + _params(["thread"]))
 def test_ctrl_c_during_map_stops_the_program_and_leaves_nothing(
     backend: str, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ import weakref
 from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import _deadline
 from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
@@ -94,6 +95,9 @@ class TaskFuture(LeanFuture[Any]):
 class LoopRunner:
     """The loop thread and its bookkeeping; holds no reference to the executor (so it can be
     collected, which stops the loop)."""
+
+    #: Seconds a task may run (set by the executor); see :mod:`executors._deadline`.
+    task_timeout: float | None = None
 
     def __init__(
         self,
@@ -230,6 +234,10 @@ class LoopRunner:
         if not fut._set_running():
             return  # cancelled while it waited
         self.running += 1
+        if self.task_timeout is not None:
+            assert fut._fn is not None
+            cancel = functools.partial(_cancel_task_of, fut) if fut._is_async else None
+            _deadline.watch(fut, self.task_timeout, _deadline.describe(fut._fn), cancel)
         if not fut._is_async:
             try:
                 done = self.pool.submit(self.call_in_thread, fut)

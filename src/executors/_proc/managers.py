@@ -77,6 +77,8 @@ def release_manager(manager: Any) -> None:
 
 @atexit.register
 def _stop_managers() -> None:
+    # As concurrent.futures: at exit, every task submitted and not cancelled still runs.
     for manager in list(_managers):
-        manager.shutdown(cancel_futures=True)
-        manager.thread.join(10.0)
+        manager.shutdown(cancel_futures=False)
+    for manager in list(_managers):
+        manager.thread.join()

@@ -80,6 +80,19 @@ class ChildTask(LazyFuture[Any]):
         """True while its child runs the task (from start until the outcome arrives)."""
         return self.started_at > 0 and not self.reported and not self.done()
 
+    def leaving(self) -> ChildTask:
+        """What reaping its child needs (pid, pipe, handle), without the future and its result.
+
+        The manager watches a child until it exits; holding the task itself that long
+        would keep a result the caller has already dropped (a ``map`` over big results).
+        """
+        husk: ChildTask = object.__new__(ChildTask)  # not a future: nobody waits on it
+        husk.__dict__.update(
+            pid=self.pid, fd=self.fd, handle=self.handle, reader=self.reader, frames=[],
+            reported=True, started_at=self.started_at, killed=self.killed, label=self.label,
+        )  # fmt: skip
+        return husk
+
     def forget_call(self) -> None:
         self.fn = self.args = self.kwargs = self.values = self.payload = None  # type: ignore[assignment]
 
@@ -206,6 +219,7 @@ class ChildRunner:
                 for task in starts:
                     self.start(task)
                 if starts:
+                    del task, starts  # not kept (nor their results) while the loop waits
                     continue
                 events = self.selector.select(self.next_deadline())
                 for key, _ in events:
@@ -213,6 +227,7 @@ class ChildRunner:
                         self.wakeup.drain()
                     else:
                         self.read(key.data)
+                events = key = None  # type: ignore[assignment]  # no task kept while waiting
                 if self.task_timeout is not None:
                     self.kill_overdue()
         finally:
@@ -249,9 +264,11 @@ class ChildRunner:
         if data:
             task.frames += task.reader.feed(data)
             if task.frames:  # the child's only frame: the task is over, the child is leaving
+                husk = task.leaving()
                 with self.lock:
                     self.running.discard(task)
-                    self.exiting.add(task)
+                    self.exiting.add(husk)
+                self.selector.modify(task.fd, selectors.EVENT_READ, husk)
                 self.finish(task, None)
             return
         self.selector.unregister(task.fd)

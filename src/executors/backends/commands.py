@@ -228,6 +228,14 @@ class SubprocessExecutor(ProcessBackend):
         if pool is not None and wait and threading.current_thread() is not pool.thread:
             pool.thread.join()
 
+    def _worker_pids(self) -> list[int]:
+        """The worker interpreters (commands started by command tasks are not workers)."""
+        pool = self._pool
+        if pool is None:
+            return []
+        with pool.lock:
+            return [w.pid for w in pool.workers]
+
     def __repr__(self) -> str:
         mode = "fresh" if self.fresh else f"max_tasks_per_child={self.max_tasks_per_child}"
         return (

@@ -10,6 +10,7 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
+from .. import _validate
 from .._proc.child import run_forked
 from .._proc.envelope import capture
 from .._proc.forking import flush_std_streams, forking
@@ -42,6 +43,7 @@ class ForkExecutor(ChildBackend):
     :param task_timeout: seconds a task may run before its child is killed
         (:class:`~executors.errors.TaskTimeout`).
     :param serializer: how results travel back: ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: accepted; every value is met (one child per task).
 
     >>> import os
     >>> from executors import get_executor
@@ -61,7 +63,10 @@ class ForkExecutor(ChildBackend):
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
         serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Accepted so one spec fits every backend: each task has a child of its own.
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
@@ -87,6 +92,12 @@ class ForkExecutor(ChildBackend):
         task = ChildTask(self._runner, fn, args, kwargs, capture(), None)
         self._runner.submit(task)
         return task
+
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
 
     def __repr__(self) -> str:
         return f"<ForkExecutor backend='fork' max_workers={self.max_workers}>"

@@ -20,6 +20,8 @@ from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
 from .._pool.processes import ProcessLauncher, pool_worker
 from .._proc.backend import ProcessBackend
+from .._validate import positive_int
+from ..protocol import _as_plain, _is_coroutine_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -125,7 +127,7 @@ class PoolExecutor(ProcessBackend):
         :raises BrokenExecutor: after the initializer failed.
         :raises RuntimeError: after :meth:`shutdown`.
         """
-        if not callable(fn):
+        if not callable(fn) or _is_coroutine_function(fn):
             return super().submit(fn, *args, **kwargs)
         return self._submit(fn, args, kwargs)
 
@@ -154,8 +156,10 @@ class PoolExecutor(ProcessBackend):
         Inputs with a length are cut into about eight chunks per worker (at most
         50,000 items each); others go one item per task.
         """
+        if _is_coroutine_function(fn):
+            fn = _as_plain(fn)
         if chunksize is not None or not callable(fn):
-            size = chunksize
+            size = positive_int("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
@@ -184,6 +188,10 @@ class PoolExecutor(ProcessBackend):
         self._pool.shutdown(cancel_futures)
         if wait and threading.current_thread() is not self._pool.thread:  # not from a callback
             self._pool.thread.join()
+
+    def _worker_pids(self) -> list[int]:
+        with self._pool.lock:
+            return [w.pid for w in self._pool.workers]
 
     def __repr__(self) -> str:
         return f"<PoolExecutor backend='pool' max_workers={self.max_workers}>"

@@ -11,6 +11,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
+from .. import _validate
 from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
@@ -42,6 +43,7 @@ class ProcessExecutor(ChildBackend):
     :param initializer: called as ``initializer(*initargs)`` in each process first.
     :param task_timeout: seconds a task may run before its process is killed.
     :param serializer: ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: accepted; every value is met (one process per task).
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -61,7 +63,10 @@ class ProcessExecutor(ChildBackend):
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
         serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Accepted so one spec fits every backend: each task has a child of its own.
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer
         )
@@ -86,6 +91,12 @@ class ProcessExecutor(ChildBackend):
         task = ChildTask(self._runner, fn, args, kwargs, values, payload)
         self._runner.submit(task)
         return task
+
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
 
     def __repr__(self) -> str:
         return (

@@ -22,8 +22,10 @@ from .. import _validate, context, serialization
 from .._remote import wire
 from .._remote.hub import Hub, listen
 from .._remote.local import LocalWorkers
+from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
-from ..protocol import BaseExecutor
+from ..protocol import OwnsProcesses
+from ..serialization import get_pickler
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ R = TypeVar("R")
 _TICK = 0.05
 
 
-class RemoteExecutor(BaseExecutor):
+class RemoteExecutor(OwnsProcesses):
     """Run tasks on worker processes that connect to this master over TCP.
 
     With no *address* it binds ``127.0.0.1`` on a free port, makes a random
@@ -60,6 +62,10 @@ class RemoteExecutor(BaseExecutor):
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
     :param prefetch: at most this many tasks wait on a worker beyond those it
         runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
+    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures; the
+        workers need cloudpickle installed too).
+    :param max_tasks_per_child: passed to the local workers' engine (``pool`` and
+        ``subprocess`` replace a worker process after that many tasks).
     :param task_timeout: seconds a task may run, timed by the master, before
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
@@ -73,6 +79,7 @@ class RemoteExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "remote"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,
@@ -88,7 +95,12 @@ class RemoteExecutor(BaseExecutor):
         task_timeout: float | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        serializer: str = "pickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        self.serializer, self._pickler = serializer, get_pickler(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        worker_backend = _with_max_tasks(worker_backend, self.max_tasks_per_child)
         external = address is not None
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
@@ -179,12 +191,18 @@ class RemoteExecutor(BaseExecutor):
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         try:
             if fn_data is None:
-                fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                fn_data = (
+                    pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                    if self.serializer == "pickle"
+                    else self._pickler(fn)
+                )
                 if type(fn) is types.FunctionType:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
+            call = (args, kwargs or None, values)
+            plain = self.serializer == "pickle"
+            call_data = pickle.dumps(call, protocol=5) if plain else self._pickler(call)
         except Exception:
             parts = {
                 "the function": fn,
@@ -217,13 +235,15 @@ class RemoteExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
+        *cancel_futures* cancels the tasks no worker has taken yet; those taken run
+        to the end (:meth:`terminate_workers` stops them too).
+
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
         with :class:`~executors.BrokenExecutor`.
         """
         hub = self._hub
         cancelled: list[Future[Any]] = []
-        running: list[Future[Any]] = []
         with hub.cond:
             self._master.closing = True
             if cancel_futures:
@@ -233,16 +253,30 @@ class RemoteExecutor(BaseExecutor):
                         del hub.tasks[tid]
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
-                running = list(hub.tasks.values())
             hub.wake_all()
         self._master.wake.set()
-        for future in cancelled:
-            future.cancel()
-        for future in running:  # stopped where the worker can; the rest run to the end
-            future.cancel()
-        atexit.unregister(self._atexit)
-        if wait:
+        for future in cancelled:  # those handed to a worker run to the end, as in
+            future.cancel()  # concurrent.futures; terminate_workers() stops them
+        if wait:  # else the exit hook still waits for the tasks, as concurrent.futures does
+            atexit.unregister(self._atexit)
             self._monitor.join()
+
+    def _worker_pids(self) -> list[int]:
+        return [proc.pid for proc, _ in list(self._master.local.procs.values())]
+
+    def _stop_workers(self, sig: int) -> None:
+        """Local workers get *sig*; tasks held by any worker fail at once (those on
+        workers started by hand may still run there: they are not ours to stop)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._master.broken = BrokenExecutor(
+            "the executor's workers were stopped (terminate_workers)"
+        )
+        self._hub.fail_all(
+            "terminate_workers() or kill_workers() stopped the executor before this task ended"
+        )
+        for pid in self._worker_pids():
+            kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
 
     def __repr__(self) -> str:
         host, port = self.address
@@ -345,6 +379,13 @@ def _count(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
     return value
+
+
+def _with_max_tasks(spec: str, max_tasks: int | None) -> str:
+    """The local workers' engine spec, told to replace its workers after *max_tasks*."""
+    if max_tasks is None or not isinstance(spec, str):
+        return spec
+    return f"{spec}{'&' if '?' in spec else '?'}max_tasks_per_child={max_tasks}"
 
 
 def _check_engine(spec: str) -> None:
