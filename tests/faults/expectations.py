@@ -59,11 +59,16 @@ FAULTS: dict[str, str] = {
 
 #: Why a cell does not apply.
 NA_IN_PROCESS = "n/a: runs in the caller's own process, which this fault would end"
-NA_NO_TIMEOUT = "n/a: takes no task_timeout (a thread cannot be stopped)"
+NA_NO_TIMEOUT = "n/a: takes no task_timeout"
+NA_THREAD_TREE = (
+    "n/a: the task's thread cannot be stopped at the timeout, nor what it started "
+    "(its future does fail with TaskTimeout: see hang-timeout)"
+)
 NA_CLUSTER_TIMEOUT = "n/a: takes no task_timeout (the cluster's scheduler runs the task)"
 
 _I = NA_IN_PROCESS
 _T = NA_NO_TIMEOUT
+_G = NA_THREAD_TREE
 _C = NA_CLUSTER_TIMEOUT
 
 # fmt: off
@@ -83,8 +88,8 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "memory-error":             ("MemoryError",    "MemoryError",    "MemoryError",    "MemoryError",               "MemoryError",        "MemoryError",        "MemoryError",               "MemoryError",               "MemoryError",               "MemoryError",               "MemoryError"),
     "recursion":                ("RecursionError", "RecursionError", "RecursionError", "RecursionError",            "RecursionError",     "RecursionError",     "RecursionError",            "RecursionError",            "RecursionError",            "RecursionError",            "RecursionError"),
     "sys-exit":                 ("SystemExit",     "SystemExit",     "SystemExit",     "SystemExit",                "SystemExit",         "SystemExit",         "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit"),
-    "hang-timeout":             (_T,               _T,               _T,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
-    "hang-grandchild-timeout":  (_T,               _T,               _T,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
+    "hang-timeout":             ("TaskTimeout",    "TaskTimeout",    "TaskTimeout",    _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
+    "hang-grandchild-timeout":  (_G,               _G,               _G,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
     "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
     "log-unpicklable-extra":    ("ok",             "ok",             "ok",             "ok",                        "ok",                 "ok",                 "ok",                        "ok",                        "ok",                        "ok",                        "ok"),
 }
