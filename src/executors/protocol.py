@@ -262,6 +262,11 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
+        if not iterables:
+            raise TypeError(
+                f"map() needs at least one iterable to call {fn!r} over, as the built-in "
+                "map() does: ex.map(fn, items), or ex.submit(fn) to call it once"
+            )
         positive_int("buffersize", buffersize)
         size = positive_int("chunksize", chunksize)
         tune = size is None and buffersize is None and self._tunes_map(fn)
