@@ -102,6 +102,7 @@ class Deviation:
     run: bool = True
 
 
+# -- deviations-begin (docs/upstream.rst shows this part of the file as it is)
 PRIVATE = "reads private attributes of the standard library's classes ({})"
 INLINE = "inline runs each task inside submit(): nothing is ever pending or running alongside"
 NO_PICKLE_IN = (
@@ -318,6 +319,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
         run=False,
     ),
 )
+
+
+# -- deviations-end
 
 
 # -- the substitution --------------------------------------------------------------------
