@@ -235,7 +235,7 @@ class RemoteExecutor(OwnsProcesses):
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
         *cancel_futures* cancels the tasks no worker has taken yet; those taken run
-        to the end (:meth:`terminate_workers` stops them too).
+        to the end (:meth:`~executors.protocol.OwnsProcesses.terminate_workers` stops them too).
 
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
