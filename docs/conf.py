@@ -7,15 +7,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 project = "executors"
 author = "the executors developers"
 copyright = "2026, the executors developers"  # noqa: A001
 release = version = "0.1.0"
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.viewcode"]
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+    "backends_directive",
+]
 exclude_patterns = ["_build", "faults_table.rst"]  # included by faults.rst
-html_theme = "alabaster"
+html_theme = "furo"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"show-inheritance": True}
@@ -30,7 +36,7 @@ nitpick_ignore_regex = [
         r"py:.*",
         r"(concurrent|asyncio|multiprocessing|subprocess|threading|contextvars|typing"
         r"|typing_extensions|collections|types|importlib|pickle|logging|os|queue"
-        r"|_asyncio|contextlib)(\..*)?",
+        r"|_asyncio|contextlib|doctest|unittest|pdb|json|sqlite3)(\..*)?",
     ),
     (
         r"py:.*",
@@ -44,6 +50,7 @@ nitpick_ignore_regex = [
     # shared bases in private modules (executors._proc.backend, ...): their members are documented
     # on each backend's class
     (r"py:class", r"executors\._[\w.]+"),
+    (r"py:class", r"executors\.sync\._Proxied"),
 ]
 
 # Examples read $EXECUTORS_BACKEND like any program; run them on a clean slate.

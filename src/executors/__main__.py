@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 from . import _runtime, registry
+from .errors import ExecutorError
 
 __all__ = ["demo", "info", "main"]
 
@@ -91,7 +92,12 @@ def demo(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(prog="python -m executors demo", description=demo.__doc__)
     parser.add_argument("-b", "--backend", help="backend spec (default: $EXECUTORS_BACKEND)")
     args = parser.parse_args(argv)
-    with registry.get_executor(args.backend) as ex:
+    try:
+        ex = registry.get_executor(args.backend)
+    except ExecutorError as exc:  # a bad spec or $EXECUTORS_MAX_WORKERS: say it, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with ex:
         print(f"backend: {ex.backend}")
         print("squares:", list(ex.map(square, range(10))))
         with context.bind(user="alice", request_id=7):

@@ -1,6 +1,6 @@
 """Command tasks: run an external program as a task, on any backend.
 
-The seeds' subprocess story (``call([...])`` for an exit code,
+The classic subprocess programs (``call([...])`` for an exit code,
 ``Popen(...).communicate(input)`` for stdin, stdout and stderr) as one picklable
 function, :func:`run_command`, and its value-object form, :class:`Command`.
 Submit either to any executor; the ``subprocess`` backend runs them directly,

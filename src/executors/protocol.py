@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, ru
 
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
+from .sync import SharedObjects
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -139,12 +140,31 @@ def _run_chunk(fn: Callable[..., R], chunk: list[tuple[Any, ...]]) -> list[R]:
     return [fn(*args) for args in chunk]
 
 
-class BaseExecutor(concurrent.futures.Executor):
+class BaseExecutor(SharedObjects, concurrent.futures.Executor):
     """Shared behaviour of every backend; subclasses implement ``_submit`` and ``shutdown``.
 
     Subclasses also subclass :class:`concurrent.futures.Executor`, so code typed
-    for the standard library accepts them.
+    for the standard library accepts them. The shared objects (``Queue``,
+    ``Lock``, ...) come from :class:`executors.sync.SharedObjects`; a subclass's
+    ``shutdown`` is wrapped so that they are released after it returns.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        shutdown = cls.__dict__.get("shutdown")
+        if shutdown is None or getattr(shutdown, "_closes_shared", False):
+            return
+
+        @functools.wraps(shutdown)
+        def closing(self: BaseExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            try:
+                shutdown(self, wait, cancel_futures=cancel_futures)
+            finally:
+                if getattr(type(self), "shutdown", None) is closing:  # the outermost one
+                    self._close_shared()
+
+        closing._closes_shared = True  # type: ignore[attr-defined]
+        cls.shutdown = closing  # type: ignore[method-assign,assignment]
 
     #: The registry name; also the value of :attr:`backend`.
     name: ClassVar[str] = "base"

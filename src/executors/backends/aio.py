@@ -89,6 +89,7 @@ class AsyncioExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "asyncio"
+    sharing: ClassVar[str] = "local"
     #: Coroutine functions run as they are (:func:`executors.aio` awaits them natively).
     runs_coroutines: ClassVar[bool] = True
 

@@ -52,6 +52,7 @@ class DaskExecutor(EngineExecutor):
     """
 
     name: ClassVar[str] = "dask"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ class InlineExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "inline"
+    sharing: ClassVar[str] = "local"
     runs_in_submit: ClassVar[bool] = True
 
     def __init__(

@@ -50,6 +50,7 @@ class RayExecutor(EngineExecutor):
     """
 
     name: ClassVar[str] = "ray"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,

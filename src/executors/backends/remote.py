@@ -79,6 +79,7 @@ class RemoteExecutor(OwnsProcesses):
     """
 
     name: ClassVar[str] = "remote"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,

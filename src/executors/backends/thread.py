@@ -192,6 +192,7 @@ class ThreadExecutor(BaseExecutor):
 
     max_workers: int
     name: ClassVar[str] = "thread"
+    sharing: ClassVar[str] = "local"
 
     def __init__(
         self,
