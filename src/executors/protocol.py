@@ -166,6 +166,9 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
     #: The registry name; also the value of :attr:`backend`.
     name: ClassVar[str] = "base"
 
+    #: How many tasks run at once (None: no cap, as ``asyncio`` by default).
+    max_workers: int | None
+
     #: True when ``submit`` runs the task before returning (so none is ever pending);
     #: the conformance suite skips tests about pending tasks for such backends.
     runs_in_submit: ClassVar[bool] = False

@@ -204,7 +204,9 @@ class RemoteExecutor(OwnsProcesses):
         weakref.finalize(self, self._master.close).atexit = False
         # At interpreter exit, finish what was submitted and stop the workers, as
         # ThreadPoolExecutor does; the weak reference lets an unused executor go.
-        self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        self._atexit = functools.partial(
+            _shutdown_at_exit, weakref.ref(self), self._master, self._monitor
+        )
         atexit.register(self._atexit)
 
     @classmethod
@@ -475,10 +477,17 @@ class _Master:
         hub.fail_all("the remote executor shut down before this task ran")
 
 
-def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
+def _shutdown_at_exit(
+    ref: weakref.ref[RemoteExecutor], master: _Master, monitor: threading.Thread
+) -> None:
+    # As concurrent.futures: what was submitted runs before the program leaves, also when
+    # the executor was dropped (then its master is closing, and only needs waiting for).
     ex = ref()
     if ex is not None:
         ex.shutdown(wait=True)
+        return
+    master.close()
+    monitor.join()
 
 
 def _count(name: str, value: int | None) -> int | None:
