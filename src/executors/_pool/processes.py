@@ -83,7 +83,9 @@ class ProcessLauncher(Launcher):
         res_r, res_w = os.pipe()
         try:
             state = self.ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
-            close = parent_fds() if self.start_method == "fork" else []
+            # Only a forked child holds copies of our descriptors. Elsewhere these numbers
+            # name unrelated descriptors of the child (its own result pipe, say): EBADF.
+            close = [*parent_fds(), task_w, res_r] if self.start_method == "fork" else []
             child_ends = (
                 multiprocessing.connection.Connection(task_r, writable=False),
                 multiprocessing.connection.Connection(res_w, readable=False),
@@ -100,7 +102,7 @@ class ProcessLauncher(Launcher):
             self.max_tasks,
             self.serializer,
             logging.getLogger().getEffectiveLevel(),
-            [*close, task_w, res_r],
+            close,
         )
         process = self.ctx.Process(target=pool_worker, args=args, name=name)
         try:

@@ -82,6 +82,7 @@ class InterpreterExecutor(BaseExecutor):
     ...         assert list(ex.map(square, range(5))) == [0, 1, 4, 9, 16]
     """
 
+    max_workers: int
     name: ClassVar[str] = "interpreter"
 
     def __init__(

@@ -104,6 +104,7 @@ class RemoteExecutor(OwnsProcesses):
     """
 
     name: ClassVar[str] = "remote"
+    map_chunk_cap: ClassVar[int] = 1000  # one chunk is one message through the hub
     sharing: ClassVar[str] = "none"
 
     def __init__(
@@ -203,7 +204,9 @@ class RemoteExecutor(OwnsProcesses):
         weakref.finalize(self, self._master.close).atexit = False
         # At interpreter exit, finish what was submitted and stop the workers, as
         # ThreadPoolExecutor does; the weak reference lets an unused executor go.
-        self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        self._atexit = functools.partial(
+            _shutdown_at_exit, weakref.ref(self), self._master, self._monitor
+        )
         atexit.register(self._atexit)
 
     @classmethod
@@ -308,19 +311,12 @@ class RemoteExecutor(OwnsProcesses):
             hub.wake()
         return task
 
-    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
-        """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
-        try:
-            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
-        except TypeError:
-            return 1
-        return max(1, min(1000, n // (4 * (self.max_workers or 8))))
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
         *cancel_futures* cancels the tasks no worker has taken yet; those taken run
-        to the end (:meth:`terminate_workers` stops them too).
+        to the end (:meth:`~executors.protocol.OwnsProcesses.terminate_workers` stops them
+        too).
 
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
@@ -481,10 +477,17 @@ class _Master:
         hub.fail_all("the remote executor shut down before this task ran")
 
 
-def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
+def _shutdown_at_exit(
+    ref: weakref.ref[RemoteExecutor], master: _Master, monitor: threading.Thread
+) -> None:
+    # As concurrent.futures: what was submitted runs before the program leaves, also when
+    # the executor was dropped (then its master is closing, and only needs waiting for).
     ex = ref()
     if ex is not None:
         ex.shutdown(wait=True)
+        return
+    master.close()
+    monitor.join()
 
 
 def _count(name: str, value: int | None) -> int | None:
