@@ -194,16 +194,6 @@ def test_remote_backend_runs_jobs_on_its_workers_in_order() -> None:
     assert "job 2 (input '30'): timed out after 0.5 s and was killed" in slow.stderr
 
 
-def test_ctrl_c_waits_for_jobs_it_cannot_kill(tmp_path: Path) -> None:
-    # a pool worker's job runs in a session of its own, out of reach: the tool says
-    # so and waits for it
-    code = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text('1'); time.sleep(1.5); print('end')"
-    status, err = interrupt_once_started("pool", code, tmp_path / "started")
-    assert status == 130
-    assert "waiting for 1 job(s) running on workers this process cannot kill" in err
-    assert "interrupted: killed 0 running job(s), started no more" in err
-
-
 def test_progress_only_when_asked_or_on_a_terminal() -> None:
     quiet = run("--", "true", ":::", "1", "2")
     assert quiet.stderr == ""
@@ -212,7 +202,7 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
     assert "2/2, 0 failed" in shown.stderr
 
 
-@pytest.mark.parametrize("backend", ["subprocess", "thread", "remote"])
+@pytest.mark.parametrize("backend", ["subprocess", "thread", "remote", "pool", "process", "fork"])
 def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
     code = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(60)"
     pidfile = tmp_path / "job.pid"

@@ -293,18 +293,19 @@ def run(argv: Sequence[str] = ()) -> int:
 
 
 def _interrupted(ex: Any, order: collections.deque[_Job]) -> int:
-    """Ctrl-C: kill the jobs running here, start no more, wait for those run elsewhere.
+    """Ctrl-C: kill the running jobs, start no more, wait only for what cannot be stopped.
 
     Jobs run by this process (``thread``, ``subprocess``, ``inline``) are killed
-    with their children; so are jobs on ``remote`` workers, whose futures stop a
-    running command when cancelled. Jobs on worker processes this process cannot
-    reach (``pool``, ``process``, ``fork`` workers, whose commands run in their
-    own sessions) are waited for: the tool says so, and a second Ctrl-C leaves
-    them running and exits at once.
+    with their children; jobs on ``fork``, ``process``, ``pool`` and ``remote``
+    workers are cancelled, which stops a running task and the command it started.
+    What no backend can stop (a task on another engine's thread) is waited for:
+    the tool says so, and a second Ctrl-C leaves it running and exits at once.
     """
     killed = kill_running()  # they run in their own sessions: Ctrl-C did not reach them
     started = [job.future for job in order if job.future.running()]
-    ex.shutdown(wait=False, cancel_futures=True)  # start no more; stops what it can
+    for future in started:  # fork, process, pool and remote stop a running task on cancel
+        future.cancel()
+    ex.shutdown(wait=False, cancel_futures=True)  # start no more
     killed += sum(future.cancelled() for future in started)
     running = [job.future for job in order if not job.future.done()]
     if running and cf.wait(running, timeout=1.0).not_done:
