@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 from . import _worker, command
 from ._futures import LazyFuture
-from .errors import BrokenExecutor
-from .serialization import unpack_exception
+from .errors import BrokenExecutor, SerializationError
+from .serialization import Unloadable, load_outcomes, unpack_exception
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -266,9 +266,10 @@ class ChildRunner:
         task.reported = True
         outcome: tuple[int, Any] | None = None
         for frame in task.frames:
-            import pickle
-
-            for _key, kind, value in pickle.loads(frame):
+            items = load_outcomes(frame)
+            if items is None:  # not even its outcome can be told from the rest
+                items = [(None, _worker.ERR, Unloadable(SerializationError("a garbled message")))]
+            for _key, kind, value in items:
                 if kind == _worker.LOG:
                     _worker.replay_log(value)
                 else:
@@ -276,6 +277,10 @@ class ChildRunner:
         task.frames = []
         if task.cancelled():
             return
+        if outcome is not None and type(outcome[1]) is Unloadable:
+            what = "result" if outcome[0] == _worker.OK else "exception"
+            kind = _worker.ERR if outcome[0] == _worker.OK else outcome[0]
+            outcome = (kind, outcome[1].error(task.label, what))
         try:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
@@ -311,6 +316,8 @@ class ChildRunner:
                         t.set_exception(error)
         except InvalidStateError:
             pass
+        except BaseException:  # e.g. a done-callback raising SystemExit: that task only
+            _worker.outcome_failed(task)
 
     def close(self) -> None:
         with self.lock:

@@ -44,8 +44,8 @@ from typing import Any, Callable
 
 from . import _subworker, _validate, _worker, command, context
 from ._futures import LazyFuture
-from .errors import BrokenExecutor
-from .serialization import PackedException, unpack_exception
+from .errors import BrokenExecutor, SerializationError
+from .serialization import PackedException, Unloadable, load_outcomes, unpack_exception
 
 __all__ = ["Pool", "Task", "submit_call"]
 
@@ -453,7 +453,22 @@ class _Pool:
                 self.on_death(worker)
             return
         for message in worker.reader.feed(data):
-            self.handle(worker, pickle.loads(message))
+            if not self.deliver(worker, message):
+                return
+
+    def deliver(self, worker: _Worker, message: bytes) -> bool:
+        """Hand one message's outcomes to their tasks; a value that will not load fails its
+        task only. False for a message that cannot be split into outcomes at all (then
+        the worker is killed, and its started tasks fail with SerializationError)."""
+        items = load_outcomes(message)
+        if items is not None:
+            self.handle(worker, items)
+            return True
+        with self.lock:
+            task = next(iter(worker.inflight), None)
+            if task is not None:
+                worker.kill("garbled", task)
+        return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[_Task, int, Any]] = []
@@ -475,17 +490,25 @@ class _Pool:
             _worker.replay_log(record)
         for task, kind, value in done:
             try:
-                if kind == _worker.OK:
+                if type(value) is Unloadable:
+                    what = "result" if kind == _worker.OK else "exception"
+                    task.set_exception(value.error(_worker.call_name(task.fn), what))
+                elif kind == _worker.OK:
                     task._finish(value)
                 elif kind == _worker.ERR:
                     task.set_exception(unpack_exception(_packed(value)))
             except InvalidStateError:  # cancelled meanwhile
                 pass
+            except BaseException:  # e.g. a done-callback raising SystemExit: that task only
+                _worker.outcome_failed(task)
         if self.broken is not None:
             self.fail_everything(self.broken)
 
     def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
-        cause = unpack_exception(_packed(packed))
+        if type(packed) is Unloadable:
+            cause: BaseException = packed.error("the initializer", "exception")
+        else:
+            cause = unpack_exception(_packed(packed))
         self.broken = BrokenExecutor(
             f"initializer {_worker.call_name(self.initializer or print)} raised "
             f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
@@ -505,7 +528,7 @@ class _Pool:
             if not data:
                 break
             for message in worker.reader.feed(data):
-                self.handle(worker, pickle.loads(message))
+                self.deliver(worker, message)
         worker.process.join()
         exitcode = worker.process.exitcode
         for fd in (worker.results_fd, worker.tasks_fd):
@@ -552,6 +575,11 @@ class _Pool:
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
+        if worker.doomed is not None and worker.doomed[0] == "garbled":
+            return SerializationError(
+                f"worker {worker.pid} sent a message the caller cannot unpickle while "
+                f"running {running}; it was killed; {after}"
+            )
         if worker.doomed is not None and worker.doomed[1] is not task:
             why, other = worker.doomed
             after = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import math
 import os
 import pickle
@@ -448,15 +449,21 @@ class Hub:
 
 
 def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
+    """Set *future* from a worker's pickled outcome; whatever that raises stays with it."""
     try:
-        value = pickle.loads(data)
-    except Exception as exc:
-        future.set_exception(exc)
-        return
-    if ok:
-        future._finish(value)
-    else:
-        future.set_exception(serialization.unpack_exception(value))
+        try:
+            value = pickle.loads(data)
+        except BaseException as exc:  # a __reduce__ may return any callable
+            what = "result" if ok else "exception"
+            name = f"{serialization.describe(getattr(future, 'fn', None))}()"
+            future.set_exception(serialization.load_error(name, exc, what))
+            return
+        if ok:
+            future._finish(value)
+        else:
+            future.set_exception(serialization.unpack_exception(value))
+    except BaseException:  # e.g. a done-callback raising SystemExit
+        logging.getLogger("executors").exception("handling the outcome of a task raised")
 
 
 class Server(managers.Server):

@@ -203,7 +203,7 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     try:
         data = dumps(exc, PROTOCOL)
         loads(data)
-    except Exception:
+    except BaseException:  # loading may call anything, SystemExit included
         data = None
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return data, type_name, str(exc), f'\n"""\n{tb}"""'

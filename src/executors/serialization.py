@@ -17,18 +17,22 @@ its ``__cause__``, as :mod:`concurrent.futures` does for processes::
 
 from __future__ import annotations
 
+import io
 import pickle
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .errors import RemoteError, SerializationError
 
 __all__ = [
     "PackedException",
     "RemoteTraceback",
+    "Unloadable",
     "describe",
     "dumps",
     "get_pickler",
+    "load_error",
+    "load_outcomes",
     "loads",
     "pack_exception",
     "unpack_exception",
@@ -118,6 +122,154 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
+# -- loading a worker's batch of outcomes: one bad result must not take the rest down --
+
+
+class Unloadable:
+    """Stands in the caller for an outcome's value that could not be unpickled there.
+
+    ``cause`` is what unpickling raised (any exception, SystemExit included: a
+    ``__reduce__`` can return any callable).
+    """
+
+    __slots__ = ("cause",)
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+
+    def error(self, task: str, what: str = "result") -> SerializationError:
+        """The :class:`SerializationError` for the future of *task* (e.g. ``crunch()``)."""
+        return load_error(task, self.cause, what)
+
+
+def load_error(task: str, cause: BaseException, what: str = "result") -> SerializationError:
+    """The error of a task whose *what* pickled in the worker but failed to load here."""
+    error = SerializationError(
+        f"the {what} of {task} pickled in the worker but cannot be unpickled in the caller: "
+        f"{type(cause).__name__}: {cause}; return plain data (numbers, strings, lists, dicts, "
+        "dataclasses of those) or objects whose classes the caller can import"
+    )
+    error.__cause__ = cause
+    return error
+
+
+def load_outcomes(data: bytes) -> list[tuple[Any, int, Any]] | None:
+    """Unpickle a worker's ``[(key, kind, value), ...]``; a value that fails becomes
+    :class:`Unloadable`, and the others load as they are.
+
+    The whole list is loaded at once (the fast path); only when that raises is it
+    loaded again, item by item as far as pickle allows, with a pure-Python
+    unpickler that stands a marker for each object that fails. None when even
+    that cannot make sense of *data*.
+    """
+    try:
+        items: list[tuple[Any, int, Any]] = pickle.loads(data)
+    except BaseException:  # any callable can raise anything while loading
+        return _salvage(data)
+    return items
+
+
+def _salvage(data: bytes) -> list[tuple[Any, int, Any]] | None:
+    try:
+        unpickler = _Salvager(data)
+        items = unpickler.load()
+        if not isinstance(items, list):
+            return None
+        for index, cause in unpickler.failures.items():
+            key, kind, _ = items[index]
+            items[index] = (key, kind, Unloadable(cause))
+    except BaseException:  # not a list of outcomes we can split
+        return None
+    return items
+
+
+class _Broken:
+    """What a failed object becomes while salvaging: absorbs whatever the stream does to it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Broken:
+        return self
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def add(self, item: Any) -> None:
+        pass
+
+
+def _guarded(load: Callable[[Any], None], pops: int) -> Callable[[Any], None]:
+    """*load* (an opcode of pickle's Python unpickler that pops *pops* items and pushes
+    one), recording a failure for the outcome being loaded and pushing a marker."""
+
+    def guarded(self: _Salvager) -> None:
+        depth, size = len(self.metastack), len(self.stack)
+        inputs = self.stack[max(0, size - pops) :]
+        try:
+            load(self)
+        except BaseException as exc:
+            # a class or function that failed before (memoized) fails again: same cause
+            cause = next((x.cause for x in inputs if isinstance(x, _Broken)), exc)
+            self.failed(cause)
+            if len(self.metastack) == depth:
+                del self.stack[max(0, size - pops) :]
+            self.stack.append(_Broken(cause))
+
+    return guarded
+
+
+class _Salvager(pickle._Unpickler):
+    """Loads ``[(key, kind, value), ...]``, noting which item's value failed, and why.
+
+    The list's items sit on pickle's stack between a MARK and APPENDS (or, for a
+    single item, after the list itself, before APPEND); an item being loaded is
+    the first ``None`` key there (finished ones are tuples by then).
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
+    for _code, _load in list(dispatch.items()):
+        _pops = {
+            "load_reduce": 2,
+            "load_build": 2,
+            "load_newobj": 2,
+            "load_newobj_ex": 3,
+            "load_stack_global": 2,
+            "load_global": 0,
+            "load_obj": 0,
+        }.get(_load.__name__)
+        if _pops is not None:
+            dispatch[_code] = _guarded(_load, _pops)
+    del _code, _load, _pops
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.failures: dict[int, BaseException] = {}
+        self.stack: list[Any]
+        self.metastack: list[list[Any]]
+
+    def failed(self, exc: BaseException) -> None:
+        stacks = [*self.metastack, self.stack]
+        base = stacks[0]
+        if not base or not isinstance(base[0], list):
+            raise exc  # not a list of outcomes
+        done = len(base[0])
+        level = base[1:] if len(base) > 1 else stacks[1] if len(stacks) > 1 else []
+        index = next((i for i, x in enumerate(level) if x is None), None)
+        if index is None:
+            raise exc
+        self.failures.setdefault(done + index, exc)
+
+
 class RemoteTraceback(Exception):
     """The formatted traceback of a task that failed in another process.
 
@@ -159,18 +311,23 @@ def pack_exception(exc: BaseException) -> PackedException:
     try:
         data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(data)
-    except Exception:
+    except BaseException:  # loading may call anything, SystemExit included
         data = None
     return PackedException(data, type_name, str(exc), f'\n"""\n{tb}"""')
 
 
-def unpack_exception(packed: PackedException) -> BaseException:
-    """The exception :func:`pack_exception` captured, with its remote traceback as cause."""
+def unpack_exception(packed: PackedException | BaseException) -> BaseException:
+    """The exception :func:`pack_exception` captured, with its remote traceback as cause.
+
+    An exception made in the caller (e.g. by :meth:`Unloadable.error`) is returned as is.
+    """
+    if isinstance(packed, BaseException):
+        return packed
     exc: BaseException | None = None
     if packed.data is not None:
         try:
             exc = pickle.loads(packed.data)
-        except Exception:
+        except BaseException:  # loading may call anything
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(
