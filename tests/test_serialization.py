@@ -48,11 +48,12 @@ def test_exception_that_does_not_rebuild_arrives_as_remote_error() -> None:
 def test_dumps_names_the_part_that_would_not_pickle() -> None:
     lock = threading.Lock()
     with pytest.raises(
-        SerializationError, match=r"cannot pickle argument 2 \(<unlocked _thread.lock.*cloudpickle"
+        SerializationError, match=r"cannot pickle argument 2 \(<unlocked _thread.lock.*locks"
     ):
         dumps((abs, (1, lock)), what="the task", parts={"argument 1": 1, "argument 2": lock})
     with pytest.raises(SerializationError, match="cannot pickle the function .*<lambda>"):
-        dumps(lambda: 1, what="the function")
+        dumps(lambda: 1, what="the function", pickler=get_pickler("pickle"))
+    assert pickle.loads(dumps(lambda: 1, what="the function"))() == 1  # by value by default
     assert isinstance(SerializationError("x"), TypeError)
 
 
@@ -65,5 +66,5 @@ def test_cloudpickle_serializer_pickles_lambdas() -> None:
 def test_unknown_serializer() -> None:
     from executors import InvalidOption
 
-    with pytest.raises(InvalidOption, match="'pickle' or 'cloudpickle'"):
+    with pytest.raises(InvalidOption, match="'auto', 'pickle', 'cloudpickle'"):
         get_pickler("json")

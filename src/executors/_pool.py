@@ -130,7 +130,9 @@ class _Worker:
         """Start a ``multiprocessing`` worker running :func:`executors._worker.pool_worker`."""
         ctx = pool.ctx
         state = ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
-        close = pool.parent_fds() if pool.start_method == "fork" else []
+        # Only a forked child has our descriptors under our numbers: a forkserver child
+        # gets its own under new numbers, and closing ours there could close one of them.
+        close = [*pool.parent_fds(), task_w, res_r] if pool.start_method == "fork" else []
         child_ends = (
             multiprocessing.connection.Connection(task_r, writable=False),
             multiprocessing.connection.Connection(res_w, readable=False),
@@ -143,7 +145,7 @@ class _Worker:
             pool.max_tasks,
             pool.serializer,
             logging.getLogger().getEffectiveLevel(),
-            [*close, task_w, res_r],
+            close,
         )
         process = ctx.Process(
             target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"

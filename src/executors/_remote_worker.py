@@ -196,9 +196,10 @@ def execute(payload: Payload) -> tuple[bool, bytes]:
         args, kwargs, values = pickle.loads(call_data)
     except BaseException as exc:
         error = SerializationError(
-            f"the worker could not load the task: {type(exc).__name__}: {exc}; the function "
-            "and its arguments must be importable on the worker (defined in a module that "
-            "is installed there, not in __main__ or a notebook)"
+            f"the worker could not load the task: {type(exc).__name__}: {exc}; functions "
+            "and classes of __main__, lambdas and closures travel by value, but those of "
+            "other modules travel by name: their modules must be importable on the worker "
+            "(installed there, or on its PYTHONPATH)"
         )
         error.__cause__ = exc
         return False, _pack(error)
@@ -209,11 +210,12 @@ def execute(payload: Payload) -> tuple[bool, bytes]:
     try:
         return True, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        try:
-            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
+        try:  # by value what plain pickle refuses (a class the task got by value, say)
+            what = f"the result of {serialization.describe(fn)}"
+            data = serialization.dumps(result, what=what, pickler=serialization.fallback_dumps)
         except SerializationError as exc:
             return False, _pack(exc)
-        raise  # pragma: no cover - the second attempt pickled what the first could not
+        return True, data
 
 
 def execute_many(payloads: list[Payload]) -> tuple[list[tuple[bool, bytes]], float]:

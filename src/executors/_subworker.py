@@ -201,7 +201,12 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     tb = "".join(traceback.format_exception(type(exc), exc, frames))
     data: bytes | None
     try:
-        data = dumps(exc, PROTOCOL)
+        try:
+            data = dumps(exc, PROTOCOL)
+        except Exception:  # e.g. its class came by value: cloudpickle sends it back so
+            from executors.serialization import fallback_dumps
+
+            data = fallback_dumps(exc)
         loads(data)
     except BaseException:  # loading may call anything, SystemExit included
         data = None
@@ -242,8 +247,9 @@ def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
             data = dumps(items, PROTOCOL)
         except Exception:
             from executors._worker import pack_outcomes  # names the result that failed
+            from executors.serialization import fallback_dumps  # cloudpickle if need be
 
-            data = pack_outcomes(items, lambda obj: dumps(obj, PROTOCOL))
+            data = pack_outcomes(items, fallback_dumps)
         stdout = sys.stdout
         if stdout is not None:
             stdout.flush()  # what the tasks printed comes out before their results

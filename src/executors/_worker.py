@@ -41,7 +41,15 @@ from ._subworker import (
 )
 from .errors import SerializationError, TaskTimeout, WorkerCrashed
 from .protocol import BaseExecutor
-from .serialization import Dumps, PackedException, describe, dumps, get_pickler, pack_exception
+from .serialization import (
+    Dumps,
+    PackedException,
+    PickledCall,
+    describe,
+    dumps,
+    get_pickler,
+    pack_exception,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -161,6 +169,11 @@ class ProcessBackend(BaseExecutor):
         self.start_method = _validate.start_method(value, default=default)
         if self.start_method == "forkserver":
             _preload_in_forkserver()
+        if self.start_method != "fork" and self._init is not None:  # by value where need be
+            self._init, self._initargs = (
+                PickledCall(self._init, self._initargs, get_pickler(self.serializer)),
+                (),
+            )
         return self.start_method
 
     @classmethod
@@ -448,7 +461,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
 
     close_fds(close)
     ignore_sigint()
-    pickler = get_pickler(serializer)
+    pickler = get_pickler(serializer, main_by_value=False)
     out_fd = results.fileno()
     send_lock = threading.Lock()
 
@@ -487,7 +500,8 @@ def run_in_child(  # noqa: PLR0917 - called positionally by the process backend'
     ignore_sigint()
     handler = ForwardHandler()
     install_log_forwarding(handler, log_level)
-    run_forked(out_fd, call, initializer, initargs, get_pickler(serializer), handler)
+    pickler = get_pickler(serializer, main_by_value=False)
+    run_forked(out_fd, call, initializer, initargs, pickler, handler)
 
 
 def run_forked(  # noqa: PLR0917 - called positionally by both child launchers

@@ -114,10 +114,11 @@ class TaskTimeout(ExecutorError, *_timeout_bases):  # type: ignore[misc]
 
 
 class SerializationError(ExecutorError, TypeError):
-    """A function, argument, result or exception could not be pickled.
+    """A function, argument, result or exception could not be pickled, or unpickled.
 
-    The message names the object and suggests a fix (module-level function,
-    ``serializer="cloudpickle"``, or an in-process backend).
+    The message names the object (or the task whose result would not load in
+    the caller) and suggests a fix: open files, locks and sockets cannot cross
+    to another process; create them in the task, or use an in-process backend.
     """
 
 

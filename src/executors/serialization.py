@@ -26,10 +26,14 @@ from .errors import RemoteError, SerializationError
 
 __all__ = [
     "PackedException",
+    "PickledCall",
     "RemoteTraceback",
     "Unloadable",
+    "auto_dumps",
+    "cloud_dumps",
     "describe",
     "dumps",
+    "fallback_dumps",
     "get_pickler",
     "load_error",
     "load_outcomes",
@@ -41,44 +45,102 @@ __all__ = [
 Dumps = Callable[[Any], bytes]
 
 _HINT = (
-    "objects sent to another process must pickle: define functions at module level "
-    "(not lambdas, closures or functions typed into an interactive session), "
-    "or pass serializer='cloudpickle' (pip install 'pluggable-executors[cloudpickle]'), "
-    "or use an in-process backend ('thread', 'inline') or 'fork'"
+    "what crosses to another process is pickled, and some objects cannot be: open files, "
+    "locks, sockets, threads, generators and connections belong to the process that made "
+    "them; create them inside the task (or in an initializer), or use an in-process backend "
+    "('thread', 'inline'); with serializer='pickle', lambdas and closures cannot cross either "
+    "(the default, serializer='auto', sends them by value)"
 )
 
+#: What every backend uses unless told otherwise.
+DEFAULT_SERIALIZER = "auto"
+SERIALIZERS = ("auto", "pickle", "cloudpickle")
 
-def get_pickler(serializer: str = "pickle") -> Dumps:
-    """The ``dumps`` function for *serializer* (``"pickle"`` or ``"cloudpickle"``).
+
+def get_pickler(serializer: str = DEFAULT_SERIALIZER, *, main_by_value: bool = True) -> Dumps:
+    """The ``dumps`` function for *serializer*: ``"auto"``, ``"pickle"`` or ``"cloudpickle"``.
+
+    ``"auto"`` (the default) is plain pickle, by reference, for everything that a
+    fresh process can import, and cloudpickle, by value, for the rest: lambdas,
+    closures, and (when *main_by_value*) functions and classes of ``__main__``,
+    which another interpreter does not have. Pass ``main_by_value=False`` where
+    the receiver is a fork of the sender, whose ``__main__`` is the same.
+    ``"pickle"`` never uses cloudpickle; ``"cloudpickle"`` always does.
 
     :raises InvalidOption: for another name.
-    :raises BackendUnavailable: for ``"cloudpickle"`` when it is not installed.
     """
+    if serializer == "auto":
+        return auto_dumps if main_by_value else fallback_dumps
     if serializer == "pickle":
         return _pickle_dumps
     if serializer == "cloudpickle":
-        try:
-            import cloudpickle
-        except ImportError as exc:
-            from .errors import BackendUnavailable
-
-            raise BackendUnavailable(
-                "serializer='cloudpickle' needs the 'cloudpickle' package; install it with: "
-                "pip install 'pluggable-executors[cloudpickle]'"
-            ) from exc
-
-        def _cloud_dumps(obj: Any) -> bytes:
-            data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            return data
-
-        return _cloud_dumps
+        return cloud_dumps
     from .errors import InvalidOption
 
-    raise InvalidOption(f"serializer must be 'pickle' or 'cloudpickle', got {serializer!r}")
+    raise InvalidOption(
+        f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, got {serializer!r}"
+    )
 
 
 def _pickle_dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def cloud_dumps(obj: Any) -> bytes:
+    """cloudpickle: by value what plain pickle would send by reference to ``__main__`` or
+    cannot send at all; by reference everything importable (imported on first use)."""
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
+
+
+def fallback_dumps(obj: Any) -> bytes:
+    """Plain pickle; :func:`cloud_dumps` only when plain pickle refuses *obj*."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloud_dumps(obj)
+
+
+def auto_dumps(obj: Any) -> bytes:
+    """:func:`fallback_dumps`, and :func:`cloud_dumps` for data naming ``__main__``.
+
+    Plain pickle names a ``__main__`` function or class by reference, which a
+    worker interpreter cannot resolve; the bytes then contain ``__main__``, a
+    check that costs a scan of the bytes (a stray ``"__main__"`` string in the
+    data only means the slower pickler is used).
+    """
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloud_dumps(obj)
+    if b"__main__" in data:
+        return cloud_dumps(obj)
+    return data
+
+
+class PickledCall:
+    """``fn(*args)`` carried as bytes that *pickler* made, called where it is loaded.
+
+    :mod:`multiprocessing` pickles a spawned process's arguments with plain
+    pickle; wrapped in this, an initializer that is a lambda or lives in
+    ``__main__`` gets there by value all the same. It keeps *fn*'s name, for
+    messages about it.
+    """
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], pickler: Dumps) -> None:
+        self.data = dumps(
+            (fn, args),
+            what="the initializer",
+            parts={"the initializer": fn, "initargs": args},
+            pickler=pickler,
+        )
+        self.__qualname__ = str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+
+    def __call__(self) -> Any:
+        fn, args = pickle.loads(self.data)
+        return fn(*args)
 
 
 def describe(obj: Any) -> str:
@@ -95,7 +157,7 @@ def dumps(
     *,
     what: str = "object",
     parts: dict[str, Any] | None = None,
-    pickler: Dumps = _pickle_dumps,
+    pickler: Dumps = auto_dumps,
 ) -> bytes:
     """Pickle *obj*, or raise :class:`~executors.SerializationError` naming what would not pickle.
 
@@ -138,7 +200,7 @@ class Unloadable:
         self.cause = cause
 
     def error(self, task: str, what: str = "result") -> SerializationError:
-        """The :class:`SerializationError` for the future of *task* (e.g. ``crunch()``)."""
+        """The :class:`~executors.SerializationError` for the future of *task* (``crunch()``)."""
         return load_error(task, self.cause, what)
 
 
@@ -309,7 +371,7 @@ def pack_exception(exc: BaseException) -> PackedException:
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     data: bytes | None
     try:
-        data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        data = fallback_dumps(exc)
         pickle.loads(data)
     except BaseException:  # loading may call anything, SystemExit included
         data = None

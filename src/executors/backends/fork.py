@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _worker
 from .._children import ChildBackend, ChildRunner, ChildTask
-from ..serialization import Dumps
+from ..serialization import DEFAULT_SERIALIZER, Dumps, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,7 +38,8 @@ class ForkExecutor(ChildBackend):
     :param initializer: called as ``initializer(*initargs)`` in each child first.
     :param task_timeout: seconds a task may run before its child is killed
         (:class:`~executors.errors.TaskTimeout`).
-    :param serializer: how results travel back: ``"pickle"`` or ``"cloudpickle"``.
+    :param serializer: how results travel back: ``"auto"`` (default: plain pickle,
+        cloudpickle for what it refuses), ``"pickle"`` or ``"cloudpickle"``.
 
     >>> import os
     >>> from executors import get_executor
@@ -57,9 +58,10 @@ class ForkExecutor(ChildBackend):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
     ) -> None:
-        pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
+        self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
+        pickler = get_pickler(serializer, main_by_value=False)  # the child's __main__ is ours
         launch = functools.partial(
             _launch, self._init, self._initargs, pickler, _worker.ForwardHandler()
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate, _worker
 from .._compat import ParamSpec
 from .._pool import Pool, submit_call
+from ..serialization import DEFAULT_SERIALIZER, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -71,7 +72,9 @@ class PoolExecutor(_worker.ProcessBackend):
         it can fill :data:`executors.context.worker`.
     :param max_tasks_per_child: replace a worker after it ran this many tasks.
     :param start_method: ``"fork"`` (default on Linux), ``"forkserver"`` or ``"spawn"``.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures).
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and, unless the workers are forked, what ``__main__``
+        defines), ``"pickle"`` (never by value) or ``"cloudpickle"`` (always).
     :param task_timeout: seconds a single task may run before it is killed.
 
     >>> from executors import get_executor
@@ -91,7 +94,7 @@ class PoolExecutor(_worker.ProcessBackend):
         initargs: Iterable[Any] = (),
         max_tasks_per_child: int | None = None,
         start_method: str | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         task_timeout: float | None = None,
     ) -> None:
         self._pickler = self._take_options(
@@ -99,6 +102,8 @@ class PoolExecutor(_worker.ProcessBackend):
         )
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._take_start_method(start_method, default_start_method())
+        # forked workers have our __main__: its functions go by reference there
+        self._pickler = get_pickler(serializer, main_by_value=self.start_method != "fork")
         self._dumps: Callable[[Any], bytes] = (
             functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             if serializer == "pickle"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _worker
 from .._children import ChildBackend, ChildRunner, ChildTask
+from ..serialization import DEFAULT_SERIALIZER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -39,7 +40,8 @@ class ProcessExecutor(ChildBackend):
         the platform's (:func:`multiprocessing.get_start_method`).
     :param initializer: called as ``initializer(*initargs)`` in each process first.
     :param task_timeout: seconds a task may run before its process is killed.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"``.
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and what ``__main__`` defines), ``"pickle"`` or ``"cloudpickle"``.
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -58,7 +60,7 @@ class ProcessExecutor(ChildBackend):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
     ) -> None:
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer

@@ -38,7 +38,6 @@ import atexit
 import collections
 import functools
 import os
-import pickle
 import secrets
 import signal
 import subprocess
@@ -336,15 +335,16 @@ class RemoteExecutor(BaseExecutor):
         bound = context.current()
         values = dict(bound) if bound else None
         # A plain function pickles as its name, the same every time: pickle it once.
+        # (One sent by value, from __main__ or a closure, is pickled anew: its globals may change.)
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         try:
             if fn_data is None:
-                fn_data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
-                if type(fn) is types.FunctionType:
+                fn_data = serialization.auto_dumps(fn)
+                if type(fn) is types.FunctionType and b"cloudpickle" not in fn_data:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = pickle.dumps((args, kwargs or None, values), protocol=5)
+            call_data = serialization.auto_dumps((args, kwargs or None, values))
         except Exception:
             parts = {
                 "the function": fn,
