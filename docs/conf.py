@@ -41,9 +41,9 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(P\.args|P\.kwargs|_thread\._local|_Item|optional|map)"),
     (r"py:class", r"~?([\w.]*\.)?(P|R|R_co|T)"),
     (r"py:class", r"executors\.testing\.\w+Tests"),
-    # shared bases in private modules (executors._worker, ...): their members are documented
+    # shared bases in private modules (executors._proc.backend, ...): their members are documented
     # on each backend's class
-    (r"py:class", r"executors\._\w+\.\w+"),
+    (r"py:class", r"executors\._[\w.]+"),
 ]
 
 # Examples read $EXECUTORS_BACKEND like any program; run them on a clean slate.

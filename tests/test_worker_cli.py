@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from executors import _remote_worker as rw
 from executors.__main__ import main
+from executors._remote import worker as rw
 from executors.backends.remote import RemoteExecutor
 from executors.demo import square
 

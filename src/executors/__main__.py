@@ -22,8 +22,8 @@ __all__ = ["demo", "info", "main"]
 _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("executors.__main__:demo", "run a small demo on the selected backend"),
     "info": ("executors.__main__:info", "list backends, whether they work here, and defaults"),
-    "run": ("executors._cli_run:run", "run a command once per input, N at a time (like xargs -P)"),
-    "worker": ("executors._remote_worker:main", "run tasks for a remote master: worker HOST:PORT"),
+    "run": ("executors._cli.run:run", "run a command once per input, N at a time (like xargs -P)"),
+    "worker": ("executors._remote.worker:main", "run tasks for a remote master: worker HOST:PORT"),
 }
 
 

@@ -79,7 +79,7 @@ def test_forkserver_is_asked_to_preload_the_worker_code() -> None:
 
     ProcessExecutor(max_workers=1, start_method="forkserver").shutdown()
     modules = forkserver._forkserver._preload_modules  # type: ignore[attr-defined]
-    assert "executors._worker" in modules  # or each task's process imports executors anew
+    assert "executors._proc.child" in modules  # or each task's process imports executors anew
 
 
 def test_bad_start_method_lists_the_choices() -> None:

@@ -318,7 +318,7 @@ def test_a_task_the_worker_cannot_load_fails_alone() -> None:
     import pickle
 
     from executors import SerializationError
-    from executors._remote_worker import execute
+    from executors._remote.worker import execute
     from executors.serialization import unpack_exception
 
     ok, data = execute((b"c__main__\nno_such_function\n.", pickle.dumps(((), None, None))))

@@ -287,7 +287,7 @@ def test_worker_that_died_while_idle_is_replaced_quietly(make: Make) -> None:
 def test_os_error_while_starting_the_workers_fails_the_submit(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import executors._pool as engine
+    import executors._pool.engine as engine
 
     def no_pipes() -> tuple[int, int]:
         raise OSError(24, "Too many open files")
@@ -438,8 +438,8 @@ def test_shutdown_reaps_every_worker(make: Make) -> None:
 
 
 def test_worker_loop_imports_nothing_of_executors_at_start() -> None:
-    from executors import _subworker
-    from executors._interpreter import _own_source, _worker_source
+    from executors._pool import _subworker
+    from executors._pool.interpreter import _own_source, _worker_source
 
     source = Path(_subworker.__file__).read_text()
     top_level = [line for line in source.splitlines() if line.startswith(("import", "from"))]

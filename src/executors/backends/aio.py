@@ -1,7 +1,7 @@
 """Run coroutine functions as tasks on an event loop the executor owns; plain functions on threads.
 
 Registered as ``asyncio``; the module is ``aio`` so that it does not shadow the
-standard library. The loop thread and its batching live in :mod:`executors._loop`.
+standard library. The loop thread and its batching live in :mod:`executors._aio`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
 
 from .. import _validate
+from .._aio.loop import LoopRunner, TaskFuture
 from .._compat import ParamSpec
-from .._loop import LoopRunner, TaskFuture
 from ..awaitable import _is_async
 from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor, _not_callable

@@ -11,7 +11,7 @@ The module is not called ``subprocess.py``, which would shadow the standard libr
 Python callables run on the ``pool`` backend's engine (many tasks per pipe
 message, a manager thread, crash, timeout and cancel attribution through
 shared memory), with workers started as new interpreters by
-``subprocess.Popen`` (``executors._interpreter``) instead of
+``subprocess.Popen`` (``executors._pool.interpreter``) instead of
 ``multiprocessing``. The engine and its workers start with the first callable;
 commands alone never start a Python worker.
 """
@@ -27,9 +27,10 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
-from .._interpreter import Launcher, resolve_python
-from .._pool import Pool, submit_call
+from .. import _validate
+from .._pool.engine import Pool, submit_call
+from .._pool.interpreter import Launcher, resolve_python
+from .._proc.backend import ProcessBackend
 from ..command import Command, run_command
 from ..errors import BrokenExecutor, InvalidOption
 from ..serialization import DEFAULT_SERIALIZER, dumps
@@ -42,7 +43,7 @@ __all__ = ["SubprocessExecutor"]
 R = TypeVar("R")
 
 
-class SubprocessExecutor(_worker.ProcessBackend):
+class SubprocessExecutor(ProcessBackend):
     """Commands run directly; Python callables run in separate, fresh interpreters.
 
     Command tasks (:func:`executors.run_command` or a :class:`executors.Command`)

@@ -11,8 +11,11 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _worker
-from .._children import ChildBackend, ChildRunner, ChildTask
+from .._proc.child import run_forked
+from .._proc.envelope import capture
+from .._proc.forking import flush_std_streams, forking
+from .._proc.logs import ForwardHandler
+from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from ..serialization import DEFAULT_SERIALIZER, Dumps, get_pickler
 
 if TYPE_CHECKING:
@@ -62,9 +65,7 @@ class ForkExecutor(ChildBackend):
     ) -> None:
         self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         pickler = get_pickler(serializer, main_by_value=False)  # the child's __main__ is ours
-        launch = functools.partial(
-            _launch, self._init, self._initargs, pickler, _worker.ForwardHandler()
-        )
+        launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
             f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
         )
@@ -80,7 +81,7 @@ class ForkExecutor(ChildBackend):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        task = ChildTask(self._runner, fn, args, kwargs, _worker.capture(), None)
+        task = ChildTask(self._runner, fn, args, kwargs, capture(), None)
         self._runner.submit(task)
         return task
 
@@ -92,13 +93,13 @@ def _launch(
     init: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     pickler: Dumps,
-    handler: _worker.ForwardHandler,
+    handler: ForwardHandler,
     task: ChildTask,
 ) -> tuple[int, int, Any]:
     """Fork a child that runs *task* and writes its outcome to a new pipe; (pid, fd, None)."""
     call = (task.fn, task.args, task.kwargs, task.values)
-    _worker.flush_std_streams()  # or the child would print the parent's buffered output
-    with _worker.forking():
+    flush_std_streams()  # or the child would print the parent's buffered output
+    with forking():
         read_fd, write_fd = os.pipe()
         # The child inherits the mask: Ctrl-C is left to the caller, at no cost in the child.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
@@ -113,7 +114,7 @@ def _launch(
             code = 70  # EX_SOFTWARE: the child could not even report
             try:
                 os.close(read_fd)
-                _worker.run_forked(write_fd, call, init, initargs, pickler, handler)
+                run_forked(write_fd, call, init, initargs, pickler, handler)
                 code = 0
             finally:
                 os._exit(code)

@@ -15,9 +15,11 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, _worker
+from .. import _validate
 from .._compat import ParamSpec
-from .._pool import Pool, submit_call
+from .._pool.engine import Pool, submit_call
+from .._pool.processes import pool_worker
+from .._proc.backend import ProcessBackend
 from ..serialization import DEFAULT_SERIALIZER, get_pickler
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
     return results  # type: ignore[no-any-return]
 
 
-class PoolExecutor(_worker.ProcessBackend):
+class PoolExecutor(ProcessBackend):
     """Persistent worker processes: for CPU-bound work, robust to crashes and hangs.
 
     A worker that dies fails only the task it was running (with
@@ -101,7 +103,7 @@ class PoolExecutor(_worker.ProcessBackend):
             max_workers, initializer, initargs, task_timeout, serializer
         )
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
-        self._take_start_method(start_method, default_start_method())
+        self._take_start_method(start_method, default_start_method(), pool_worker.__module__)
         # forked workers have our __main__: its functions go by reference there
         self._pickler = get_pickler(serializer, main_by_value=self.start_method != "fork")
         self._dumps: Callable[[Any], bytes] = (

@@ -12,8 +12,10 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _worker
-from .._children import ChildBackend, ChildRunner, ChildTask
+from .._proc.child import process_child
+from .._proc.envelope import capture, pack_call
+from .._proc.forking import forking
+from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from ..serialization import DEFAULT_SERIALIZER
 
 if TYPE_CHECKING:
@@ -65,7 +67,9 @@ class ProcessExecutor(ChildBackend):
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer
         )
-        self._take_start_method(start_method, multiprocessing.get_start_method())
+        self._take_start_method(
+            start_method, multiprocessing.get_start_method(), process_child.__module__
+        )
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
@@ -75,10 +79,10 @@ class ProcessExecutor(ChildBackend):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        values = _worker.capture()
+        values = capture()
         payload = None
         if self.start_method != "fork":
-            payload = _worker.pack_call(fn, args, kwargs, values, self._pickler)
+            payload = pack_call(fn, args, kwargs, values, self._pickler)
         task = ChildTask(self._runner, fn, args, kwargs, values, payload)
         self._runner.submit(task)
         return task
@@ -111,11 +115,11 @@ class _Launcher:
             if task.payload is not None
             else (task.fn, task.args, task.kwargs, task.values)
         )
-        with _worker.forking():
+        with forking():
             read_fd, write_fd = os.pipe()
             child_end = multiprocessing.connection.Connection(write_fd, readable=False)
             process = self.ctx.Process(
-                target=_worker.process_child,
+                target=process_child,
                 args=(
                     child_end,
                     call,

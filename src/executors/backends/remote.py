@@ -1,35 +1,7 @@
 """Run tasks on worker processes, here or on other machines, that connect to a manager server.
 
-The seeds' distributed-processes story, made safe to lose a worker in::
-
-  caller threads        master process (RemoteExecutor)               worker processes
-  ==============        ===============================               ================
-
-                        +------------- Hub ---------------+
-  submit(fn, *args) --> | pending: deque of task ids      |
-    pickles the call,   | tasks: id -> future, payload,   | take(wid, need)  +- main thread -+
-    returns a Future    |   attempts, owner, prefetched   | <=============== | takes for its |
-                        | workers: id -> slots, in flight,| [(id, payload)]> | free slots +  |
-                        |   last heard of                 |   (one batch)    | prefetch; runs|
-  future.result() <---- | put() sets each future once     |                  | them on its   |
-                        +---------------------------------+ put(wid, results)| engine        |
-                          ^ served by a managers.Server:    <=============== | sender thread:|
-                          | one thread per connection,      [(id, ok, data)] | every ready   |
-                          | authkey checked first           (heartbeat: [])  | result at once|
-                          |                                                  +---------------+
-                        monitor thread: restarts local workers that die, drops workers that
-                        miss heartbeats or lose their connection and requeues their tasks
-                        (max_retries, then WorkerLost), fails tasks past task_timeout; at
-                        shutdown it tells the workers to stop, reaps the local ones and
-                        closes the server.
-
-Results finished before a worker's next take ride along with it (one round trip
-for both); the sender thread carries the rest. A worker holds a bounded prefetch
-beyond what it runs (about 5 ms of work, at most ``prefetch`` tasks, and only
-what other workers' idle slots leave over), so its pipe never runs dry. A task is
-handed to one worker at a time; a result counts only when it comes from the worker
-that holds the task, so each future is set exactly once even when a worker given up on
-comes back.
+The engine (hub, server, wire vocabulary, the worker program, with a data-flow
+diagram) lives in :mod:`executors._remote`; this module is the executor around it.
 """
 
 from __future__ import annotations
@@ -37,11 +9,7 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
 import types
@@ -49,9 +17,10 @@ import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _remote_worker as rw
-from .. import _validate, command, context, serialization
-from .._remote_hub import EXPOSED, Hub, HubManager, Server
+from .. import _validate, context, serialization
+from .._remote import wire
+from .._remote.hub import Hub, listen
+from .._remote.local import LocalWorkers
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import BaseExecutor
 from ..spec import parse_spec
@@ -126,9 +95,9 @@ class RemoteExecutor(BaseExecutor):
             self.max_workers = self.default_max_workers()
         host, port = ("127.0.0.1", 0)
         if address is not None:
-            host, port = rw.parse_address(address, source="address")
+            host, port = wire.parse_address(address, source="address")
         key = (
-            rw.check_authkey(authkey, source="authkey")
+            wire.check_authkey(authkey, source="authkey")
             if external or authkey is not None
             else secrets.token_hex(16).encode()
         )
@@ -166,9 +135,8 @@ class RemoteExecutor(BaseExecutor):
         self._closing = False
         self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
         self._broken: BrokenExecutor | None = None
-        self._procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-        self._failed_starts = 0
-        self._server = _listen(self._hub, host, port, key, spare=3 * n_local + 1)
+        self._local = LocalWorkers(self._hub, key, worker_backend)
+        self._server = listen(self._hub, host, port, key, spare=3 * n_local + 1)
         bound: Any = self._server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
@@ -180,7 +148,7 @@ class RemoteExecutor(BaseExecutor):
         base, extra = divmod(self.max_workers or n_local, max(n_local, 1))
         try:
             for i in range(n_local):
-                self._spawn(max(1, base + (i < extra)))
+                self._local.spawn(max(1, base + (i < extra)), self._reachable())
         except BaseException:
             self._stop()
             raise
@@ -198,82 +166,10 @@ class RemoteExecutor(BaseExecutor):
         """The CPU count (used without an address; with one, the default is no cap)."""
         return _validate.cpu_count()
 
-    # -- local workers ------------------------------------------------------------
-
-    def _spawn(self, slots: int) -> None:
-        name = f"local-{secrets.token_hex(4)}"
-        env = dict(os.environ)
-        env[rw.AUTHKEY_ENV] = os.fsdecode(self._authkey)
-        env[rw.NAME_ENV] = name
-        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
-        host, port = self._reachable()
-        # One task at a time on threads is one task at a time in the worker's main
-        # thread (as in a multiprocessing.Pool worker), minus a thread hop per task.
-        engine = "inline" if slots == 1 and self._engine == "thread" else self._engine
-        command = [
-            sys.executable,
-            "-m",
-            "executors",
-            "worker",
-            f"{host}:{port}",
-            "--workers",
-            str(slots),
-            "--backend",
-            engine,
-            "--retry-for",
-            "3",
-            "--parent-pid",
-            str(os.getpid()),
-        ]
-        # A session of their own: Ctrl-C in the terminal reaches the master only,
-        # which then stops its workers in order.
-        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        self._procs[name] = (proc, slots)
-
     def _reachable(self) -> tuple[str, int]:
         """Where a process on this machine reaches the master (not at 0.0.0.0)."""
         host, port = self.address
         return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
-
-    def _check_local(self) -> None:
-        for name, (proc, slots) in list(self._procs.items()):
-            code = proc.poll()
-            if code is None:
-                continue
-            del self._procs[name]
-            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
-            wids = [w for w, info in self._worker_infos() if info.get("name") == name]
-            if not wids and code > 0:  # it gave up on its own before connecting
-                self._failed_starts += 1
-            for wid in wids:
-                self._failed_starts = 0
-                self._hub.lose(wid, f"local worker process {proc.pid} {how}")
-            if self._failed_starts >= 3:
-                self._break(
-                    f"local worker processes keep exiting before connecting (the last, "
-                    f"{proc.pid}, {how}); see their error output above"
-                )
-                return
-            self._spawn(slots)
-
-    def _is_local(self, info: dict[str, Any]) -> bool:
-        return info.get("name") in self._procs
-
-    def _kill(self, wid: str) -> None:
-        """Kill the local worker *wid* (stuck in a task its engine cannot stop)."""
-        with self._hub.cond:
-            worker = self._hub.workers.get(wid)
-            entry = self._procs.get(str(worker.info.get("name"))) if worker else None
-        if entry is not None:
-            _kill_local(entry[0])  # the monitor sees it exit, and starts another
-
-    def _worker_infos(self) -> list[tuple[str, dict[str, Any]]]:
-        with self._hub.cond:
-            return [(w.wid, w.info) for w in self._hub.workers.values()]
-
-    def _break(self, message: str) -> None:
-        self._broken = BrokenExecutor(message)
-        self._hub.fail_all(message)
 
     # -- the monitor --------------------------------------------------------------
 
@@ -289,14 +185,17 @@ class RemoteExecutor(BaseExecutor):
                     late = [
                         w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
                     ]
-                    if hub.workers or self._procs:
+                    if hub.workers or self._local:
                         idle_since = now
                 for wid in late:
                     hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
-                for wid in hub.expire(self._is_local):
-                    self._kill(wid)
+                for wid in hub.expire(self._local.is_local):
+                    self._local.kill(wid)
                 if not self._broken:
-                    self._check_local()
+                    why = self._local.check(self._reachable())
+                    if why is not None:
+                        self._broken = BrokenExecutor(why)
+                        hub.fail_all(why)
                 if closing and not left:
                     return
                 if closing and now - idle_since > hub.heartbeat:
@@ -312,14 +211,7 @@ class RemoteExecutor(BaseExecutor):
     def _stop(self) -> None:
         hub = self._hub
         hub.stop()
-        deadline = time.monotonic() + 5.0
-        for proc, _ in self._procs.values():
-            try:
-                proc.wait(max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                _kill_local(proc)
-                proc.wait()
-        self._procs.clear()
+        self._local.reap(5.0)
         deadline = time.monotonic() + 1.0
         while hub.workers and time.monotonic() < deadline:  # external workers saying bye
             time.sleep(_TICK)
@@ -412,38 +304,10 @@ class RemoteExecutor(BaseExecutor):
         )
 
 
-def _listen(hub: Hub, host: str, port: int, key: bytes, *, spare: int = 1) -> Server:
-    """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
-    manager_cls: Any = type("_HubManager", (HubManager,), {})
-    manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
-    try:
-        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub, spare=spare)
-    except OSError as exc:
-        raise OSError(
-            exc.errno,
-            f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
-            "choose another address or port (0 picks a free one)",
-        ) from exc
-
-
 def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
     ex = ref()
     if ex is not None:
         ex.shutdown(wait=True)
-
-
-def _kill_local(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a local worker with everything it runs (commands in sessions of their own too)."""
-    below = command.descendants(proc.pid)
-    proc.kill()
-    command.kill_tree(below)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _count(name: str, value: int | None) -> int | None:

@@ -1,8 +1,8 @@
 """Worker interpreters for the ``pool`` engine: fresh ``python`` processes started by Popen.
 
-:class:`Launcher` is what :class:`executors._pool.Pool` calls (instead of
+:class:`Launcher` is what :class:`executors._pool.engine.Pool` calls (instead of
 ``multiprocessing.Process``) to start a worker: ``python -c <import
-_subworker>`` (see :mod:`executors._subworker` for its side of the protocol),
+_subworker>`` (see :mod:`executors._pool._subworker` for its side of the protocol),
 with the two pipes, the caller's stderr and a shared-memory file (a memfd where
 the platform has one) passed by descriptor. :class:`Child` gives the engine
 the parts of a ``multiprocessing.Process`` it uses: ``pid``, ``sentinel`` (a
@@ -27,20 +27,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .._proc.exits import describe_exit
+from ..errors import BrokenExecutor, InvalidOption
 from . import _subworker
-from ._worker import describe_exit
-from .errors import BrokenExecutor, InvalidOption
 
 __all__ = ["PACKAGE_PARENT", "Child", "Launcher", "resolve_python"]
 
-PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parent.parent)
+PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parents[2])  # holds executors/
 
 
 @functools.lru_cache(maxsize=1)
 def _worker_source() -> str:
     """The ``-c`` program for any interpreter: import the worker loop from its own file.
 
-    ``executors._subworker`` is loaded as the top-level module ``_subworker``,
+    ``executors._pool._subworker`` is loaded as the top-level module ``_subworker``,
     so the ``executors`` package is not imported at each start; the directory
     leaves sys.path at once.
     """
@@ -161,7 +161,7 @@ class Child:
 
 
 class Launcher:
-    """Starts worker interpreters for :class:`executors._pool.Pool`.
+    """Starts worker interpreters for :class:`executors._pool.engine.Pool`.
 
     :param python: the interpreter's path (see :func:`resolve_python`).
     :param init: the pickled ``(initializer, initargs)``, or None.

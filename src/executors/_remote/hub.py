@@ -5,8 +5,8 @@ was last heard of); workers call its ``register``, ``take``, ``put`` and ``bye``
 through a :mod:`multiprocessing.managers` server. :class:`Server` is that
 server run on threads of the master's process, so that it can be stopped and
 its threads joined, and so that a worker whose connection drops is noticed at
-once. ``executors.backends.remote`` drives both; ``_remote_worker`` is the other
-end of the wire.
+once. ``executors.backends.remote`` drives both; :mod:`executors._remote.worker` is
+the other end of the wire.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from . import _remote_worker as rw
-from . import serialization
-from ._futures import LazyFuture, LeanFuture
-from .errors import BrokenExecutor, TaskTimeout, WorkerLost
+from .. import serialization
+from .._futures import LazyFuture, LeanFuture
+from ..errors import BrokenExecutor, TaskTimeout, WorkerLost
+from .wire import Payload, is_command, nodelay
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from concurrent.futures import Future
 
-__all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task"]
+__all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task", "listen"]
 
 #: The hub methods workers may call.
 EXPOSED = ("register", "take", "put", "bye", "watch")
@@ -168,7 +168,7 @@ class Hub:
         need: tuple[int, int, int],
         timeout: float,
         results: Sequence[tuple[int, bool, bytes]] = (),
-    ) -> tuple[str, list[tuple[int, rw.Payload]]]:
+    ) -> tuple[str, list[tuple[int, Payload]]]:
         """Tasks for worker *wid* (waiting up to *timeout*), after its *results*.
 
         *need* is ``(free, room, slots)``: up to *free* tasks start at once on the
@@ -264,8 +264,8 @@ class Hub:
         share = -(-max(0, waiting - run - idle) // len(self.workers))  # ceiling
         return run, min(room, share)
 
-    def _hand_out(self, worker: _Worker, run: int, ahead: int) -> list[tuple[int, rw.Payload]]:
-        batch: list[tuple[int, rw.Payload]] = []
+    def _hand_out(self, worker: _Worker, run: int, ahead: int) -> list[tuple[int, Payload]]:
+        batch: list[tuple[int, Payload]] = []
         now = time.monotonic()
         while self.pending and len(batch) < run + ahead:
             tid = self.pending[0]
@@ -335,9 +335,7 @@ class Hub:
                 del self.tasks[tid]  # _hand_out skips it
             else:
                 info = worker.info
-                if not info.get("cancels") or not (
-                    info.get("stops_tasks") or rw.is_command(task.fn)
-                ):
+                if not info.get("cancels") or not (info.get("stops_tasks") or is_command(task.fn)):
                     return False
                 tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
                 if tid is None:  # its result is being delivered
@@ -506,7 +504,7 @@ class Server(managers.Server):
                 if self.closing:
                     conn.close()
                     return
-                rw.nodelay(conn)
+                nodelay(conn)
                 if not self.idle:
                     try:
                         self._start_handler()
@@ -567,3 +565,17 @@ class Server(managers.Server):
 
 class HubManager(managers.BaseManager):
     """Gives each executor's server its own registry (``register`` is per class)."""
+
+
+def listen(hub: Hub, host: str, port: int, key: bytes, *, spare: int = 1) -> Server:
+    """A manager server for *hub* listening on *host*:*port* (not yet accepting)."""
+    manager_cls: Any = type("_HubManager", (HubManager,), {})
+    manager_cls.register("get_hub", callable=lambda: hub, exposed=EXPOSED)
+    try:
+        return Server(manager_cls._registry, (host, port), key, "pickle", hub=hub, spare=spare)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {host}:{port} for remote workers: {exc.strerror}; "
+            "choose another address or port (0 picks a free one)",
+        ) from exc

@@ -1,27 +1,7 @@
-"""The ``pool`` backend's machinery: workers, batched pipes, the manager thread, cancel.
+"""The pool engine's parent side: workers, batched pipes, the manager thread, cancel.
 
-Data flow (one manager thread per executor; the caller's threads only queue)::
-
-    submit(fn, x)                     manager thread                        worker i
-    pickle (fn, x, ctx) ---> pending --> batches by worker --> tasks pipe --> run in order
-    Future <---- set_result <-- outcomes <------------------- results pipe <- after slow
-                                  |                                     tasks, 2 ms, or idle
-                                  +-- select(results pipes, sentinels, wake pipe)
-                                  +-- sentinel ready: fail the started task(s) with
-                                      WorkerCrashed, requeue the unstarted, start a new worker
-    worker i's shared state: tasks started/finished, start time, ring of cancel marks
-
-Workers are ``multiprocessing`` processes running :func:`executors._worker.pool_worker`,
-or, given a *launcher* (the ``subprocess`` backend's :class:`executors._interpreter.Launcher`),
-interpreters started by ``subprocess.Popen``; both run :func:`executors._subworker.serve`.
-An interpreter says READY once started: one that dies or hangs before that breaks
-the pool with the launcher's error, and its successor may be started before it
-leaves (:meth:`_Pool.prestart`).
-
-Many tasks cross each pipe per message in both directions, so a task costs a
-few microseconds of the caller's time. The parent never blocks writing to a
-worker (its pipe ends are non-blocking), so a big argument and a big result
-can cross at once without deadlock.
+See :mod:`executors._pool` for the data flow. :class:`Pool` holds everything the
+manager thread works on; :class:`Task` is the future a caller gets.
 """
 
 from __future__ import annotations
@@ -42,10 +22,18 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _subworker, _validate, _worker, command, context
-from ._futures import LazyFuture
-from .errors import BrokenExecutor, SerializationError
-from .serialization import PackedException, Unloadable, load_outcomes, unpack_exception
+from .. import _validate, command
+from .._futures import LazyFuture
+from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
+from .._proc.exits import call_name, crash_error, timeout_error
+from .._proc.forking import FORK_LOCK, forking
+from .._proc.logs import outcome_failed, replay_log
+from .._proc.managers import release_manager, track_manager
+from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from ..errors import BrokenExecutor, SerializationError
+from ..serialization import Unloadable, load_outcomes, unpack_exception
+from . import _subworker
+from .processes import pool_worker
 
 __all__ = ["Pool", "Task", "submit_call"]
 
@@ -93,7 +81,7 @@ class _Worker:
             res_r, res_w = os.pipe()
             self.process, self.state = self.start(pool, index, task_r, task_w, res_r, res_w)
         else:
-            with _worker._FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
+            with FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
                 task_r, task_w = os.pipe()
                 res_r, res_w = os.pipe()
                 try:
@@ -105,7 +93,7 @@ class _Worker:
                 finally:
                     for fd in (task_r, res_w):
                         os.close(fd)
-            self.out.append(memoryview(_subworker.frame(hello)))
+            self.out.append(memoryview(frame(hello)))
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
@@ -115,7 +103,7 @@ class _Worker:
         self.pid = self.process.pid
         self.tasks_fd, self.results_fd = task_w, res_r
         self.sentinel: int | None = self.process.sentinel
-        self.reader = _worker.FrameReader()
+        self.reader = FrameReader()
         self.inflight: deque[_Task] = deque()
         self.dispatched = 0
         self.doomed: tuple[str, _Task] | None = None
@@ -127,7 +115,7 @@ class _Worker:
     def start(  # noqa: PLR0917
         pool: _Pool, index: int, task_r: int, task_w: int, res_r: int, res_w: int
     ) -> tuple[Any, Any]:
-        """Start a ``multiprocessing`` worker running :func:`executors._worker.pool_worker`."""
+        """Start a ``multiprocessing`` worker running :func:`.processes.pool_worker`."""
         ctx = pool.ctx
         state = ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
         # Only a forked child has our descriptors under our numbers: a forkserver child
@@ -147,11 +135,9 @@ class _Worker:
             logging.getLogger().getEffectiveLevel(),
             close,
         )
-        process = ctx.Process(
-            target=_worker.pool_worker, args=args, name=f"{pool.name}-worker-{index}"
-        )
+        process = ctx.Process(target=pool_worker, args=args, name=f"{pool.name}-worker-{index}")
         try:
-            with _worker.forking():
+            with forking():
                 process.start()
         finally:
             for conn in child_ends:
@@ -222,7 +208,7 @@ class _Pool:
             raise
         self.thread = threading.Thread(target=self.run, name=f"{self.name}-manager", daemon=True)
         self.thread.start()
-        _worker.track_manager(self)
+        track_manager(self)
 
     # -- called from the caller's threads ----------------------------------------------
 
@@ -343,7 +329,7 @@ class _Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                self.send(worker, _subworker.frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
                 if self.launcher is not None and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
@@ -477,11 +463,11 @@ class _Pool:
         logs: list[logging.LogRecord] = []
         with self.lock:
             for _tid, kind, value in items:
-                if kind == _worker.LOG:
+                if kind == LOG:
                     logs.append(value)
-                elif kind == _subworker.INIT_FAILED:
+                elif kind == INIT_FAILED:
                     self.break_with_initializer(value, worker)
-                elif kind == _subworker.READY:
+                elif kind == READY:
                     worker.ready = True
                     self.launcher.on_ready(worker.process)
                 else:
@@ -489,30 +475,30 @@ class _Pool:
             if self.launcher is not None and not worker.inflight:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
-            _worker.replay_log(record)
+            replay_log(record)
         for task, kind, value in done:
             try:
                 if type(value) is Unloadable:
-                    what = "result" if kind == _worker.OK else "exception"
-                    task.set_exception(value.error(_worker.call_name(task.fn), what))
-                elif kind == _worker.OK:
+                    what = "result" if kind == OK else "exception"
+                    task.set_exception(value.error(call_name(task.fn), what))
+                elif kind == OK:
                     task._finish(value)
-                elif kind == _worker.ERR:
-                    task.set_exception(unpack_exception(_packed(value)))
+                elif kind != SKIP:
+                    task.set_exception(outcome_error(kind, value))
             except InvalidStateError:  # cancelled meanwhile
                 pass
             except BaseException:  # e.g. a done-callback raising SystemExit: that task only
-                _worker.outcome_failed(task)
+                outcome_failed(task)
         if self.broken is not None:
             self.fail_everything(self.broken)
 
-    def break_with_initializer(self, packed: Any, worker: _Worker) -> None:
-        if type(packed) is Unloadable:
-            cause: BaseException = packed.error("the initializer", "exception")
+    def break_with_initializer(self, value: Any, worker: _Worker) -> None:
+        if type(value) is Unloadable:
+            cause: BaseException = value.error("the initializer", "exception")
         else:
-            cause = unpack_exception(_packed(packed))
+            cause = unpack_exception(packed(value))
         self.broken = BrokenExecutor(
-            f"initializer {_worker.call_name(self.initializer or print)} raised "
+            f"initializer {call_name(self.initializer or print)} raised "
             f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
             "this executor; fix the initializer and create a new executor"
         )
@@ -570,13 +556,13 @@ class _Pool:
             self.fail_everything(self.broken)
 
     def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
-        running = _worker.call_name(task.fn)
+        running = call_name(task.fn)
         after = (
             f"the {'pool' if self.launcher is None else 'executor'} replaced it and is still usable"
         )
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
-            return _worker.timeout_error(self.task_timeout, running, worker.pid, after)
+            return timeout_error(self.task_timeout, running, worker.pid, after)
         if worker.doomed is not None and worker.doomed[0] == "garbled":
             return SerializationError(
                 f"worker {worker.pid} sent a message the caller cannot unpickle while "
@@ -586,10 +572,10 @@ class _Pool:
             why, other = worker.doomed
             after = (
                 f"it was killed to {'cancel' if why == 'cancel' else 'time out'} "
-                f"{_worker.call_name(other.fn)}, and this task had finished but its result "
+                f"{call_name(other.fn)}, and this task had finished but its result "
                 f"was not sent yet; {after}"
             )
-        return _worker.crash_error(worker.pid, exitcode, running, after)
+        return crash_error(worker.pid, exitcode, running, after)
 
     def check_timeouts(self) -> None:
         assert self.task_timeout is not None
@@ -638,7 +624,7 @@ class _Pool:
                 with contextlib.suppress(OSError):
                     os.kill(w.pid, signal.SIGKILL)
             else:
-                self.send(w, _subworker.frame(b""))
+                self.send(w, frame(b""))
         deadline = time.monotonic() + 5.0
         for w in self.workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
@@ -652,7 +638,7 @@ class _Pool:
             w.close_fds()
             w.process.close()
         self.workers.clear()
-        _worker.release_manager(self)
+        release_manager(self)
 
 
 def submit_call(  # noqa: PLR0917
@@ -668,20 +654,14 @@ def submit_call(  # noqa: PLR0917
     *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
     the part that would not pickle in a :class:`~executors.SerializationError`.
     """
-    bound = context.current()
-    values = dict(bound) if bound else None
+    values = capture()
     try:
-        payload = dumps((fn, args, kwargs or None, values))
+        payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
-        payload = _worker.pack_call(fn, args, kwargs, values, pickler)
+        payload = pack_call(fn, args, kwargs, values, pickler)
     task = _Task(pool, payload, fn)
     pool.submit(task)
     return task
-
-
-def _packed(value: Any) -> PackedException:
-    """A worker interpreter sends a PackedException's fields as a plain tuple."""
-    return value if isinstance(value, PackedException) else PackedException(*value)
 
 
 Pool = _Pool

@@ -1,4 +1,4 @@
-"""One child process per task: the machinery the ``fork`` and ``process`` backends share.
+"""One child process per task, the parent's side: the ``fork`` and ``process`` engine.
 
 A backend gives :class:`ChildRunner` a ``launch`` function that starts a child
 for a task and returns the read end of a pipe the child will write one framed
@@ -26,10 +26,16 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
-from . import _worker, command
-from ._futures import LazyFuture
-from .errors import BrokenExecutor, SerializationError
-from .serialization import Unloadable, load_outcomes, unpack_exception
+from .. import command
+from .._futures import LazyFuture
+from ..errors import BrokenExecutor, SerializationError
+from ..serialization import Unloadable, load_outcomes, unpack_exception
+from .backend import ProcessBackend
+from .envelope import outcome_error
+from .exits import call_name, crash_error, timeout_error
+from .logs import outcome_failed, replay_log
+from .managers import release_manager, track_manager
+from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -58,12 +64,12 @@ class ChildTask(LazyFuture[Any]):
         self.pid: int | None = None
         self.fd = -1
         self.handle: Any = None
-        self.reader = _worker.FrameReader()
+        self.reader = FrameReader()
         self.frames: list[bytes] = []
         self.started_at = 0.0
         self.killed: str | None = None
         self.reported = False
-        self.label = _worker.call_name(fn)
+        self.label = call_name(fn)
 
     def cancel(self) -> bool:
         """Cancel the task; a running one is stopped by killing its child."""
@@ -110,7 +116,7 @@ class ChildRunner:
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
         self.thread.start()
-        _worker.track_manager(self)
+        track_manager(self)
 
     # -- callers' threads -------------------------------------------------------------
 
@@ -268,38 +274,36 @@ class ChildRunner:
         for frame in task.frames:
             items = load_outcomes(frame)
             if items is None:  # not even its outcome can be told from the rest
-                items = [(None, _worker.ERR, Unloadable(SerializationError("a garbled message")))]
+                items = [(None, ERR, Unloadable(SerializationError("a garbled message")))]
             for _key, kind, value in items:
-                if kind == _worker.LOG:
-                    _worker.replay_log(value)
+                if kind == LOG:
+                    replay_log(value)
                 else:
                     outcome = (kind, value)
         task.frames = []
         if task.cancelled():
             return
         if outcome is not None and type(outcome[1]) is Unloadable:
-            what = "result" if outcome[0] == _worker.OK else "exception"
-            kind = _worker.ERR if outcome[0] == _worker.OK else outcome[0]
+            what = "result" if outcome[0] == OK else "exception"
+            kind = ERR if outcome[0] == OK else outcome[0]
             outcome = (kind, outcome[1].error(task.label, what))
         try:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
                 task.set_exception(
-                    _worker.timeout_error(
+                    timeout_error(
                         self.task_timeout, task.label, task.pid, "the executor is still usable"
                     )
                 )
             elif outcome is None:
                 task.set_exception(
-                    _worker.crash_error(
-                        task.pid, exitcode, task.label, "the executor is still usable"
-                    )
+                    crash_error(task.pid, exitcode, task.label, "the executor is still usable")
                 )
-            elif outcome[0] == _worker.OK:
+            elif outcome[0] == OK:
                 task.set_result(outcome[1])
-            elif outcome[0] == _worker.ERR:
-                task.set_exception(unpack_exception(outcome[1]))
-            else:  # the initializer failed
+            elif outcome[0] != INIT_FAILED:
+                task.set_exception(outcome_error(*outcome))
+            else:
                 cause = unpack_exception(outcome[1])
                 error = BrokenExecutor(
                     f"the initializer raised {type(cause).__name__}: {cause} in child "
@@ -317,7 +321,7 @@ class ChildRunner:
         except InvalidStateError:
             pass
         except BaseException:  # e.g. a done-callback raising SystemExit: that task only
-            _worker.outcome_failed(task)
+            outcome_failed(task)
 
     def close(self) -> None:
         with self.lock:
@@ -327,10 +331,10 @@ class ChildRunner:
                 continue
             command.kill_process_tree(task.pid)
             self.reap(task)
-        _worker.release_manager(self)
+        release_manager(self)
 
 
-class ChildBackend(_worker.ProcessBackend):
+class ChildBackend(ProcessBackend):
     """An executor whose tasks a :class:`ChildRunner` runs (``fork``, ``process``)."""
 
     _runner: ChildRunner

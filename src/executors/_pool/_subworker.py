@@ -3,7 +3,7 @@
 One protocol serves ``pool`` workers (``multiprocessing`` children) and the
 ``subprocess`` backend's worker interpreters. Every message is a frame: an
 8-byte big-endian length, then a pickle; a zero length means "stop". The parent
-sends ``[payload, ...]`` (each a pickled ``(fn, args, kwargs, context)``); the
+sends ``[payload, ...]`` (each a pickled ``(fn, args, kwargs)``); the
 worker answers ``[(key, kind, value), ...]`` (kinds below), after any task that
 took over 1 ms, after 2 ms of quicker ones, and whenever it runs out of work.
 Its *state* is shared memory of doubles: tasks started and finished, when the
@@ -13,7 +13,7 @@ A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
 [LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
 top-level module ``_subworker``, or, in the caller's own Python, runs this
 file's code that the caller compiled and marshalled into the STATE file after
-the state (LENGTH bytes); see :mod:`executors._interpreter`::
+the state (LENGTH bytes); see :mod:`executors._pool.interpreter`::
 
     parent                                       worker
       | -- hello: (sys.path, initializer, max) -->  |  extend sys.path, map STATE,
@@ -27,8 +27,10 @@ Until it is ready, the interpreter's stderr is a pipe the parent reads if
 start-up fails; then it takes over the caller's stderr (STDERR). This file
 imports only C modules (``_pickle``, ``select``, ``mmap``) besides those every
 interpreter has loaded, so a worker starts about as fast as a bare ``python -c
-pass``; ``executors`` is imported only if a task needs it (context values, an
-error that will not pickle). A worker ignores SIGINT (the caller handles Ctrl-C).
+pass``. It imports nothing from ``executors``: a task's pickle imports what it
+needs (``executors.context`` for context values), and the worker sends facts
+(kinds, exception type names, messages) that the parent words as errors. A
+worker ignores SIGINT (the caller handles Ctrl-C).
 """
 
 from __future__ import annotations
@@ -78,8 +80,34 @@ if "functools" not in sys.modules and "_pickle" not in sys.modules:
 else:
     dumps, loads = _import_pickle()
 
+__all__ = [
+    "ERR",
+    "FINISHED",
+    "INIT_FAILED",
+    "LOAD_FAILED",
+    "LOG",
+    "OK",
+    "PROTOCOL",
+    "READY",
+    "RING",
+    "RING_START",
+    "SKIP",
+    "STARTED",
+    "START_TIME",
+    "STATE_SIZE",
+    "UNPICKLABLE",
+    "frame",
+    "main",
+    "pack",
+    "read_frame",
+    "run",
+    "serve",
+    "write_all",
+]
+
 PROTOCOL = 5
-OK, ERR, SKIP, LOG, INIT_FAILED, READY = 0, 1, 2, 3, 4, 5
+#: The kinds of item, as :mod:`executors._proc.wire` numbers them (a test checks).
+OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
 
 #: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
 STARTED, START_TIME, FINISHED = 0, 1, 2
@@ -204,9 +232,7 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
         try:
             data = dumps(exc, PROTOCOL)
         except Exception:  # e.g. its class came by value: cloudpickle sends it back so
-            from executors.serialization import fallback_dumps
-
-            data = fallback_dumps(exc)
+            data = (_by_value() or dumps)(exc, PROTOCOL)
         loads(data)
     except BaseException:  # loading may call anything, SystemExit included
         data = None
@@ -215,25 +241,18 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
 
 
 def run(payload: bytes) -> tuple[int, Any]:
-    """Unpickle and run one task; never raises.
+    """Unpickle and run one task ``(fn, args, kwargs)``; never raises.
 
-    :func:`executors._worker.run_packed` for interpreters: the same steps, but
-    the ``executors`` package is imported only when the task carries context
-    values or cannot be unpickled, and an exception travels as a plain tuple.
+    The steps of :func:`executors._proc.envelope.run_packed`, with an exception
+    sent as a plain tuple. A task with context values arrives as a call of
+    ``executors.context.run`` (unpickling it imports that module); one that will
+    not unpickle is sent as LOAD_FAILED, and the parent words its error.
     """
     try:
-        fn, args, kwargs, values = loads(payload)
-    except BaseException:
-        fn = None
-    if fn is None:  # outside the except block, so that the error does not chain to itself
-        from executors._worker import run_packed  # words the error as pool workers do
-
-        return run_packed(payload)
+        fn, args, kwargs = loads(payload)
+    except BaseException as exc:
+        return LOAD_FAILED, pack(exc)
     try:
-        if values:
-            from executors import context
-
-            return OK, context.run(values, fn, *args, **(kwargs or {}))
         if kwargs:
             return OK, fn(*args, **kwargs)
         return OK, fn(*args)
@@ -241,15 +260,55 @@ def run(payload: bytes) -> tuple[int, Any]:
         return ERR, pack(exc)
 
 
+def _describe(obj: Any) -> str:
+    """What :func:`executors.serialization.describe` says of *obj*: a name, or a short repr."""
+    name = getattr(obj, "__qualname__", None)
+    if callable(obj) and isinstance(name, str):
+        return f"{getattr(obj, '__module__', '?')}.{name}"
+    text = repr(obj)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _by_value() -> Callable[..., bytes] | None:
+    """``cloudpickle.dumps`` once a task that came by value loaded it here, else None.
+
+    A result or exception whose class came by value (defined in the caller's
+    ``__main__``) pickles only that way; the caller's cloudpickle maps it back to
+    the caller's own class. This module imports nothing but the standard library.
+    """
+    module = sys.modules.get("cloudpickle")
+    return None if module is None else module.dumps
+
+
+def _dumps_fallback(items: list[tuple[Any, int, Any]]) -> bytes:
+    """*items* pickled after plain pickle refused them: by value if that can, else each
+    result that will not pickle replaced by the facts of its failure."""
+    pickler = _by_value() or dumps
+    try:
+        data: bytes = pickler(items, PROTOCOL)
+    except Exception:
+        data = pickler([_picklable(item, pickler) for item in items], PROTOCOL)
+    return data
+
+
+def _picklable(
+    item: tuple[Any, int, Any], pickler: Callable[..., bytes] = dumps
+) -> tuple[Any, int, Any]:
+    """*item*, or the facts of a result that will not pickle (the parent words the error)."""
+    key, _kind, value = item
+    try:
+        pickler(value, PROTOCOL)
+    except Exception as exc:
+        return key, UNPICKLABLE, (_describe(value), type(exc).__name__, str(exc))
+    return item
+
+
 def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
     def send(items: list[tuple[Any, int, Any]]) -> None:
         try:
             data = dumps(items, PROTOCOL)
         except Exception:
-            from executors._worker import pack_outcomes  # names the result that failed
-            from executors.serialization import fallback_dumps  # cloudpickle if need be
-
-            data = pack_outcomes(items, fallback_dumps)
+            data = _dumps_fallback(items)
         stdout = sys.stdout
         if stdout is not None:
             stdout.flush()  # what the tasks printed comes out before their results

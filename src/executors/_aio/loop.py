@@ -1,22 +1,4 @@
-"""An event loop in a thread of its own, fed in batches: the machinery of the asyncio backend.
-
-How a task travels::
-
-    caller threads                           the loop thread
-    --------------                           ---------------
-    submit(fn, *args)
-      -> TaskFuture (context copied)
-      -> incoming deque ---- one wake-up ---> drain(): while running < cap
-         per batch, not per task                |- async fn: create_task(run_coroutine)
-                                                '- plain fn: a worker thread
-    future.cancel() on a running  ----------> task.cancel()
-      coroutine (returns True)
-    shutdown() ------------------------------> stop when nothing runs; cancel stray
-                                               tasks, close async generators, close loop
-
-The runner holds no reference to its executor, so an executor dropped without
-``shutdown()`` can be collected, which stops the loop.
-"""
+"""An event loop in a thread of its own, fed in batches (see :mod:`executors._aio`)."""
 
 from __future__ import annotations
 
@@ -40,8 +22,8 @@ from concurrent.futures._base import (
 )
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._futures import LeanFuture
-from .errors import BrokenExecutor
+from .._futures import LeanFuture
+from ..errors import BrokenExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

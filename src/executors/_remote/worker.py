@@ -36,8 +36,8 @@ is gone, within a fraction of a second.
 Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
 master refused the authkey, 4 the master could not be reached.
 
-This module also holds what the master (``executors.backends.remote``) shares
-with the worker: address parsing, authkey checks and :func:`execute`.
+What the master shares with the worker (addresses, authkeys, the payload) is
+in :mod:`executors._remote.wire`; the master does not import this module.
 """
 
 from __future__ import annotations
@@ -57,37 +57,29 @@ import time
 from multiprocessing import AuthenticationError, connection, managers
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import command, context, registry, serialization
-from .errors import InvalidOption, SerializationError
-from .spec import parse_spec
+from .. import command, context, registry, serialization
+from ..errors import InvalidOption, SerializationError
+from ..spec import parse_spec
+from .wire import AUTHKEY_ENV, NAME_ENV, Payload, check_authkey, is_command, nodelay, parse_address
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from concurrent.futures import Future
 
 __all__ = [
-    "AUTHKEY_ENV",
     "EXIT_AUTH",
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
-    "MIN_AUTHKEY",
-    "Payload",
     "Worker",
     "WorkerExit",
-    "check_authkey",
     "execute",
     "execute_many",
     "main",
-    "parse_address",
 ]
 
-AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
-#: Environment variable a master sets for the local workers it starts (their name).
-NAME_ENV = "EXECUTORS_WORKER_NAME"
 #: Seconds between two looks at whether a local worker's master process still lives.
 PARENT_POLL = 0.1
-MIN_AUTHKEY = 16
 #: A worker holds about this much work (by its own timing) beyond what it runs.
 PREFETCH_SECONDS = 0.005
 
@@ -109,56 +101,6 @@ class WorkerExit(Exception):
         self.status = status
 
 
-def parse_address(text: str, *, source: str = "argument") -> tuple[str, int]:
-    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) as ``(host, port)``.
-
-    >>> parse_address("127.0.0.1:5000")
-    ('127.0.0.1', 5000)
-
-    :raises InvalidOption: for anything else, naming where it came from.
-    """
-    host, sep, port_text = str(text).strip().rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not sep or not host or not 0 <= port <= 65535:
-        raise InvalidOption(
-            f"address must be HOST:PORT such as '127.0.0.1:5000' (port 0 picks a free "
-            f"one), got {text!r} (from {source})"
-        )
-    return host, port
-
-
-def check_authkey(value: bytes | str | None, *, source: str) -> bytes:
-    """*value* (or ``$EXECUTORS_AUTHKEY`` when None) as bytes, refusing missing or short keys.
-
-    :raises InvalidOption: when there is no key or it is shorter than 16 bytes.
-    """
-    if value is None:
-        value = os.fsencode(os.environ.get(AUTHKEY_ENV, ""))
-        source = f"${AUTHKEY_ENV}"
-    key = value.encode() if isinstance(value, str) else value
-    if not isinstance(key, bytes):
-        raise InvalidOption(f"authkey must be bytes or str, got {value!r} (from {source})")
-    fix = (
-        f"set ${AUTHKEY_ENV} (or pass authkey=...) to a secret of at least {MIN_AUTHKEY} "
-        "characters shared with the workers, e.g. the output of: "
-        "python -c 'import secrets; print(secrets.token_hex(16))'"
-    )
-    if not key:
-        raise InvalidOption(f"an authkey is required for remote workers and none was given; {fix}")
-    if len(key) < MIN_AUTHKEY:
-        raise InvalidOption(
-            f"the authkey from {source} is {len(key)} bytes long, too short to be safe; {fix}"
-        )
-    return key
-
-
-#: A task as it travels: the pickled function, and the pickled ``(args, kwargs, context)``.
-Payload = tuple[bytes, bytes]
-
 _functions: dict[bytes, Callable[..., Any]] = {}  # pickled function -> function, a small cache
 
 
@@ -170,11 +112,6 @@ def _load(fn_data: bytes) -> Callable[..., Any]:
             _functions.clear()
         _functions[fn_data] = fn
     return fn
-
-
-def is_command(fn: object) -> bool:
-    """Whether *fn* runs a command (:func:`executors.run_command`, a :class:`executors.Command`)."""
-    return fn is command.run_command or isinstance(fn, command.Command)
 
 
 def _runs_command(fn_data: bytes) -> bool:
@@ -227,22 +164,6 @@ def execute_many(payloads: list[Payload]) -> tuple[list[tuple[bool, bytes]], flo
 
 def _pack(exc: BaseException) -> bytes:
     return pickle.dumps(serialization.pack_exception(exc), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def nodelay(conn: connection.Connection) -> None:
-    """Turn off Nagle's algorithm on *conn*'s socket, where the platform lets us.
-
-    The manager protocol writes twice in a row in places (the end of the authkey
-    handshake then the first request; a big message's header then its body), and
-    Nagle holds the second write until the peer's delayed ACK, 40 ms later.
-    """
-    try:
-        sock = socket.socket(fileno=os.dup(conn.fileno()))
-    except OSError:  # a handle os.dup() cannot copy (Windows): leave it as it is
-        return
-    with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to turn off
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.close()
 
 
 def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:

@@ -27,9 +27,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from . import registry
-from .command import Command, CommandResult, CommandTimeout, kill_running
-from .errors import ExecutorError
+from .. import registry
+from ..command import Command, CommandResult, CommandTimeout, kill_running
+from ..errors import ExecutorError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence

@@ -1,0 +1,61 @@
+"""Starting a child safely: one fork at a time, no fork warning, and what a child does first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["FORK_LOCK", "close_fds", "flush_std_streams", "forking", "ignore_sigint"]
+
+#: Held while any of our backends creates a child (fork, ``Process.start``, ``Popen``):
+#: a pipe made for one child is closed in the parent before another fork can copy it
+#: into a second child. Guards no data; it only serializes child creation.
+FORK_LOCK = threading.Lock()
+_WARNS_ON_FORK = sys.version_info >= (3, 12)
+
+
+@contextlib.contextmanager
+def forking() -> Iterator[None]:
+    """Hold :data:`FORK_LOCK`; silence Python 3.12+'s warning about forking with threads.
+
+    Our own threads (a pool's manager) never run in the child and hold no lock
+    the child needs; see the "fork safety" section of the ``pool`` docs.
+    """
+    if not _WARNS_ON_FORK:
+        with FORK_LOCK:
+            yield
+        return
+    with FORK_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
+        )
+        yield
+
+
+def ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels and shuts down in order."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def flush_std_streams() -> None:
+    """Flush stdout/stderr before a forked child leaves with ``os._exit``."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+
+
+def close_fds(fds: list[int]) -> None:
+    """Close inherited descriptors a child must not hold (siblings' pipe ends)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
