@@ -8,11 +8,18 @@
     │   └── BackendUnavailable (also ImportError)    known, but the platform or a package lacks
     ├── InvalidOption (also ValueError)              bad spec, unknown option or bad value
     ├── BrokenExecutor (also concurrent.futures.BrokenExecutor)
-    │   ├── WorkerCrashed                            a worker died while running the task
+    │   ├── WorkerCrashed (also BrokenProcessPool)   a worker died while running the task
     │   └── WorkerLost                               a remote worker vanished too often
     ├── TaskTimeout (also TimeoutError)              a task overran its own timeout
-    ├── SerializationError (also TypeError)          something would not pickle
+    ├── SerializationError (also TypeError,          something would not pickle, or a
+    │                       pickle.PicklingError)    result would not load in the caller
     └── RemoteError                                  a task's exception could not travel back
+
+The standard library's names catch ours too: code written for
+:mod:`concurrent.futures` that catches
+:class:`~concurrent.futures.process.BrokenProcessPool` when a worker dies, or
+:class:`pickle.PicklingError` when something does not pickle, keeps working
+(``TerminatedWorkerError`` of loky is a ``BrokenProcessPool`` for the same reason).
 
 Task exceptions are never wrapped: ``future.result()`` raises the task's own
 exception, with the worker's traceback chained as its ``__cause__`` when the task
@@ -22,6 +29,8 @@ ran in another process (see :class:`executors.serialization.RemoteTraceback`).
 from __future__ import annotations
 
 import concurrent.futures
+import pickle
+from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
     "BackendError",
@@ -80,8 +89,12 @@ class BrokenExecutor(ExecutorError, concurrent.futures.BrokenExecutor):
     """The executor, or the worker running a task, can no longer run it."""
 
 
-class WorkerCrashed(BrokenExecutor):
+class WorkerCrashed(BrokenExecutor, BrokenProcessPool):
     """A worker process died while it held the task: killed by a signal or exited early.
+
+    Also a :class:`concurrent.futures.process.BrokenProcessPool`, so that code
+    written for the standard library's pool catches it; unlike that pool, ours
+    is not broken after it.
 
     Raised from ``future.result()`` of the task(s) that worker held. ``exitcode``
     follows :attr:`multiprocessing.Process.exitcode`: a negative number ``-N`` means
@@ -113,7 +126,7 @@ class TaskTimeout(ExecutorError, *_timeout_bases):  # type: ignore[misc]
     """
 
 
-class SerializationError(ExecutorError, TypeError):
+class SerializationError(ExecutorError, TypeError, pickle.PicklingError):
     """A function, argument, result or exception could not be pickled, or unpickled.
 
     The message names the object (or the task whose result would not load in
