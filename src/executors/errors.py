@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import pickle
-from concurrent.futures.process import BrokenProcessPool
+import sys
 
 __all__ = [
     "BackendError",
@@ -89,7 +89,17 @@ class BrokenExecutor(ExecutorError, concurrent.futures.BrokenExecutor):
     """The executor, or the worker running a task, can no longer run it."""
 
 
-class WorkerCrashed(BrokenExecutor, BrokenProcessPool):
+# concurrent.futures.process imports multiprocessing, which ``import executors`` must not:
+# WorkerCrashed gets BrokenProcessPool as a base here when that module is loaded already,
+# else when a backend that can raise it is imported (_adopt_broken_process_pool).
+_crash_bases: tuple[type[BaseException], ...] = tuple(
+    [sys.modules["concurrent.futures.process"].BrokenProcessPool]
+    if "concurrent.futures.process" in sys.modules
+    else []
+)
+
+
+class WorkerCrashed(BrokenExecutor, *_crash_bases):  # type: ignore[misc]
     """A worker process died while it held the task: killed by a signal or exited early.
 
     Also a :class:`concurrent.futures.process.BrokenProcessPool`, so that code
@@ -111,7 +121,16 @@ class WorkerCrashed(BrokenExecutor, BrokenProcessPool):
 
 
 def _rebuild_crash(message: str, exitcode: int | None, pid: int | None) -> WorkerCrashed:
+    _adopt_broken_process_pool()
     return WorkerCrashed(message, exitcode=exitcode, pid=pid)
+
+
+def _adopt_broken_process_pool() -> None:
+    """Make :class:`WorkerCrashed` a ``BrokenProcessPool`` (imports multiprocessing)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if not issubclass(WorkerCrashed, BrokenProcessPool):
+        WorkerCrashed.__bases__ = (BrokenExecutor, BrokenProcessPool)
 
 
 class WorkerLost(BrokenExecutor):

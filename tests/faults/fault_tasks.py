@@ -66,3 +66,9 @@ class _UnloadableError(Exception):
 def slow_double(x: int, seconds: float = 0.3) -> int:
     time.sleep(seconds)
     return x * 2
+
+
+def log_and_double(x: int) -> int:
+    """Log a warning (with the worker's pid in it), then answer."""
+    logging.getLogger("executors.tests.logs").warning("task %d in %d", x, os.getpid())
+    return x * 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import marshal
 import mmap
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .._env import worker_environ
 from .._proc.exits import describe_exit
 from ..errors import BrokenExecutor, InvalidOption
 from . import _subworker
@@ -181,7 +183,9 @@ class Launcher:
         # the caller's sys.path as it is now, so that workers import what the caller can;
         # another interpreter keeps its own and gets executors at the end
         first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])
-        self.hello = pickle.dumps((first, last, init, max_tasks), _subworker.PROTOCOL)
+        # records a task logs go to the caller's handlers, at the caller's level
+        level = logging.getLogger().getEffectiveLevel()
+        self.hello = pickle.dumps((first, last, init, max_tasks, level), _subworker.PROTOCOL)
 
     def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float], bytes]:
         """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
@@ -197,6 +201,7 @@ class Launcher:
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 pass_fds=fds,
+                env=worker_environ(),  # no $EXECUTORS_BACKEND: see executors._env
             )
         except OSError as exc:
             raise BrokenExecutor(

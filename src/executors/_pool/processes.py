@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from .._env import enter_worker
 from .._proc.envelope import pack_outcomes, run_call, run_packed
 from .._proc.forking import close_fds, ignore_sigint
 from .._proc.logs import ForwardHandler, install_log_forwarding
@@ -34,6 +35,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     """
     close_fds(close)
     ignore_sigint()
+    enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
     pickler = get_pickler(serializer, main_by_value=False)
     out_fd = results.fileno()
     send_lock = threading.Lock()

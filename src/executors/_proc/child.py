@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from .._env import enter_worker
 from ..serialization import Dumps, get_pickler
 from .envelope import Outcome, pack_outcomes, run_call, run_packed
 from .forking import flush_std_streams, ignore_sigint
@@ -58,6 +59,7 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
     items: list[tuple[Any, int, Any]] = []
     handler.sink = items
     logging.root.handlers = [handler]
+    enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
     outcome: Outcome = (OK, None)
     if initializer is not None:
         outcome = run_call(initializer, initargs, None, None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 from typing import Any, Callable
 
-from ..errors import TaskTimeout, WorkerCrashed
+from ..errors import TaskTimeout, WorkerCrashed, _adopt_broken_process_pool
+
+_adopt_broken_process_pool()  # the backends that raise WorkerCrashed import this module
 
 __all__ = ["call_name", "crash_error", "describe_exit", "signal_name", "timeout_error"]
 

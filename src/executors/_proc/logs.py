@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable
 
 from .wire import LOG
@@ -31,6 +32,8 @@ class ForwardHandler(logging.Handler):
             copy = logging.makeLogRecord(record.__dict__)
             copy.msg, copy.args, copy.exc_info = message, None, None
             copy.__dict__.pop("message", None)
+            if copy.processName == "MainProcess":  # a fork child: not the caller, say so
+                copy.processName = f"executors-worker-{os.getpid()}"
             if self.send is not None:
                 self.send(copy)
             else:

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .. import serialization
 from .._futures import LazyFuture, LeanFuture
+from .._proc.logs import replay_log
 from ..errors import BrokenExecutor, TaskTimeout, WorkerLost
-from .wire import Payload, is_command, nodelay
+from .wire import LOG_TID, Payload, is_command, nodelay
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -293,12 +294,16 @@ class Hub:
 
     def put(self, wid: str, results: Sequence[tuple[int, bool, bytes]]) -> str:
         done: list[tuple[LeanFuture[Any], bool, bytes]] = []
+        logs: list[bytes] = []
         with self.lock:
             worker = self.workers.get(wid)
             if worker is None:
                 return "stop" if self.stopping else "stale"
             worker.last_seen = time.monotonic()
             for tid, ok, data in results:
+                if tid == LOG_TID:  # a record a local worker's task logged
+                    logs.append(data)
+                    continue
                 task = self.tasks.get(tid)
                 if task is None or task.owner != wid:
                     continue  # given to another worker meanwhile: that one's result counts
@@ -310,6 +315,8 @@ class Hub:
                 self.running -= len(done)
                 if self.pending:  # freed capacity may let a waiting taker have some
                     self.wake_all()
+        for data in logs:
+            _replay(data)
         for future, ok, data in done:
             _settle(future, ok, data)
         return "stop" if self.stopping else "ok"
@@ -444,6 +451,15 @@ class Hub:
         for task in tasks:
             if task.started or task.set_running_or_notify_cancel():
                 task.set_exception(BrokenExecutor(message))
+
+
+def _replay(data: bytes) -> None:
+    """Hand a worker's log record to the master's handlers; one that will not load is dropped."""
+    try:
+        record = pickle.loads(data)
+    except BaseException:
+        return
+    replay_log(record)
 
 
 def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:

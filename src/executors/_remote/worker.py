@@ -47,6 +47,7 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import logging
 import os
 import pickle
 import signal
@@ -58,9 +59,21 @@ from multiprocessing import AuthenticationError, connection, managers
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import command, context, registry, serialization
+from .._env import enter_worker
+from .._proc.logs import ForwardHandler, install_log_forwarding
 from ..errors import InvalidOption, SerializationError
 from ..spec import parse_spec
-from .wire import AUTHKEY_ENV, NAME_ENV, Payload, check_authkey, is_command, nodelay, parse_address
+from .wire import (
+    AUTHKEY_ENV,
+    LOG_LEVEL_ENV,
+    LOG_TID,
+    NAME_ENV,
+    Payload,
+    check_authkey,
+    is_command,
+    nodelay,
+    parse_address,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -376,6 +389,9 @@ class Worker:
             threading.Thread(
                 target=self._watch_parent, name="executors-worker-parent", daemon=True
             ).start()
+        level = os.environ.pop(LOG_LEVEL_ENV, "")
+        if level.isdigit():  # a local worker: its tasks' records go to the master's handlers
+            install_log_forwarding(ForwardHandler(send=self._log), int(level))
         self._install(self._connect(None))
         sender = threading.Thread(target=self._send_loop, name="executors-worker-sender")
         sender.start()
@@ -391,6 +407,22 @@ class Worker:
         finally:
             self._finish(sender)
         return EXIT_OK
+
+    def _log(self, record: logging.LogRecord) -> None:
+        """Queue a record (a ForwardHandler's copy) to go to the master with the results."""
+        record.processName = f"executors-remote-{self.name}"
+        try:
+            data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an extra= that will not pickle travels as its repr
+            fields = {k: _picklable_or_repr(v) for k, v in record.__dict__.items()}
+            data = pickle.dumps(logging.makeLogRecord(fields), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._cond:
+            session = self._session
+            if session is None:
+                return
+            self._outbox.append((session.wid, LOG_TID, True, data))
+            if threading.current_thread() is not threading.main_thread():
+                self._cond.notify_all()
 
     def kill_tasks(self) -> None:
         """Kill everything the running tasks run: commands, engine processes, their children."""
@@ -660,6 +692,14 @@ class Worker:
             session.link.close()
 
 
+def _picklable_or_repr(value: Any) -> Any:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return repr(value)
+    return value
+
+
 def main(argv: Sequence[str] = ()) -> int:
     """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC]``."""
     parser = argparse.ArgumentParser(
@@ -685,6 +725,10 @@ def main(argv: Sequence[str] = ()) -> int:
         "started this worker) is gone; for local workers",
     )
     args = parser.parse_args(argv)
+    enter_worker()  # tasks here get the default backend: see executors._env
+    asked = os.environ.get("EXECUTORS_BACKEND")
+    if asked:  # the same for the tasks its engine's processes run, if it has any
+        os.environ["EXECUTORS_WORKER_BACKEND"] = asked
     try:
         address = parse_address(args.address, source="the command line")
         authkey = check_authkey(None, source=f"${AUTHKEY_ENV}")
