@@ -36,6 +36,60 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
+def _engine_cluster(request: pytest.FixtureRequest) -> None:
+    """Before the leak check starts: the shared cluster a dask or ray test joins."""
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.params.get("backend_name") if callspec else None
+    if name == "dask":
+        request.getfixturevalue("shared_dask")
+    elif name == "ray":
+        connect_ray(request.getfixturevalue("shared_ray"))
+
+
+def connect_ray(address: str) -> None:
+    """Join the shared Ray as the program's own Ray: executors use it and leave it running.
+
+    Connecting costs seconds, so it is done once, not per executor.
+    """
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level=logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(_engine_cluster: None) -> Iterator[None]:
     with check_no_leaks():
         yield
+
+
+@pytest.fixture(scope="session")
+def shared_dask() -> Iterator[str]:
+    """A dask cluster the matrix's ``dask`` executors join (see tests/engine_clusters.py)."""
+    import dask
+
+    from tests.engine_clusters import start_dask
+
+    address, procs = start_dask()
+    old = dask.config.get("scheduler-address", None)
+    dask.config.set({"scheduler-address": address})
+    yield address
+    dask.config.set({"scheduler-address": old})
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_ray() -> Iterator[str]:
+    """A Ray the matrix's ``ray`` executors join (see tests/engine_clusters.py)."""
+    from tests.engine_clusters import start_ray
+
+    address, procs = start_ray()
+    yield address
+    import ray
+
+    ray.shutdown()
+    for proc in procs:
+        proc.stop()

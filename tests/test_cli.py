@@ -44,6 +44,29 @@ def test_demo_runs_on_inline() -> None:
     assert "context seen by a task: alice/7" in out.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["-b", "thraed"], {}, "error: unknown backend 'thraed'"),
+        (
+            [],
+            {"EXECUTORS_BACKEND": "nope"},
+            "error: unknown backend 'nope' (from $EXECUTORS_BACKEND)",
+        ),
+        ([], {"EXECUTORS_MAX_WORKERS": "x"}, "error: $EXECUTORS_MAX_WORKERS must be a positive"),
+        (["-b", "thread?max_workers=0"], {}, "error: max_workers must be greater than 0"),
+    ],
+)
+def test_demo_reports_bad_settings_in_one_line(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    out = run_cli("demo", *args, env=env)
+    assert out.returncode == 2
+    assert out.stderr.startswith(message), out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err

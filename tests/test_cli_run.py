@@ -197,7 +197,7 @@ def test_remote_backend_runs_jobs_on_its_workers_in_order() -> None:
 def test_ctrl_c_waits_for_jobs_it_cannot_kill(tmp_path: Path) -> None:
     # a pool worker's job runs in a session of its own, out of reach: the tool says
     # so and waits for it
-    code = "import sys, time; open(sys.argv[1], 'w').write('1'); time.sleep(1.5); print('end')"
+    code = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text('1'); time.sleep(1.5); print('end')"
     status, err = interrupt_once_started("pool", code, tmp_path / "started")
     assert status == 130
     assert "waiting for 1 job(s) running on workers this process cannot kill" in err
@@ -214,7 +214,7 @@ def test_progress_only_when_asked_or_on_a_terminal() -> None:
 
 @pytest.mark.parametrize("backend", ["subprocess", "thread", "remote"])
 def test_ctrl_c_kills_running_jobs(backend: str, tmp_path: Path) -> None:
-    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    code = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(60)"
     pidfile = tmp_path / "job.pid"
     status, err = interrupt_once_started(backend, code, pidfile)
     job = int(pidfile.read_text())

@@ -135,9 +135,9 @@ def test_check_raises_command_error_with_output_tails(ex: Executor) -> None:
 def test_timeout_kills_the_process_group_grandchildren_too(ex: Executor, tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     code = (
-        "import subprocess, sys, time\n"
+        "import pathlib, subprocess, sys, time\n"
         "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        f"pathlib.Path({str(pidfile)!r}).write_text(str(p.pid))\n"
         "print('started', flush=True)\n"
         "time.sleep(60)\n"
     )

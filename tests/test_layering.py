@@ -5,9 +5,11 @@
 - The core (the modules directly in ``executors/``) imports no backend and no engine.
 - No backend imports another backend; no engine imports a backend.
 - Engines import no other engine, except ``_proc``, the child-process plumbing
-  the process engines share.
+  the process engines share, and ``_cluster``, the queue the cluster engines share.
 - The pool engine's worker leaf imports only the standard library (it runs as a
   top-level module in fresh interpreters) and speaks the wire ``_proc`` defines.
+- The remote master shares vocabulary with the worker program through
+  ``_remote.wire``; it does not import the program.
 - No import cycle anywhere, counting imports inside functions.
 """
 
@@ -23,8 +25,10 @@ import pytest
 import executors
 
 ROOT = Path(executors.__file__).resolve().parent
-ENGINES = ("_aio", "_cli", "_pool", "_proc", "_remote")
-SHARED_ENGINE = "_proc"
+ENGINES = ("_aio", "_cli", "_cluster", "_dask", "_pool", "_proc", "_ray", "_remote", "_subinterp")
+# _proc: the child-process plumbing of the process engines; _cluster: the queue and
+# batches of the cluster engines (_dask, _ray).
+SHARED_ENGINES = ("_cluster", "_proc")
 LEAF = "executors._pool._subworker"
 
 
@@ -91,8 +95,8 @@ def test_no_backend_imports_another(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _area(n) in ENGINES))
 def test_engines_import_no_backend_and_only_the_shared_engine(name: str) -> None:
     mine = _area(name)
-    bad = {m for m in GRAPH[name] if _area(m) not in ("core", mine, SHARED_ENGINE)}
-    if mine == SHARED_ENGINE:
+    bad = {m for m in GRAPH[name] if _area(m) not in ("core", mine, *SHARED_ENGINES)}
+    if mine in SHARED_ENGINES:
         bad |= {m for m in GRAPH[name] if _area(m) not in ("core", mine)}
     assert not bad, f"{name} imports {sorted(bad)}"
 
@@ -111,6 +115,11 @@ def test_worker_leaf_speaks_the_wire_of_proc() -> None:
         if kind.isupper():
             assert getattr(leaf, kind) == getattr(wire, kind), kind
     assert leaf.frame(b"abc") == wire.frame(b"abc")
+
+
+def test_remote_master_does_not_import_the_worker_program() -> None:
+    for master in ("executors.backends.remote", "executors._remote.hub", "executors._remote.local"):
+        assert "executors._remote.worker" not in GRAPH[master], master
 
 
 def test_no_import_cycle() -> None:

@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import registry
+from . import _runtime, registry
+from .errors import ExecutorError
 
 __all__ = ["demo", "info", "main"]
 
@@ -65,6 +66,7 @@ def info(argv: Sequence[str] = ()) -> int:
         rows.append((name, status, _defaults(name) if reason is None else "", aliases))
     width = max(len(r[0]) for r in rows)
     print(f"executors {sys.modules['executors'].__version__} on Python {sys.version.split()[0]}")
+    print(f"runtime: {_runtime.describe()}")
     print("backends:")
     for name, status, defaults, aliases in sorted(rows):
         extra = f"  [{defaults}]" if defaults else ""
@@ -90,7 +92,12 @@ def demo(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(prog="python -m executors demo", description=demo.__doc__)
     parser.add_argument("-b", "--backend", help="backend spec (default: $EXECUTORS_BACKEND)")
     args = parser.parse_args(argv)
-    with registry.get_executor(args.backend) as ex:
+    try:
+        ex = registry.get_executor(args.backend)
+    except ExecutorError as exc:  # a bad spec or $EXECUTORS_MAX_WORKERS: say it, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with ex:
         print(f"backend: {ex.backend}")
         print("squares:", list(ex.map(square, range(10))))
         with context.bind(user="alice", request_id=7):

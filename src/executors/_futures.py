@@ -120,6 +120,38 @@ class LeanFuture(Future[R]):
             return self._result  # type: ignore[return-value]  # set before the state
         return super().result(timeout)
 
+    # The transitions engines need beyond the standard ones; every access to a Future's
+    # internals (_state, _condition, _waiters, ...) stays in this module.
+
+    def _open(self) -> bool:
+        """Whether a result may still arrive (PENDING or RUNNING); reads the state lock-free."""
+        return self._state in _OPEN
+
+    def _cancel_now(self) -> bool:
+        """:meth:`concurrent.futures.Future.cancel` itself: cancels a future not yet running.
+
+        For subclasses whose ``cancel()`` also stops a running task.
+        """
+        return Future.cancel(self)
+
+    def _cancel_running(self, stop: Callable[[], object] | None = None) -> bool:
+        """Move a RUNNING future to cancelled, telling waiters and callbacks; False if not running.
+
+        ``set_running_or_notify_cancel()`` would tell the waiters the same way. *stop*
+        (which stops the task) is called after the state changed, before the callbacks.
+        """
+        with self._condition:
+            if self._state != RUNNING:
+                return False
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        if stop is not None:
+            stop()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
 
 _COND_LOCK = threading.Lock()  # guards the lazy creation of each LazyFuture's condition
 

@@ -14,7 +14,9 @@ __all__ = [
     "initializer",
     "max_tasks_per_child",
     "max_workers",
+    "positive_int",
     "positive_number",
+    "serializer",
     "start_method",
 ]
 
@@ -30,15 +32,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def positive_int(name: str, value: int | None) -> int | None:
+    """*value* checked as an int greater than 0 (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOption(f"{name} must be an int greater than 0, or None; got {value!r}")
+    if value < 1:
+        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
 def max_workers(value: int | None, *, default: int) -> int:
     """*value* checked as a worker count, or *default* when it is None."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidOption(f"max_workers must be an int or None, got {value!r}")
-    if value < 1:
-        raise InvalidOption(f"max_workers must be greater than 0, got {value!r}")
-    return value
+    checked = positive_int("max_workers", value)
+    return default if checked is None else checked
 
 
 def positive_number(name: str, value: float | None) -> float | None:
@@ -65,6 +73,17 @@ def max_tasks_per_child(value: int | None) -> int | None:
     """*value* checked as a number of tasks before a worker is replaced (or None: never)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InvalidOption(f"max_tasks_per_child must be a positive int or None, got {value!r}")
+    return value
+
+
+def serializer(value: str) -> str:
+    """*value* checked as a serializer name (``"auto"``, ``"pickle"`` or ``"cloudpickle"``)."""
+    from .serialization import SERIALIZERS
+
+    if value not in SERIALIZERS:
+        raise InvalidOption(
+            f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, got {value!r}"
+        )
     return value
 
 

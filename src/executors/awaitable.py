@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Coroutine, Iterable
-from types import FunctionType
+from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from ._compat import ParamSpec, Self
+from ._coroutines import is_async as _is_async
+from ._coroutines import run_coroutine
+from ._validate import positive_int
 from .errors import InvalidOption
-from .protocol import _positive
 from .registry import get_executor
 
 if TYPE_CHECKING:
@@ -49,26 +49,15 @@ R = TypeVar("R")
 DEFAULT_BUFFERSIZE = 64
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, partials of them, and objects with ``async __call__``."""
-    if type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
-        return True  # the common case, without inspect's unwrapping
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - the attribute, not callable()
-    )
-
-
-def run_coroutine(fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-    """Run ``fn(*args, **kwargs)`` to completion on a new event loop (in a worker).
-
-    How a coroutine function travels to a backend that only calls plain functions;
-    module level, so process backends can pickle it.
-    """
-
-    async def main() -> R:
-        return await fn(*args, **kwargs)
-
-    return asyncio.run(main())
+def _refuse_coroutine_object(obj: object) -> None:
+    """Raise TypeError for a coroutine *object* given where its function belongs (and close it)."""
+    if asyncio.iscoroutine(obj):
+        obj.close()  # never awaited, and it will not be
+        raise TypeError(
+            f"submit() needs a coroutine function, got the coroutine object {obj!r}; pass "
+            "the function and its arguments separately: submit(fetch, url), not "
+            "submit(fetch(url))"
+        )
 
 
 class AsyncExecutor:
@@ -139,14 +128,7 @@ class AsyncExecutor:
         kwargs: dict[str, Any],
     ) -> asyncio.Future[Any]:
         ex = self.executor
-        obj: object = fn
-        if asyncio.iscoroutine(obj):
-            obj.close()  # never awaited, and it will not be
-            raise TypeError(
-                f"submit() needs a coroutine function, got the coroutine object {obj!r}; pass "
-                "the function and its arguments separately: submit(fetch, url), not "
-                "submit(fetch(url))"
-            )
+        _refuse_coroutine_object(fn)
         if callable(fn) and _is_async(fn) and not getattr(ex, "runs_coroutines", False):
             if getattr(ex, "runs_in_submit", False):
                 # inline runs tasks in the caller: here, that is this loop (a task of its own).
@@ -196,7 +178,7 @@ class AsyncExecutor:
         if buffersize is None:
             workers = getattr(self.executor, "max_workers", None)
             buffersize = 2 * workers if isinstance(workers, int) else DEFAULT_BUFFERSIZE
-        size = _positive("buffersize", buffersize)
+        size = positive_int("buffersize", buffersize)
         assert size is not None
         return self._map(fn, iterables, size, ordered)
 

@@ -1,6 +1,6 @@
 """Command tasks: run an external program as a task, on any backend.
 
-The seeds' subprocess story (``call([...])`` for an exit code,
+The classic subprocess programs (``call([...])`` for an exit code,
 ``Popen(...).communicate(input)`` for stdin, stdout and stderr) as one picklable
 function, :func:`run_command`, and its value-object form, :class:`Command`.
 Submit either to any executor; the ``subprocess`` backend runs them directly,
@@ -41,6 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from ._runtime import linux_only
 from .errors import InvalidOption, TaskTimeout
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "CommandResult",
     "CommandTimeout",
     "descendants",
+    "kill_group",
     "kill_process_tree",
     "kill_running",
     "kill_tree",
@@ -364,7 +366,7 @@ def _not_found(cmd: Command, env: Mapping[str, str] | None, exc: OSError) -> OSE
 # they run in their own sessions, where the terminal's Ctrl-C does not reach them.
 _running: dict[int, subprocess.Popen[bytes]] = {}
 _owners: dict[int, int] = {}  # pid -> the thread that runs the command
-_running_lock = threading.Lock()
+_running_lock = threading.Lock()  # held while mutating _running and _owners
 
 
 def _forget_in_child() -> None:
@@ -473,13 +475,15 @@ def _decode(cmd: Command, stdout: bytes, stderr: bytes) -> tuple[bytes | str, by
 # -- stopping whatever a worker started -------------------------------------------
 
 
-def descendants(root: int) -> list[int]:
-    """The pids of every process below *root*, parents first (Linux ``/proc``; else none)."""
-    children: dict[int, list[int]] = {}
+def _parents_from_proc() -> dict[int, list[int]] | None:
+    """Parent pid -> child pids, read from Linux's ``/proc``; None where there is none."""
+    if not linux_only("/proc"):
+        return None
     try:
         names = os.listdir("/proc")
     except OSError:
-        return []
+        return None
+    children: dict[int, list[int]] = {}
     for name in names:
         if not name.isdigit():
             continue
@@ -489,6 +493,33 @@ def descendants(root: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _parents_from_ps() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from ``ps`` (macOS, the BSDs); empty where it is missing."""
+    try:
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "ppid="],
+            capture_output=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    return children
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of every process below *root*, parents first (``/proc`` on Linux, else ``ps``)."""
+    children = _parents_from_proc()
+    if children is None:
+        children = _parents_from_ps()
     found: list[int] = []
     stack = [root]
     while stack:
@@ -498,23 +529,35 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_tree(pids: list[int]) -> None:
-    """SIGKILL *pids*, and the process groups of those that lead one (commands)."""
+def kill_tree(pids: list[int], sig: int | None = None) -> None:
+    """SIGKILL (or *sig*) *pids*, and the process groups of those that lead one (commands)."""
     if not hasattr(signal, "SIGKILL"):  # pragma: no cover - Windows
         return
+    sig = signal.SIGKILL if sig is None else sig
     own = os.getpgrp()
     for pid in pids:
         with contextlib.suppress(OSError):
             if os.getpgid(pid) == pid and pid != own:
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, sig)
             else:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
 
 
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL *pid* and every process below it, commands in their own sessions too.
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group *pid* leads, if there is one (a worker that died mid-task).
+
+    Workers lead a group of their own, which what their tasks start joins; once a
+    worker is dead its children can no longer be found from it, but its group can.
+    """
+    if hasattr(signal, "SIGKILL"):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def kill_process_tree(pid: int, sig: int | None = None) -> None:
+    """SIGKILL (or *sig*) *pid* and every process below it, commands in their own sessions too.
 
     The pids are read first: once *pid* dies its children belong to init and
     can no longer be found from it.
     """
-    kill_tree([pid, *descendants(pid)])
+    kill_tree([pid, *descendants(pid)], sig)

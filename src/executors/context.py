@@ -1,6 +1,6 @@
 """Task context: values the caller binds, readable inside every task it submits.
 
-The seeds' ThreadLocal story, made portable. A web handler binds the user and
+The classic ThreadLocal program, made portable. A web handler binds the user and
 request id once; every function the task calls reads them without passing them
 down, on whatever backend the task runs::
 

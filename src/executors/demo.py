@@ -67,7 +67,7 @@ async def nap(seconds: float, value: object = None) -> object:
 
 
 async def visit(url: str, seconds: float = 0.05) -> str:
-    """The seeds' gevent ``run_task``, as a coroutine: "download" *url*, report it done.
+    """The classic gevent crawler's ``run_task``, as a coroutine: "download" *url*, report it done.
 
     The download is a stand-in (a sleep), so examples run offline. An empty *url*
     fails, as ``urlopen('')`` does.

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import itertools
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from inspect import CO_COROUTINE
+from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ._compat import ParamSpec, Self
+from ._validate import positive_int
+from .sync import SharedObjects
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["BaseExecutor", "Executor"]
+__all__ = ["BaseExecutor", "Executor", "OwnsProcesses"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,7 +55,11 @@ class Executor(Protocol):
         ...
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Schedule ``fn(*args, **kwargs)``; return a future for its result."""
+        """Schedule ``fn(*args, **kwargs)``; return a future for its result.
+
+        A coroutine function is run to completion on every backend: the future holds
+        what it returns.
+        """
         ...
 
     def map(
@@ -77,18 +88,45 @@ class Executor(Protocol):
     ) -> bool | None: ...
 
 
-def _positive(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        from .errors import InvalidOption
+_exiting = False  # the interpreter is shutting down: no new tasks (as concurrent.futures)
 
-        raise InvalidOption(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        from .errors import InvalidOption
 
-        raise InvalidOption(f"{name} must be greater than 0, got {value!r}")
-    return value
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+
+
+# threading._register_atexit hooks run before non-daemon threads are joined (3.9+),
+# which is when concurrent.futures stops taking tasks too.
+getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
+
+
+def _refuse_at_exit() -> None:
+    if _exiting:
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+
+_PLAIN = (BuiltinFunctionType, type)  # never coroutine functions: no inspect for them
+
+
+def _is_coroutine_function(fn: object) -> bool:
+    """True for ``async def`` functions (and partials, methods, async ``__call__``); fast."""
+    kind = type(fn)
+    if kind is FunctionType:
+        return bool(fn.__code__.co_flags & CO_COROUTINE)  # type: ignore[attr-defined]
+    if kind in _PLAIN:
+        return False
+    from ._coroutines import is_async
+
+    return is_async(fn)  # type: ignore[arg-type]
+
+
+def _as_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """*fn* as a plain function: a coroutine function is run to completion by it, in the
+    worker (:func:`executors._coroutines.run_coroutine`, which process backends can pickle)."""
+    from ._coroutines import run_coroutine
+
+    return functools.partial(run_coroutine, fn)
 
 
 def _not_callable(fn: object, where: str) -> TypeError:
@@ -102,12 +140,31 @@ def _run_chunk(fn: Callable[..., R], chunk: list[tuple[Any, ...]]) -> list[R]:
     return [fn(*args) for args in chunk]
 
 
-class BaseExecutor(concurrent.futures.Executor):
+class BaseExecutor(SharedObjects, concurrent.futures.Executor):
     """Shared behaviour of every backend; subclasses implement ``_submit`` and ``shutdown``.
 
     Subclasses also subclass :class:`concurrent.futures.Executor`, so code typed
-    for the standard library accepts them.
+    for the standard library accepts them. The shared objects (``Queue``,
+    ``Lock``, ...) come from :class:`executors.sync.SharedObjects`; a subclass's
+    ``shutdown`` is wrapped so that they are released after it returns.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        shutdown = cls.__dict__.get("shutdown")
+        if shutdown is None or getattr(shutdown, "_closes_shared", False):
+            return
+
+        @functools.wraps(shutdown)
+        def closing(self: BaseExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            try:
+                shutdown(self, wait, cancel_futures=cancel_futures)
+            finally:
+                if getattr(type(self), "shutdown", None) is closing:  # the outermost one
+                    self._close_shared()
+
+        closing._closes_shared = True  # type: ignore[attr-defined]
+        cls.shutdown = closing  # type: ignore[method-assign,assignment]
 
     #: The registry name; also the value of :attr:`backend`.
     name: ClassVar[str] = "base"
@@ -115,6 +172,14 @@ class BaseExecutor(concurrent.futures.Executor):
     #: True when ``submit`` runs the task before returning (so none is ever pending);
     #: the conformance suite skips tests about pending tasks for such backends.
     runs_in_submit: ClassVar[bool] = False
+
+    #: True when a running task can be stopped (its process killed): ``task_timeout`` and
+    #: ``cancel()`` then stop it; in-process backends can only fail its future.
+    stops_tasks: ClassVar[bool] = False
+
+    #: True when the backend runs coroutine functions itself (asyncio); the others get
+    #: them wrapped so that each runs to completion on an event loop of its worker.
+    runs_coroutines: ClassVar[bool] = False
 
     @property
     def backend(self) -> str:
@@ -134,11 +199,18 @@ class BaseExecutor(concurrent.futures.Executor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
+        A coroutine function runs to completion (on an event loop of the worker), and
+        the future holds what it returns.
+
         :raises TypeError: when *fn* is not callable.
         :raises RuntimeError: after ``shutdown()``.
         """
         if not callable(fn):
             raise _not_callable(fn, "submit()")
+        if _exiting:
+            _refuse_at_exit()
+        if _is_coroutine_function(fn) and not self.runs_coroutines:
+            return self._submit(_as_plain(fn), args, kwargs)
         return self._submit(fn, args, kwargs)
 
     def _submit(
@@ -179,8 +251,10 @@ class BaseExecutor(concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
-        _positive("buffersize", buffersize)
-        size = _positive("chunksize", chunksize) or self._default_chunksize(iterables)
+        positive_int("buffersize", buffersize)
+        size = positive_int("chunksize", chunksize) or self._default_chunksize(iterables)
+        if (size > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
+            fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
 
         submit: Callable[..., Future[Any]] = self.submit
@@ -219,6 +293,41 @@ class BaseExecutor(concurrent.futures.Executor):
         return f"<{type(self).__name__} backend={self.name!r}>"
 
 
+class OwnsProcesses(BaseExecutor):
+    """A backend whose tasks run in processes it starts: it can stop them all at once.
+
+    :meth:`terminate_workers` and :meth:`kill_workers` are the names
+    :class:`concurrent.futures.ProcessPoolExecutor` has from Python 3.14 on.
+    """
+
+    stops_tasks: ClassVar[bool] = True
+
+    def _worker_pids(self) -> list[int]:
+        """The processes this executor started that run (or wait for) tasks now."""
+        raise NotImplementedError
+
+    def terminate_workers(self) -> None:
+        """Stop everything now: cancel what has not started, SIGTERM every worker process.
+
+        Tasks that were running fail with a :class:`~executors.BrokenExecutor`
+        (:class:`~executors.WorkerCrashed` naming the signal); the executor is shut
+        down, and its processes are reaped when this returns.
+        """
+        self._stop_workers(signal.SIGTERM)
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with SIGKILL: for tasks that ignore SIGTERM."""
+        self._stop_workers(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    def _stop_workers(self, sig: int) -> None:
+        from .command import kill_process_tree
+
+        self.shutdown(wait=False, cancel_futures=True)
+        for pid in self._worker_pids():
+            kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
+
+
 def _batched(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[tuple[tuple[Any, ...], ...]]:
     while chunk := tuple(itertools.islice(it, size)):
         yield chunk
@@ -243,12 +352,25 @@ def _cancel(fs: Iterable[Future[Any]]) -> None:
         f.cancel()
 
 
+def _result_or_cancel(f: Future[R], end_time: float | None) -> R:
+    """``f.result()`` by *end_time*; when that raises (timeout, Ctrl-C), *f* is cancelled too.
+
+    The future waited for is no longer in the map's list, so without this it would run
+    on after a timeout (CPython gh-95166). A future that is done ignores the cancel.
+    """
+    try:
+        return f.result(_remaining(end_time))
+    except BaseException:
+        f.cancel()
+        raise
+
+
 def _ordered(fs: list[Future[R]], end_time: float | None) -> Iterator[R]:
     # fs is reversed so pop() is O(1), and a yielded future is dropped at once
     # (CPython's result_iterator does the same), so results are not all kept alive.
     try:
         while fs:
-            yield fs.pop().result(_remaining(end_time))
+            yield _result_or_cancel(fs.pop(), end_time)
     finally:
         _cancel(fs)
 
@@ -265,9 +387,11 @@ def _ordered_lazy(starts: Iterator[Future[R]], n: int, end_time: float | None) -
     window: collections.deque[Future[R]] = collections.deque(itertools.islice(starts, n))
     try:
         while window:
-            result = window.popleft().result(_remaining(end_time))
+            result = _result_or_cancel(window[0], end_time)
+            window.popleft()
             window.extend(itertools.islice(starts, 1))
             yield result
+            del result  # not kept alive while the consumer holds it
     finally:
         _cancel(window)
 

@@ -11,10 +11,14 @@ from the backend name):
 
 - ``asyncio``: ``executors.backends.aio:AsyncioExecutor`` (module ``aio``: ``asyncio``
   would shadow the standard library); aliases ``aio``, ``async``
+- ``dask``: ``executors.backends.dask:DaskExecutor`` (needs the ``dask`` extra)
 - ``fork``: ``executors.backends.fork:ForkExecutor``; alias ``os.fork``
 - ``inline``: ``executors.backends.inline:InlineExecutor``; aliases ``serial``, ``sync``
+- ``interpreter``: ``executors.backends.interpreter:InterpreterExecutor``; aliases
+  ``subinterpreter``, ``subinterpreters``, ``interpreters`` (CPython 3.12+)
 - ``pool``: ``executors.backends.pool:PoolExecutor``; aliases ``processpool``, ``multiprocessing``
 - ``process``: ``executors.backends.process:ProcessExecutor``; alias ``processes``
+- ``ray``: ``executors.backends.ray:RayExecutor`` (needs the ``ray`` extra)
 - ``remote``: ``executors.backends.remote:RemoteExecutor``
 - ``subprocess``: ``executors.backends.commands:SubprocessExecutor`` (not ``subprocess.py``,
   which would shadow the standard library); alias ``subprocesses``
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Union, cast
 
 from ._compat import entry_points
 from .errors import BackendError, BackendNotFound, BackendUnavailable, InvalidOption
-from .spec import parse_spec
+from .spec import convert_options, parse_spec
 
 if TYPE_CHECKING:
     from .protocol import Executor
@@ -89,16 +93,33 @@ class Availability(NamedTuple):
 # standard library, the module takes another name and this table maps to it.
 _BUILTINS: tuple[BackendInfo, ...] = (
     BackendInfo("asyncio", "executors.backends.aio:AsyncioExecutor", ("aio", "async")),
+    BackendInfo(
+        "dask",
+        "executors.backends.dask:DaskExecutor",
+        hint="install it with: pip install 'pluggable-executors[dask]'",
+    ),
     BackendInfo("fork", "executors.backends.fork:ForkExecutor", ("os.fork",)),
     BackendInfo("inline", "executors.backends.inline:InlineExecutor", ("serial", "sync")),
+    BackendInfo(
+        "interpreter",
+        "executors.backends.interpreter:InterpreterExecutor",
+        ("subinterpreter", "subinterpreters", "interpreters"),
+        "on Python 3.13: pip install 'pluggable-executors[interpreters]'",
+    ),
     BackendInfo("pool", "executors.backends.pool:PoolExecutor", ("processpool", "multiprocessing")),
     BackendInfo("process", "executors.backends.process:ProcessExecutor", ("processes",)),
+    BackendInfo(
+        "ray",
+        "executors.backends.ray:RayExecutor",
+        hint="install it with: pip install 'pluggable-executors[ray]'",
+    ),
     BackendInfo("remote", "executors.backends.remote:RemoteExecutor"),
     BackendInfo("subprocess", "executors.backends.commands:SubprocessExecutor", ("subprocesses",)),
     BackendInfo("thread", "executors.backends.thread:ThreadExecutor", ("threading", "threads")),
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_.+-]*\Z")
+#: Held while reading or mutating _rows, _aliases, _loaded, _clashes and _plugins_read.
 _lock = threading.RLock()
 
 
@@ -310,7 +331,11 @@ def get_executor(spec: str | None = None, /, **options: Any) -> Executor:
         spec, source = (env, "$EXECUTORS_BACKEND") if env else (DEFAULT_BACKEND, "the default")
     parsed = parse_spec(spec, source=f"{source} {spec!r}" if source != "argument" else source)
     factory = get_backend(parsed.name, source=source)
-    merged = {**parsed.options, **options}
+    try:
+        spec_options = convert_options(parsed.options, factory)
+    except InvalidOption as exc:
+        raise InvalidOption(f"{exc} (in {source} {spec!r})") from None
+    merged = {**spec_options, **options}
     accepted = _accepted_options(factory)
     if accepted is not None:
         _check_names(_canonical(parsed.name, source), merged, accepted, spec)

@@ -17,6 +17,7 @@ its ``__cause__``, as :mod:`concurrent.futures` does for processes::
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import traceback
@@ -33,12 +34,14 @@ __all__ = [
     "cloud_dumps",
     "describe",
     "dumps",
+    "exception_recipe",
     "fallback_dumps",
     "get_pickler",
     "load_error",
     "load_outcomes",
     "loads",
     "pack_exception",
+    "safe_str",
     "unpack_exception",
 ]
 
@@ -148,7 +151,10 @@ def describe(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None)
     if callable(obj) and isinstance(name, str):
         return f"{getattr(obj, '__module__', '?')}.{name}"
-    text = repr(obj)
+    try:
+        text = repr(obj)
+    except Exception:
+        text = f"<{type(obj).__qualname__} object (its repr raised)>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -364,18 +370,78 @@ class PackedException:
 def pack_exception(exc: BaseException) -> PackedException:
     """Capture *exc* and its traceback for sending to the caller's process.
 
-    The exception itself travels when it survives a pickle round trip; otherwise
-    only its type name and message do (see :class:`~executors.errors.RemoteError`).
+    The exception itself travels when it survives a pickle round trip. When it
+    does not (a constructor that takes other arguments than ``args``, an attribute
+    that will not pickle), its type, ``args`` and the attributes that pickle travel,
+    and the caller rebuilds it without calling ``__init__`` (see
+    :func:`unpack_exception`). Only when even that fails (a type the caller cannot
+    import) does it arrive as :class:`~executors.errors.RemoteError`. Never raises,
+    even for an exception whose ``__str__`` does.
     """
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # a __str__ or a frame that cannot be formatted
+        tb = f"{safe_str(exc)} (its traceback could not be formatted)\n"
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     data: bytes | None
     try:
         data = fallback_dumps(exc)
         pickle.loads(data)
     except BaseException:  # loading may call anything, SystemExit included
-        data = None
-    return PackedException(data, type_name, str(exc), f'\n"""\n{tb}"""')
+        data = exception_recipe(exc)
+    return PackedException(data, type_name, safe_str(exc), f'\n"""\n{tb}"""')
+
+
+#: Marks the pickled ``(mark, type, args, attributes)`` of an exception to rebuild.
+_RECIPE = "executors.rebuild-exception/1"
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's ``__str__`` raises."""
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"<{type(exc).__qualname__}.__str__ raised {type(error).__name__}>"
+
+
+def exception_recipe(exc: BaseException) -> bytes | None:
+    """Pickled ``(type, args, attributes)`` of *exc*, keeping what pickles; None if it cannot.
+
+    Used when *exc* itself does not survive a pickle round trip. ``args`` that do not
+    pickle become ``(str(exc),)``; attributes that do not pickle are left out.
+    """
+    dumps_ = functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
+    args: tuple[Any, ...] = exc.args
+    try:
+        pickle.loads(dumps_(args))
+    except Exception:
+        args = (safe_str(exc),)
+    state = {}
+    for key, value in getattr(exc, "__dict__", {}).items():
+        try:
+            pickle.loads(dumps_(value))
+        except Exception:
+            continue
+        state[key] = value
+    try:
+        data = dumps_((_RECIPE, type(exc), args, state))
+        _rebuild(pickle.loads(data))
+    except Exception:
+        return None
+    return data
+
+
+def _rebuild(recipe: Any) -> BaseException | None:
+    if not (isinstance(recipe, tuple) and len(recipe) == 4 and recipe[0] == _RECIPE):
+        return None
+    _, cls, args, state = recipe
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        return None
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    for key, value in state.items():
+        setattr(exc, key, value)
+    return exc
 
 
 def unpack_exception(packed: PackedException | BaseException) -> BaseException:
@@ -389,12 +455,14 @@ def unpack_exception(packed: PackedException | BaseException) -> BaseException:
     if packed.data is not None:
         try:
             exc = pickle.loads(packed.data)
-        except BaseException:  # loading may call anything
+            if isinstance(exc, tuple):
+                exc = _rebuild(exc)
+        except BaseException:  # loading may call anything, SystemExit included
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(
-            f"{packed.type_name}: {packed.message} (the exception could not be pickled, "
-            "so it arrives as RemoteError; the worker's traceback is its cause)",
+            f"{packed.type_name}: {packed.message} (the exception could not be pickled "
+            "nor rebuilt here, so it arrives as RemoteError; the worker's traceback is its cause)",
             type_name=packed.type_name,
         )
     exc.__cause__ = RemoteTraceback(packed.tb)

@@ -25,10 +25,12 @@ import contextlib
 import gc
 import itertools
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -36,11 +38,12 @@ from typing import Any, Callable, ClassVar
 import pytest
 
 from . import context, registry
-from .errors import InvalidOption
+from .errors import InvalidOption, TaskTimeout
 from .protocol import Executor
 
 __all__ = [
     "CancelTests",
+    "CommonOptionTests",
     "ContextTests",
     "ExceptionTests",
     "ExecutorConformance",
@@ -49,6 +52,7 @@ __all__ = [
     "LargeDataTests",
     "MapTests",
     "OptionTests",
+    "SharedObjectTests",
     "ShutdownTests",
     "SubmitTests",
     "check_no_leaks",
@@ -83,6 +87,37 @@ def touch_or_fail(path: str, delay: float = 0.0) -> str:
     return path
 
 
+def touch_twice(first: str, then: str, delay: float) -> str:
+    """Create *first*, sleep *delay*, create *then*: the test sees a task start and end."""
+    Path(first).touch()
+    time.sleep(delay)
+    Path(then).touch()
+    return "finished"
+
+
+def wait_for_path(path: Path, timeout: float = 30.0) -> None:
+    """Wait until *path* exists (a task has started), or fail."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.01)
+
+
+async def async_add(a: int, b: int = 0) -> int:
+    """A coroutine function: every backend runs it to completion and returns its result."""
+    await asyncio.sleep(0.001)
+    return a + b
+
+
+class Box:
+    """A result that can be watched with a weak reference."""
+
+
+def make_box(_: Any) -> Box:
+    return Box()
+
+
 def failing_task(message: str) -> None:
     raise ValueError(message)
 
@@ -105,6 +140,46 @@ def failing_initializer() -> None:
 
 def reverse_bytes(data: bytes) -> bytes:
     return data[::-1]
+
+
+def produce(q: Any, items: list[Any]) -> None:
+    """Put *items* on *q*, then the ``None`` sentinel."""
+    for item in items:
+        q.put(item)
+    q.put(None)
+
+
+def consume(q: Any) -> list[Any]:
+    """Take items from *q* until the ``None`` sentinel."""
+    got = []
+    while (item := q.get(timeout=30)) is not None:
+        got.append(item)
+    return got
+
+
+def drain_joinable(q: Any, n: int) -> int:
+    """Take *n* items from *q*, marking each one done; their sum."""
+    total = 0
+    for _ in range(n):
+        total += q.get(timeout=30)
+        q.task_done()
+    return total
+
+
+def add_under_lock(d: Any, lock: Any, key: str, times: int) -> None:
+    """``d[key] += 1`` *times* times, each under *lock*."""
+    for _ in range(times):
+        with lock:
+            d[key] = d[key] + 1
+
+
+def set_event(event: Any) -> bool:
+    event.set()
+    return bool(event.is_set())
+
+
+def wait_event(event: Any) -> bool:
+    return bool(event.wait(30))
 
 
 # -- leak check ----------------------------------------------------------------------
@@ -207,6 +282,13 @@ class SubmitTests(_Suite):
     def test_many_tasks_each_get_their_own_result(self, executor: Executor) -> None:
         futures = [executor.submit(add, i, i) for i in range(200)]
         assert [f.result(timeout=60) for f in futures] == [2 * i for i in range(200)]
+
+    def test_a_coroutine_function_runs_to_completion(self, executor: Executor) -> None:
+        # (typed as the coroutine, not its result, for now: the results are Any here)
+        fn: Any = async_add
+        assert executor.submit(fn, 2, b=3).result(timeout=30) == 5
+        assert list(executor.map(fn, range(5), range(5))) == [0, 2, 4, 6, 8]
+        assert list(executor.map(fn, range(40), chunksize=7)) == list(range(40))
 
     def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
         with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
@@ -323,6 +405,67 @@ class MapTests(_Suite):
         time.sleep(0.05)
         assert len(seen) == count <= 4
 
+    def test_chunksize_below_one_raises_value_error(self, executor: Executor) -> None:
+        for bad in (0, -1):  # at the call, as concurrent.futures
+            with pytest.raises(ValueError, match="chunksize"):
+                executor.map(echo, [1, 2], chunksize=bad)
+
+    def test_timeout_cancels_the_task_waited_for(self, make: Make, tmp_path: Path) -> None:
+        # CPython gh-95166: the task whose result timed out is cancelled with the rest.
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        started = tmp_path / "started"
+        blocker = ex.submit(touch_twice, str(started), str(tmp_path / "ended"), 0.5)
+        wait_for_path(started)
+        results = ex.map(touch, [str(tmp_path / "second"), str(tmp_path / "third")], timeout=0)
+        with pytest.raises(cf.TimeoutError):
+            next(results)
+        results.close()  # type: ignore[attr-defined]
+        assert blocker.result(timeout=30) == "finished"
+        ex.shutdown(wait=True)
+        assert sorted(os.listdir(tmp_path)) == ["ended", "started"]
+
+    def test_each_result_is_dropped_once_yielded(self, executor: Executor) -> None:
+        for box in executor.map(make_box, range(6)):
+            ref = weakref.ref(box)
+            del box
+            deadline = time.monotonic() + 2.0  # the thread that set it may still be leaving
+            while gc.collect() >= 0 and ref() is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ref() is None, "the map still holds a result it has yielded"
+
+    def test_an_exception_while_consuming_cancels_the_rest(
+        self, make: Make, tmp_path: Path
+    ) -> None:
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        paths = [str(tmp_path / str(i)) for i in range(20)]
+
+        def consume() -> None:
+            for _ in ex.map(touch, paths, [None] * 20, [0.05] * 20):
+                raise KeyError("the consumer failed")
+
+        with pytest.raises(KeyError):
+            consume()
+        ex.shutdown(wait=True)
+        assert len(os.listdir(tmp_path)) < 20
+
+    def test_ctrl_c_while_waiting_cancels_the_map(self, make: Make, tmp_path: Path) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            pytest.skip("SIGINT reaches the main thread only")
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        paths = [str(tmp_path / str(i)) for i in range(3)]
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                list(ex.map(touch, paths, [None] * 3, [1.0] * 3))
+        finally:
+            timer.cancel()
+        ex.shutdown(wait=True)
+        assert len(os.listdir(tmp_path)) <= 1  # the first may have finished; never the rest
+
 
 class CancelTests(_Suite):
     def test_cancel_a_pending_task(self, make: Make, tmp_path: Path) -> None:
@@ -368,6 +511,19 @@ class ShutdownTests(_Suite):
         assert running.done()
         assert all(f.cancelled() for f in queued)
         assert "q0" not in os.listdir(tmp_path)
+
+    def test_cancel_futures_lets_running_tasks_finish(self, make: Make, tmp_path: Path) -> None:
+        # concurrent.futures: cancel_futures cancels what has not started; what runs, ends.
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        started, ended = tmp_path / "started", tmp_path / "ended"
+        running = ex.submit(touch_twice, str(started), str(ended), 0.5)
+        queued = [ex.submit(touch, str(tmp_path / f"q{i}")) for i in range(5)]
+        wait_for_path(started)
+        ex.shutdown(wait=True, cancel_futures=True)
+        assert running.result(timeout=30) == "finished"
+        assert ended.exists()
+        assert all(f.cancelled() for f in queued)
 
     def test_shutdown_without_wait_returns_at_once(self, make: Make) -> None:
         ex = make(max_workers=1)
@@ -467,17 +623,127 @@ class OptionTests(_Suite):
             ex.shutdown()
 
 
+class SharedObjectTests(_Suite):
+    """``ex.Queue()``, ``ex.Lock()``, ... work in the executor's own tasks."""
+
+    @staticmethod
+    def needs_sharing(ex: Executor) -> None:
+        if getattr(ex, "sharing", "manager") == "none":
+            with pytest.raises(NotImplementedError, match="cannot hand out shared objects"):
+                ex.Queue()  # type: ignore[attr-defined]
+            pytest.skip(f"backend {ex.backend!r} hands out no shared objects (a clear error)")
+
+    def test_producer_and_consumer_share_a_queue(self, executor: Any) -> None:
+        self.needs_sharing(executor)
+        q = executor.Queue()
+        producer = executor.submit(produce, q, list(range(20)))
+        consumer = executor.submit(consume, q)
+        assert producer.result(timeout=60) is None
+        assert consumer.result(timeout=60) == list(range(20))
+
+    def test_joinable_queue_join_waits_for_task_done(self, executor: Any) -> None:
+        self.needs_sharing(executor)
+        q = executor.JoinableQueue()
+        for i in range(10):
+            q.put(i)
+        worker = executor.submit(drain_joinable, q, 10)
+        q.join()
+        assert worker.result(timeout=60) == 45
+
+    def test_full_and_empty_as_the_standard_library(self, executor: Any) -> None:
+        import queue
+
+        self.needs_sharing(executor)
+        q = executor.Queue(maxsize=1)
+        q.put("a")
+        assert q.full()
+        with pytest.raises(queue.Full):
+            q.put("b", timeout=0.05)
+        with pytest.raises(queue.Full):
+            q.put_nowait("b")
+        assert q.get(block=False) == "a"
+        with pytest.raises(queue.Empty):
+            q.get(timeout=0.05)
+        with pytest.raises(queue.Empty):
+            q.get_nowait()
+        assert q.empty()
+        assert q.qsize() == 0
+
+    def test_lock_keeps_a_shared_dict_consistent(self, executor: Any) -> None:
+        self.needs_sharing(executor)
+        d = executor.dict(balance=0)
+        lock = executor.Lock()
+        futures = [executor.submit(add_under_lock, d, lock, "balance", 50) for _ in range(4)]
+        for f in futures:
+            f.result(timeout=60)
+        assert d["balance"] == 200
+        assert dict(d.items()) == {"balance": 200}
+        assert lock.acquire(timeout=1)
+        assert not lock.acquire(blocking=False)
+        lock.release()
+
+    def test_event_set_in_a_task_is_seen_by_the_caller(self, executor: Any) -> None:
+        self.needs_sharing(executor)
+        event = executor.Event()
+        assert not event.is_set()
+        assert executor.submit(set_event, event).result(timeout=60) is True
+        assert event.wait(5)
+        assert executor.submit(wait_event, event).result(timeout=60) is True
+
+    def test_shared_objects_end_with_the_executor(self, make: Make) -> None:
+        ex: Any = make(max_workers=1)
+        self.needs_sharing(ex)
+        q = ex.Queue()
+        q.put(1)
+        ex.shutdown(wait=True)
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            ex.Lock() if ex.sharing == "manager" else pytest.skip("in-process objects")
+
+
+class CommonOptionTests(_Suite):
+    """The options every backend takes, so that a program runs on any of them unchanged."""
+
+    def test_the_common_vocabulary_is_accepted_everywhere(self, make: Make) -> None:
+        ex = make(
+            max_workers=2,
+            initializer=set_worker_value,
+            initargs=("ready",),
+            task_timeout=30,
+            serializer="pickle",
+            max_tasks_per_child=None,
+        )
+        assert ex.submit(read_worker_value).result(timeout=60) == "ready"
+        assert getattr(ex, "task_timeout", None) == 30
+
+    def test_task_timeout_fails_the_future_at_the_deadline(self, make: Make) -> None:
+        ex = make(max_workers=2, task_timeout=0.5)
+        start = time.monotonic()
+        future = ex.submit(time.sleep, 4.0)
+        with pytest.raises(TaskTimeout):
+            future.result(timeout=30)
+        if not getattr(ex, "runs_in_submit", False):  # inline can only tell once it returns
+            assert time.monotonic() - start < 3.5  # before the task itself would end
+        # still usable (a builtin: a fresh worker loads it at once, well within the limit)
+        assert ex.submit(abs, -7).result(timeout=30) == 7
+
+    def test_a_bad_serializer_names_the_choices(self, backend_name: str) -> None:
+        with pytest.raises(InvalidOption, match="serializer"):
+            registry.get_executor(backend_name, **{**self.options, "serializer": "json"})
+
+
 class ExecutorConformance(
     SubmitTests,
     ExceptionTests,
     MapTests,
     CancelTests,
+    CommonOptionTests,
     ShutdownTests,
     InteropTests,
     ContextTests,
     InitializerTests,
     LargeDataTests,
     OptionTests,
+    SharedObjectTests,
 ):
     """Every conformance test, for one backend named by the ``backend`` attribute."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,9 @@ def exit_with(code: int) -> None:
 
 
 def segfault() -> None:
+    if sys.implementation.name == "pypy":
+        # PyPy's ctypes answers a read at address 0 with None; read it from C instead
+        faulthandler._read_null()  # type: ignore[attr-defined]
     ctypes.string_at(0)
 
 

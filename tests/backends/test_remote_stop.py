@@ -49,7 +49,7 @@ def test_cancel_kills_a_running_command(engine: str) -> None:
         assert ex.submit(square, 7).result(timeout=30) == 49  # the executor keeps working
 
 
-def test_cancel_stops_a_plain_function_on_a_pool_engine_but_not_on_threads() -> None:
+def test_cancel_stops_a_plain_function_on_a_pool_engine_and_on_local_threads() -> None:
     with get_executor("remote", max_workers=1, worker_backend="pool") as ex:
         first = ex.submit(pid_after, 30)
         while not first.running():
@@ -58,11 +58,14 @@ def test_cancel_stops_a_plain_function_on_a_pool_engine_but_not_on_threads() -> 
         assert first.cancel()
         assert ex.submit(pid_after, 0, "next").result(timeout=30)[0] == "next"
     with get_executor("remote", max_workers=1) as ex:
-        running = ex.submit(pid_after, 0.5, "done")
+        running = ex.submit(pid_after, 30, "done")
         while not running.running():
             time.sleep(0.01)
-        assert not running.cancel()  # a thread cannot be stopped
-        assert running.result(timeout=30)[0] == "done"
+        time.sleep(0.3)  # handed to the worker: now it runs there
+        start = time.monotonic()
+        assert running.cancel()  # a thread cannot be stopped: its local worker is killed
+        assert ex.submit(pid_after, 0, "next").result(timeout=30)[0] == "next"
+    assert time.monotonic() - start < 20
 
 
 def test_shutdown_cancel_futures_stops_running_commands() -> None:

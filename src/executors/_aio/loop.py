@@ -14,16 +14,11 @@ import sys
 import threading
 import weakref
 from concurrent.futures import InvalidStateError
-from concurrent.futures._base import (
-    CANCELLED,
-    CANCELLED_AND_NOTIFIED,
-    FINISHED,
-    PENDING,
-    RUNNING,
-)
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import _deadline
 from .._futures import LeanFuture
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 
 if TYPE_CHECKING:
@@ -70,41 +65,19 @@ class TaskFuture(LeanFuture[Any]):
 
     def cancel(self) -> bool:
         """Cancel a pending task, or a running coroutine (its asyncio task is cancelled)."""
-        with self._condition:
-            state = self._state
-            if state == FINISHED or (state == RUNNING and not self._is_async):
-                return False
-            if state in (CANCELLED, CANCELLED_AND_NOTIFIED):
-                return True
-            if state == RUNNING:
-                self._mark_cancelled()
-            else:
-                self._state = CANCELLED
-                self._condition.notify_all()
-        if state == RUNNING:
-            self._runner.cancel_task(self)
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
-
-    def _mark_cancelled(self) -> None:
-        # RUNNING -> cancelled, as set_running_or_notify_cancel() would tell the waiters.
-        self._state = CANCELLED_AND_NOTIFIED
-        for waiter in self._waiters:
-            waiter.add_cancelled(self)
-        self._condition.notify_all()
+        if self._cancel_now():
+            return True
+        return self._is_async and self._cancel_running(
+            functools.partial(self._runner.cancel_task, self)
+        )
 
     def _cancelled_by_task(self) -> None:
         """The coroutine ended with CancelledError (cancelled here, or it raised one)."""
-        with self._condition:
-            if self._state != RUNNING:
-                return
-            self._mark_cancelled()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._cancel_running()
 
     def result(self, timeout: float | None = None) -> Any:
-        if self._state == FINISHED and self._exception is None:
-            return self._result  # set before the state, so visible once the state is
-        self._refuse_to_block()
+        if self._open():
+            self._refuse_to_block()
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -112,7 +85,7 @@ class TaskFuture(LeanFuture[Any]):
         return super().exception(timeout)
 
     def _refuse_to_block(self) -> None:
-        if self._state in (PENDING, RUNNING) and threading.get_ident() == self._runner.thread_id:
+        if self._open() and threading.get_ident() == self._runner.thread_id:
             raise RuntimeError(
                 "future.result() called inside the asyncio executor's own event loop, on a "
                 "task that has not finished: waiting would block the loop that must run it "
@@ -123,6 +96,9 @@ class TaskFuture(LeanFuture[Any]):
 class LoopRunner:
     """The loop thread and its bookkeeping; holds no reference to the executor (so it can be
     collected, which stops the loop)."""
+
+    #: Seconds a task may run (set by the executor); see :mod:`executors._deadline`.
+    task_timeout: float | None = None
 
     def __init__(
         self,
@@ -136,7 +112,7 @@ class LoopRunner:
         self.cap = cap
         self.pool = pool
         self.incoming: collections.deque[TaskFuture] = collections.deque()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while reading and setting stopping in shutdown()
         self.wakeup_pending = False
         self.stopping = False  # set by shutdown(); no new tasks
         self.closing = False  # seen by the loop: stop once idle
@@ -208,11 +184,7 @@ class LoopRunner:
                 try:
                     init(*args)
                 except Exception as exc:
-                    self.broken = BrokenExecutor(
-                        f"initializer {init!r} raised {type(exc).__name__}: {exc}; "
-                        "no task can run on this executor"
-                    )
-                    self.broken.__cause__ = exc
+                    self.broken = initializer_failed(init, exc)
                     self.stopping = True
                     return
             self.ready.set()
@@ -263,6 +235,10 @@ class LoopRunner:
         if not fut._set_running():
             return  # cancelled while it waited
         self.running += 1
+        if self.task_timeout is not None:
+            assert fut._fn is not None
+            cancel = functools.partial(_cancel_task_of, fut) if fut._is_async else None
+            _deadline.watch(fut, self.task_timeout, _deadline.describe(fut._fn), cancel)
         if not fut._is_async:
             try:
                 done = self.pool.submit(self.call_in_thread, fut)

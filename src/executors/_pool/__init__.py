@@ -4,6 +4,7 @@
 configure it; this package runs it:
 
 - :mod:`~executors._pool.engine`: the parent side (:class:`Pool`, the manager thread);
+- :mod:`~executors._pool.launch`: the :class:`Launcher` interface the engine starts workers by;
 - :mod:`~executors._pool.processes`: ``pool`` workers (``multiprocessing`` processes);
 - :mod:`~executors._pool.interpreter`: ``subprocess`` workers (``python -c``, by Popen);
 - :mod:`~executors._pool._subworker`: the worker leaf both run (standard library only).
@@ -19,9 +20,11 @@ Data flow (one manager thread per executor; the caller's threads only queue)::
                                       WorkerCrashed, requeue the unstarted, start a new worker
     worker i's shared state: tasks started/finished, start time, ring of cancel marks
 
-Workers are ``multiprocessing`` processes running :func:`executors._pool.processes.pool_worker`,
-or, given a *launcher* (the ``subprocess`` backend's :class:`executors._pool.interpreter.Launcher`),
-interpreters started by ``subprocess.Popen``; both run :func:`executors._pool._subworker.serve`.
+A :class:`~executors._pool.launch.Launcher` starts the workers: ``pool``'s
+:class:`~executors._pool.processes.ProcessLauncher` starts ``multiprocessing``
+processes running :func:`~executors._pool.processes.pool_worker`, ``subprocess``'s
+:class:`~executors._pool.interpreter.InterpreterLauncher` starts interpreters with
+``subprocess.Popen``; both run :func:`executors._pool._subworker.serve`.
 An interpreter says READY once started: one that dies or hangs before that breaks
 the pool with the launcher's error, and its successor may be started before it
 leaves (:meth:`Pool.prestart`).

@@ -60,14 +60,20 @@ def _import_pickle() -> tuple[Any, Any]:
     """
     try:
         import _pickle
-    except ImportError:  # pragma: no cover - Pythons without the accelerator
+    except ImportError:  # PyPy: pickle.py is its implementation (and fast under its JIT)
         import pickle
 
         return pickle.dumps, pickle.loads
     return _pickle.dumps, _pickle.loads
 
 
-if "functools" not in sys.modules and "_pickle" not in sys.modules:
+# The lending trick is CPython's fast path; PyPy has neither ``_pickle`` nor
+# ``_functools`` and imports ``pickle.py`` the ordinary way.
+if (
+    sys.implementation.name == "cpython"
+    and "functools" not in sys.modules
+    and "_pickle" not in sys.modules
+):
     _lent = type(sys)("functools")
     _lent.partial = __import__("_functools").partial  # type: ignore[attr-defined]
     sys.modules["functools"] = _lent
@@ -87,8 +93,10 @@ __all__ = [
     "LOAD_FAILED",
     "LOG",
     "OK",
+    "PARENT_POLL",
     "PROTOCOL",
     "READY",
+    "RECIPE",
     "RING",
     "RING_START",
     "SKIP",
@@ -97,6 +105,7 @@ __all__ = [
     "STATE_SIZE",
     "UNPICKLABLE",
     "frame",
+    "guard",
     "main",
     "pack",
     "read_frame",
@@ -171,6 +180,7 @@ def serve(
     before it started.
     """
     ppid = os.getppid()
+    guard(ppid)
     stream = io.FileIO(in_fd, "rb", closefd=False)
     poller = select.poll()  # not select.select: descriptors above 1023 are fine
     poller.register(in_fd, select.POLLIN)
@@ -216,17 +226,53 @@ def serve(
             last_flush = end
 
 
+#: Seconds between a worker's checks that its parent (the caller) is still alive.
+PARENT_POLL = 0.2
+
+
+def guard(ppid: int) -> None:
+    """Make this worker the leader of a process group, and have it die with its parent.
+
+    What a task starts joins the group, so the caller can kill it with the worker
+    when the worker dies mid-task (``os.killpg``). A thread (``_thread``: no
+    ``threading`` import) checks every :data:`PARENT_POLL` seconds, even mid-task,
+    that *ppid* is still the parent; once it is not (the caller was SIGKILLed),
+    it kills the group, the worker with it.
+    """
+    try:  # noqa: SIM105 - contextlib is an import this file avoids
+        os.setpgid(0, 0)
+    except OSError:  # pragma: no cover - a session leader already leads one
+        pass
+    __import__("_thread").start_new_thread(_watch_parent, (ppid,))
+
+
+def _watch_parent(ppid: int) -> None:  # pragma: no cover - runs until the process dies
+    while os.getppid() == ppid:
+        time.sleep(PARENT_POLL)
+    signals = __import__("_signal")
+    if os.getpgrp() == os.getpid():
+        os.killpg(0, signals.SIGKILL)
+    os.kill(os.getpid(), signals.SIGKILL)
+
+
 # -- a worker interpreter ---------------------------------------------------------------
 
 
 def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
-    """What executors.serialization.PackedException holds, as plain data."""
+    """What executors.serialization.PackedException holds, as plain data; never raises."""
     import traceback
 
     frames = exc.__traceback__
     while frames is not None and frames.tb_frame.f_globals is globals():
         frames = frames.tb_next  # the worker loop's own frames are noise to the caller
-    tb = "".join(traceback.format_exception(type(exc), exc, frames))
+    try:
+        message = str(exc)
+    except Exception as error:  # as executors.serialization.safe_str says it
+        message = f"<{type(exc).__qualname__}.__str__ raised {type(error).__name__}>"
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, frames))
+    except Exception:
+        tb = f"{message} (its traceback could not be formatted)\n"
     data: bytes | None
     try:
         try:
@@ -235,9 +281,33 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
             data = (_by_value() or dumps)(exc, PROTOCOL)
         loads(data)
     except BaseException:  # loading may call anything, SystemExit included
-        data = None
+        data = _recipe(exc, message)
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return data, type_name, str(exc), f'\n"""\n{tb}"""'
+    return data, type_name, message, f'\n"""\n{tb}"""'
+
+
+#: executors.serialization's mark for an exception to rebuild without ``__init__``.
+RECIPE = "executors.rebuild-exception/1"
+
+
+def _recipe(exc: BaseException, message: str) -> bytes | None:
+    """``executors.serialization.exception_recipe``, without importing executors."""
+
+    def travels(value: object) -> bool:
+        try:
+            loads(dumps(value, PROTOCOL))
+        except Exception:
+            return False
+        return True
+
+    args = exc.args if travels(exc.args) else (message,)
+    state = {k: v for k, v in getattr(exc, "__dict__", {}).items() if travels(v)}
+    try:
+        data: bytes = dumps((RECIPE, type(exc), args, state), PROTOCOL)
+        loads(data)
+    except Exception:
+        return None
+    return data
 
 
 def run(payload: bytes) -> tuple[int, Any]:

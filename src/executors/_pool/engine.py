@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import pickle
 import selectors
@@ -19,36 +16,38 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from typing import Any, Callable
 
 from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
-from .._proc.exits import call_name, crash_error, timeout_error
-from .._proc.forking import FORK_LOCK, forking
+from .._proc.exits import crash_error, timeout_error
 from .._proc.logs import outcome_failed, replay_log
-from .._proc.managers import release_manager, track_manager
+from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._runtime import Counter
+from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
 from . import _subworker
-from .processes import pool_worker
+from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
 
+_WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
-_names = itertools.count(1)
+_names = Counter(1)
 
 
-class _Task(LazyFuture[Any]):
+class Task(LazyFuture[Any]):
     """A future that knows where its task is; ``cancel()`` also stops a running task.
 
     It stays PENDING while its worker runs it (so ``cancel()`` may still stop it);
     ``running()`` asks the worker's shared state instead.
     """
 
-    def __init__(self, pool: _Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+    def __init__(self, pool: Pool, payload: bytes, fn: Callable[..., Any]) -> None:
         super().__init__()
         self._pool = pool
         self.payload = payload
@@ -65,35 +64,19 @@ class _Task(LazyFuture[Any]):
         """Cancel the task; one that already runs is stopped by killing its worker."""
         return self._pool.cancel(self)
 
-    def _cancel_now(self) -> bool:
-        return Future.cancel(self)
-
 
 class _Worker:
     """One worker process, its two pipes and its shared state, seen from the parent."""
 
-    def __init__(self, pool: _Pool, index: int) -> None:
+    def __init__(self, pool: Pool, index: int) -> None:
         self.out: deque[memoryview] = deque()
-        self.ready = pool.launcher is None  # an interpreter says so once it has started
+        self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
-        if pool.launcher is None:
-            task_r, task_w = os.pipe()
-            res_r, res_w = os.pipe()
-            self.process, self.state = self.start(pool, index, task_r, task_w, res_r, res_w)
-        else:
-            with FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
-                task_r, task_w = os.pipe()
-                res_r, res_w = os.pipe()
-                try:
-                    self.process, self.state, hello = pool.launcher.start(task_r, res_w)
-                except BaseException:
-                    for fd in (task_w, res_r):
-                        os.close(fd)
-                    raise
-                finally:
-                    for fd in (task_r, res_w):
-                        os.close(fd)
-            self.out.append(memoryview(frame(hello)))
+        started = pool.launcher.start(f"{pool.name}-worker-{index}", pool.parent_fds)
+        self.process, self.state = started.process, started.state
+        if started.hello is not None:
+            self.out.append(memoryview(frame(started.hello)))
+        task_w, res_r = started.tasks_fd, started.results_fd
         set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux, Python 3.10+
         for fd in (task_w, res_r):
             os.set_blocking(fd, False)
@@ -104,45 +87,12 @@ class _Worker:
         self.tasks_fd, self.results_fd = task_w, res_r
         self.sentinel: int | None = self.process.sentinel
         self.reader = FrameReader()
-        self.inflight: deque[_Task] = deque()
+        self.inflight: deque[Task] = deque()
         self.dispatched = 0
-        self.doomed: tuple[str, _Task] | None = None
+        self.doomed: tuple[str, Task] | None = None
         self.stopping = False
         self.watching = False
         self.replaced = False
-
-    @staticmethod
-    def start(  # noqa: PLR0917
-        pool: _Pool, index: int, task_r: int, task_w: int, res_r: int, res_w: int
-    ) -> tuple[Any, Any]:
-        """Start a ``multiprocessing`` worker running :func:`.processes.pool_worker`."""
-        ctx = pool.ctx
-        state = ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
-        # Only a forked child has our descriptors under our numbers: a forkserver child
-        # gets its own under new numbers, and closing ours there could close one of them.
-        close = [*pool.parent_fds(), task_w, res_r] if pool.start_method == "fork" else []
-        child_ends = (
-            multiprocessing.connection.Connection(task_r, writable=False),
-            multiprocessing.connection.Connection(res_w, readable=False),
-        )
-        args = (
-            *child_ends,
-            state,
-            pool.initializer,
-            pool.initargs,
-            pool.max_tasks,
-            pool.serializer,
-            logging.getLogger().getEffectiveLevel(),
-            close,
-        )
-        process = ctx.Process(target=pool_worker, args=args, name=f"{pool.name}-worker-{index}")
-        try:
-            with forking():
-                process.start()
-        finally:
-            for conn in child_ends:
-                conn.close()
-        return process, state
 
     def close_fds(self) -> None:
         for fd in (self.tasks_fd, self.results_fd):
@@ -151,55 +101,52 @@ class _Worker:
                     os.close(fd)
         self.tasks_fd = self.results_fd = -1
 
-    def started(self, task: _Task) -> bool:
+    def started(self, task: Task) -> bool:
         return bool(self.state[_subworker.STARTED] > task.seq)
 
-    def finished(self, task: _Task) -> bool:
+    def finished(self, task: Task) -> bool:
         return bool(self.state[_subworker.FINISHED] > task.seq)
 
-    def mark_cancelled(self, task: _Task) -> None:
+    def mark_cancelled(self, task: Task) -> None:
         self.state[_subworker.RING_START + task.seq % _subworker.RING] = task.seq + 1
 
-    def kill(self, why: str, task: _Task) -> None:
+    def kill(self, why: str, task: Task) -> None:
         if self.doomed is None:
             self.doomed = (why, task)
         command.kill_process_tree(self.pid)  # and the commands its task started
 
 
-class _Pool:
+class Pool:
     """Everything the manager thread works on; holds no reference to the executor."""
 
-    def __init__(  # noqa: PLR0917
+    def __init__(
         self,
         size: int,
-        start_method: str,
+        launcher: Launcher,
+        *,
         initializer: Callable[..., Any] | None,
-        initargs: tuple[Any, ...],
         max_tasks: int | None,
-        serializer: str,
         task_timeout: float | None,
-        launcher: Any = None,
     ) -> None:
         self.name = f"executors-pool-{next(_names)}"
         self.size = size
-        self.launcher = launcher  # None: multiprocessing workers; else see Launcher
+        self.launcher = launcher
         self.cpus = _validate.cpu_count()
-        self.start_method = start_method
-        self.ctx: Any = multiprocessing.get_context(start_method) if launcher is None else None
-        self.initializer, self.initargs = initializer, initargs
-        self.max_tasks, self.serializer, self.task_timeout = max_tasks, serializer, task_timeout
+        self.initializer = initializer  # run by the workers; named when it fails
+        self.max_tasks, self.task_timeout = max_tasks, task_timeout
+        # Held while mutating pending, workers, sleeping, closing and broken, each
+        # worker's inflight, dispatched, doomed and replaced, a task's worker and seq,
+        # and a worker's cancel marks. Never held while writing to a pipe or setting a
+        # future (callbacks run then); tests/faults/test_pool_manager.py swaps it.
         self.lock = threading.Lock()
-        self.pending: deque[_Task] = deque()
+        self.pending: deque[Task] = deque()
         self.workers: list[_Worker] = []
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.wakeup = Wakeup()
+        self.selector = self.wakeup.selector
         self.sleeping = False
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
-        self.started_workers = itertools.count()
+        self.started_workers = Counter()
         try:
             for _ in range(size):
                 self.add_worker()
@@ -212,7 +159,7 @@ class _Pool:
 
     # -- called from the caller's threads ----------------------------------------------
 
-    def submit(self, task: _Task) -> None:
+    def submit(self, task: Task) -> None:
         with self.lock:
             if self.broken is not None:
                 raise self.broken
@@ -221,13 +168,9 @@ class _Pool:
             self.pending.append(task)
             wake, self.sleeping = self.sleeping, False
         if wake:
-            self.wake()
+            self.wakeup.wake()
 
-    def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self.wake_w, b"\0")
-
-    def cancel(self, task: _Task) -> bool:
+    def cancel(self, task: Task) -> bool:
         with self.lock:
             worker = task.worker
             if worker is None or task.done() or worker.doomed is not None:
@@ -254,12 +197,12 @@ class _Pool:
                         worker.mark_cancelled(task)
                         if not worker.started(task):
                             task._cancel_now()
-        self.wake()
+        self.wakeup.wake()
 
     # -- the manager thread --------------------------------------------------------------
 
     def parent_fds(self) -> list[int]:
-        fds = [self.wake_r, self.wake_w]
+        fds = self.wakeup.fds()
         for w in self.workers:
             fds += [w.tasks_fd, w.results_fd]
         return fds
@@ -276,9 +219,9 @@ class _Pool:
     def prestart(self, worker: _Worker) -> None:
         """Start *worker*'s successor now if it got its last task (lock held).
 
-        Interpreter workers only: the manager calls this once a worker has its
-        last task when a CPU is idle, and else when that task is done, rather
-        than once the worker has exited.
+        For a launcher that ``starts_ahead`` only: the manager calls this once a
+        worker has its last task when a CPU is idle, and else when that task is
+        done, rather than once the worker has exited.
         """
         if (
             self.max_tasks is not None
@@ -330,7 +273,7 @@ class _Pool:
                     self.sleeping = True
             for worker, batch in batches:
                 self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
-                if self.launcher is not None and len(self.workers) < self.cpus:
+                if self.launcher.starts_ahead and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
                     if self.broken is not None:
@@ -342,8 +285,7 @@ class _Pool:
             for key, mask in events:
                 worker = key.data
                 if worker is None:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self.wake_r, 4096)
+                    self.wakeup.drain()
                 elif worker.results_fd < 0:
                     continue  # died earlier in this batch of events
                 elif key.fd == worker.sentinel:
@@ -354,14 +296,14 @@ class _Pool:
                     self.receive(worker)
             if self.task_timeout is not None:
                 self.check_timeouts()
-            if self.launcher is not None:
+            if self.launcher.greets:
                 self.check_starts()
 
     def poll_interval(self) -> float | None:
         interval = None
         if self.task_timeout is not None and any(w.inflight for w in self.workers):
             interval = min(0.02, self.task_timeout / 4)
-        if self.launcher is not None and not all(w.ready for w in self.workers):
+        if self.launcher.greets and not all(w.ready for w in self.workers):
             interval = min(interval or 0.05, 0.05)
         return interval
 
@@ -369,7 +311,7 @@ class _Pool:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
-        if self.launcher is not None and self.max_tasks is not None:  # not the retiring ones
+        if self.launcher.starts_ahead and self.max_tasks is not None:  # not the retiring ones
             live = [w for w in live if w.dispatched < self.max_tasks]
         batches: list[tuple[_Worker, list[bytes]]] = []
         if not pending or not live:
@@ -377,9 +319,10 @@ class _Pool:
         share = -(-len(pending) // len(live))
         live.sort(key=lambda w: len(w.inflight))
         # with successors started ahead (prestart), at most `size` workers hold tasks
-        idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if self.launcher else 0
+        ahead = self.launcher.starts_ahead
+        idle_ok = self.size - sum(1 for w in self.workers if w.inflight) if ahead else 0
         for w in live:
-            if self.launcher is not None and not w.inflight:
+            if ahead and not w.inflight:
                 if idle_ok <= 0:
                     continue
                 idle_ok -= 1
@@ -389,7 +332,7 @@ class _Pool:
             batch = []
             while room > 0 and pending:
                 task = pending.popleft()
-                if task._state != "PENDING":  # cancelled while queued (under our lock)
+                if task.done():  # cancelled while queued (under our lock)
                     continue
                 task.worker, task.seq = w, w.dispatched
                 w.dispatched += 1
@@ -411,7 +354,8 @@ class _Pool:
         out = worker.out
         while out:
             try:
-                n = os.write(worker.tasks_fd, out[0])
+                # at most what a (1 MiB) pipe holds: PyPy copies the whole view per call
+                n = os.write(worker.tasks_fd, out[0][:_WRITE_MAX])
             except BlockingIOError:
                 break
             except OSError:  # the worker is gone; on_death sorts out its tasks
@@ -459,7 +403,7 @@ class _Pool:
         return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
-        done: list[tuple[_Task, int, Any]] = []
+        done: list[tuple[Task, int, Any]] = []
         logs: list[logging.LogRecord] = []
         with self.lock:
             for _tid, kind, value in items:
@@ -472,7 +416,7 @@ class _Pool:
                     self.launcher.on_ready(worker.process)
                 else:
                     done.append((worker.inflight.popleft(), kind, value))
-            if self.launcher is not None and not worker.inflight:
+            if self.launcher.starts_ahead and not worker.inflight:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             replay_log(record)
@@ -497,12 +441,7 @@ class _Pool:
             cause: BaseException = value.error("the initializer", "exception")
         else:
             cause = unpack_exception(packed(value))
-        self.broken = BrokenExecutor(
-            f"initializer {call_name(self.initializer or print)} raised "
-            f"{type(cause).__name__}: {cause} in worker {worker.pid}; no task can run on "
-            "this executor; fix the initializer and create a new executor"
-        )
-        self.broken.__cause__ = cause
+        self.broken = initializer_failed(self.initializer, cause, f" in worker {worker.pid}")
 
     def on_death(self, worker: _Worker) -> None:
         if worker.sentinel is not None:
@@ -517,13 +456,15 @@ class _Pool:
                 break
             for message in worker.reader.feed(data):
                 self.deliver(worker, message)
+        if worker.state[_subworker.STARTED] > worker.state[_subworker.FINISHED]:
+            command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
         for fd in (worker.results_fd, worker.tasks_fd):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
         worker.close_fds()
-        failures: list[tuple[_Task, BaseException]] = []
+        failures: list[tuple[Task, BaseException]] = []
         with self.lock:
             if not worker.ready and self.broken is None:  # it never started: nothing will
                 self.broken = self.launcher.start_failed(worker.process, exitcode)
@@ -555,11 +496,9 @@ class _Pool:
         if self.broken is not None:
             self.fail_everything(self.broken)
 
-    def death_error(self, worker: _Worker, task: _Task, exitcode: int | None) -> BaseException:
+    def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
-        after = (
-            f"the {'pool' if self.launcher is None else 'executor'} replaced it and is still usable"
-        )
+        after = f"the {self.launcher.owner} replaced it and is still usable"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return timeout_error(self.task_timeout, running, worker.pid, after)
@@ -593,7 +532,7 @@ class _Pool:
                         w.kill("timeout", running)
 
     def check_starts(self) -> None:
-        """Break the pool when an interpreter is not ready after ``launcher.start_timeout``."""
+        """Break the pool when a worker has not greeted after ``launcher.start_timeout``."""
         now = time.monotonic()
         with self.lock:
             for w in self.workers:
@@ -642,13 +581,13 @@ class _Pool:
 
 
 def submit_call(  # noqa: PLR0917
-    pool: _Pool,
+    pool: Pool,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     dumps: Callable[[Any], bytes],
     pickler: Callable[[Any], bytes],
-) -> _Task:
+) -> Task:
     """Pickle ``fn(*args, **kwargs)`` with the caller's context values and queue it on *pool*.
 
     *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
@@ -659,10 +598,6 @@ def submit_call(  # noqa: PLR0917
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
-    task = _Task(pool, payload, fn)
+    task = Task(pool, payload, fn)
     pool.submit(task)
     return task
-
-
-Pool = _Pool
-Task = _Task

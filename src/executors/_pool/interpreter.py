@@ -1,6 +1,6 @@
 """Worker interpreters for the ``pool`` engine: fresh ``python`` processes started by Popen.
 
-:class:`Launcher` is what :class:`executors._pool.engine.Pool` calls (instead of
+:class:`InterpreterLauncher` is what :class:`executors._pool.engine.Pool` calls (instead of
 ``multiprocessing.Process``) to start a worker: ``python -c <import
 _subworker>`` (see :mod:`executors._pool._subworker` for its side of the protocol),
 with the two pipes, the caller's stderr and a shared-memory file (a memfd where
@@ -27,13 +27,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .._env import worker_environ
 from .._proc.exits import describe_exit
+from .._proc.forking import FORK_LOCK
+from .._runtime import linux_only
 from ..errors import BrokenExecutor, InvalidOption
 from . import _subworker
+from .launch import Launcher, Started
 
-__all__ = ["PACKAGE_PARENT", "Child", "Launcher", "resolve_python"]
+__all__ = ["PACKAGE_PARENT", "Child", "InterpreterLauncher", "resolve_python"]
 
 PACKAGE_PARENT = str(Path(_subworker.__file__).resolve().parents[2])  # holds executors/
 
@@ -100,6 +104,8 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
 def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
     """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
     try:
+        if not linux_only("memfd_create"):
+            raise OSError("EXECUTORS_PORTABLE: not using memfd_create")
         fd = os.memfd_create("executors-worker-state")
     except (AttributeError, OSError):  # not Linux: an unlinked temporary file
         import tempfile
@@ -125,6 +131,8 @@ class Child:
         self.pid = proc.pid
         self.sentinel: int | None = None
         pidfd_open = getattr(os, "pidfd_open", None)  # Linux 5.3+, Python 3.9+
+        if not linux_only("pidfd_open"):
+            pidfd_open = None  # the pool engine then watches the results pipe's end
         if pidfd_open is not None:
             with contextlib.suppress(OSError):
                 self.sentinel = pidfd_open(proc.pid)
@@ -162,8 +170,11 @@ class Child:
             self.proc.stderr.close()
 
 
-class Launcher:
+class InterpreterLauncher(Launcher):
     """Starts worker interpreters for :class:`executors._pool.engine.Pool`.
+
+    They start slowly (a fresh ``python``), so they greet when ready and a
+    retiring worker's successor is started ahead (see :class:`.launch.Launcher`).
 
     :param python: the interpreter's path (see :func:`resolve_python`).
     :param init: the pickled ``(initializer, initargs)``, or None.
@@ -176,6 +187,8 @@ class Launcher:
     ) -> None:
         self.python = python
         self.start_timeout = start_timeout
+        self.greets = self.starts_ahead = True
+        self.owner = "executor"
         # the same binary (a venv's python may link to it) runs the caller's compiled loop
         binary = os.path.realpath(python) == os.path.realpath(sys.executable)
         self.program, self.code = _own_source() if binary else (_worker_source(), b"")
@@ -187,7 +200,23 @@ class Launcher:
         level = logging.getLogger().getEffectiveLevel()
         self.hello = pickle.dumps((first, last, init, max_tasks, level), _subworker.PROTOCOL)
 
-    def start(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float], bytes]:
+    def start(self, name: str, parent_fds: Callable[[], list[int]]) -> Started:
+        """Start one worker on two new pipes (*name* and *parent_fds* are not needed)."""
+        with FORK_LOCK:  # no fork elsewhere copies the child's ends meanwhile
+            task_r, task_w = os.pipe()
+            res_r, res_w = os.pipe()
+            try:
+                child, state = self._popen(task_r, res_w)
+            except BaseException:
+                for fd in (task_w, res_r):
+                    os.close(fd)
+                raise
+            finally:
+                for fd in (task_r, res_w):
+                    os.close(fd)
+        return Started(child, state, task_w, res_r, self.hello)
+
+    def _popen(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float]]:
         """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
         state_fd, state = _shared_state(self.code)
         try:
@@ -211,7 +240,7 @@ class Launcher:
         finally:
             os.close(err)
             os.close(state_fd)
-        return Child(proc), state, self.hello
+        return Child(proc), state
 
     def on_ready(self, child: Child) -> None:
         """It started: its stderr is the caller's now; close the start-up pipe."""

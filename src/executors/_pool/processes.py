@@ -1,19 +1,28 @@
-"""``pool`` workers: ``multiprocessing`` processes running the worker leaf's task loop."""
+"""``pool`` workers: ``multiprocessing`` processes running the worker leaf's task loop.
+
+:class:`ProcessLauncher` starts them for the engine (in the parent);
+:func:`pool_worker` is their main function (in the child).
+"""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import threading
 from typing import Any, Callable
 
 from .._env import enter_worker
 from .._proc.envelope import pack_outcomes, run_call, run_packed
-from .._proc.forking import close_fds, ignore_sigint
+from .._proc.forking import close_fds, forking, ignore_sigint
 from .._proc.logs import ForwardHandler, install_log_forwarding
 from .._proc.wire import ERR, INIT_FAILED, LOG, frame, write_all
 from ..serialization import get_pickler
 from . import _subworker
+from .launch import Launcher, Started
 
-__all__ = ["pool_worker"]
+__all__ = ["ProcessLauncher", "pool_worker"]
 
 
 def pool_worker(  # noqa: PLR0917 - a Process target
@@ -38,7 +47,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
     pickler = get_pickler(serializer, main_by_value=False)
     out_fd = results.fileno()
-    send_lock = threading.Lock()
+    send_lock = threading.Lock()  # held while writing a frame: log records come from any thread
 
     def send(items: list[tuple[Any, int, Any]]) -> None:
         data = frame(pack_outcomes(items, pickler))
@@ -52,3 +61,61 @@ def pool_worker(  # noqa: PLR0917 - a Process target
             send([(None, INIT_FAILED, value)])
             return
     _subworker.serve(tasks.fileno(), state, max_tasks, run_packed, send)
+
+
+class ProcessLauncher(Launcher):
+    """Starts ``pool`` workers: ``multiprocessing`` processes running :func:`pool_worker`."""
+
+    def __init__(
+        self,
+        start_method: str,
+        initializer: Callable[..., Any] | None,
+        initargs: tuple[Any, ...],
+        max_tasks: int | None,
+        serializer: str,
+    ) -> None:
+        self.start_method = start_method
+        self.ctx: Any = multiprocessing.get_context(start_method)
+        self.initializer, self.initargs = initializer, initargs
+        self.max_tasks, self.serializer = max_tasks, serializer
+
+    def start(self, name: str, parent_fds: Callable[[], list[int]]) -> Started:
+        """Start a process called *name* on two new pipes; a forked one closes *parent_fds*."""
+        task_r, task_w = os.pipe()
+        res_r, res_w = os.pipe()
+        try:
+            state = self.ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
+            # Only a forked child has our descriptors under our numbers: a forkserver child
+            # gets its own under new numbers, and closing ours there could close one of them.
+            fork = self.start_method == "fork"
+            close = [*parent_fds(), task_w, res_r] if fork else []
+            child_ends = (
+                multiprocessing.connection.Connection(task_r, writable=False),
+                multiprocessing.connection.Connection(res_w, readable=False),
+            )
+        except BaseException:
+            for fd in (task_r, task_w, res_r, res_w):
+                os.close(fd)
+            raise
+        args = (
+            *child_ends,
+            state,
+            self.initializer,
+            self.initargs,
+            self.max_tasks,
+            self.serializer,
+            logging.getLogger().getEffectiveLevel(),
+            close,
+        )
+        process = self.ctx.Process(target=pool_worker, args=args, name=name)
+        try:
+            with forking():
+                process.start()
+        except BaseException:
+            for fd in (task_w, res_r):
+                os.close(fd)
+            raise
+        finally:
+            for conn in child_ends:
+                conn.close()
+        return Started(process, state, task_w, res_r, None)

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _validate
-from ..protocol import BaseExecutor
+from ..protocol import OwnsProcesses
 from ..serialization import Dumps, PickledCall, get_pickler
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["ProcessBackend"]
 
 
-class ProcessBackend(BaseExecutor):
+class ProcessBackend(OwnsProcesses):
     """What the fork, process, pool and subprocess executors share: options, defaults, platforms."""
 
     def _take_options(

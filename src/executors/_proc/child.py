@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .._env import enter_worker
 from ..serialization import Dumps, get_pickler
 from .envelope import Outcome, pack_outcomes, run_call, run_packed
-from .forking import flush_std_streams, ignore_sigint
+from .forking import flush_std_streams, guard_child, ignore_sigint
 from .logs import ForwardHandler, install_log_forwarding
 from .wire import ERR, INIT_FAILED, OK, frame, write_all
 
@@ -56,6 +56,7 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
     and blocked SIGINT (the child inherits the mask); the root logger keeps
     the caller's level and gets only *handler*.
     """
+    guard_child()  # the caller's death, or this child's, takes what the task starts
     items: list[tuple[Any, int, Any]] = []
     handler.sink = items
     logging.root.handlers = [handler]

@@ -19,6 +19,7 @@ import pickle
 from typing import Any, Callable
 
 from .. import context
+from .._wording import call_name
 from ..errors import SerializationError
 from ..serialization import (
     Dumps,
@@ -28,7 +29,6 @@ from ..serialization import (
     pack_exception,
     unpack_exception,
 )
-from .exits import call_name
 from .wire import ERR, LOAD_FAILED, LOG, OK, UNPICKLABLE
 
 __all__ = [

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable
 
 from ..errors import TaskTimeout, WorkerCrashed, _adopt_broken_process_pool
 
 _adopt_broken_process_pool()  # the backends that raise WorkerCrashed import this module
 
-__all__ = ["call_name", "crash_error", "describe_exit", "signal_name", "timeout_error"]
+__all__ = ["crash_error", "describe_exit", "signal_name", "timeout_error"]
 
 
 def signal_name(signum: int) -> str:
@@ -27,14 +26,6 @@ def describe_exit(exitcode: int | None) -> str:
     if exitcode < 0:
         return f"died with {signal_name(-exitcode)}({exitcode})"
     return f"exited with code {exitcode}"
-
-
-def call_name(fn: Callable[..., Any]) -> str:
-    """``crunch()`` for a function, for messages about the task running it."""
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if not isinstance(name, str):
-        name = type(fn).__name__
-    return f"{name}()"
 
 
 def crash_error(pid: int | None, exitcode: int | None, running: str, after: str) -> WorkerCrashed:

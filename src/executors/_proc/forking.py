@@ -7,13 +7,22 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["FORK_LOCK", "close_fds", "flush_std_streams", "forking", "ignore_sigint"]
+__all__ = [
+    "FORK_LOCK",
+    "PARENT_POLL",
+    "close_fds",
+    "flush_std_streams",
+    "forking",
+    "guard_child",
+    "ignore_sigint",
+]
 
 #: Held while any of our backends creates a child (fork, ``Process.start``, ``Popen``):
 #: a pipe made for one child is closed in the parent before another fork can copy it
@@ -75,3 +84,31 @@ def close_fds(fds: list[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+#: Seconds between a child's checks that its parent (the caller) is still alive.
+PARENT_POLL = 0.2
+
+
+def guard_child() -> None:
+    """Make this child lead a process group, and die with its parent, even mid-task.
+
+    What its task starts joins the group, so the parent can kill that too when the
+    child dies mid-task (:func:`executors.command.kill_group`). A thread checks
+    every :data:`PARENT_POLL` seconds that the parent is still there; once it is
+    not (the caller was SIGKILLed), it kills the group, the child with it. The
+    pool engine's worker leaf does the same (``_pool._subworker.guard``).
+    """
+    with contextlib.suppress(OSError):  # a session leader already leads a group
+        os.setpgid(0, 0)
+    threading.Thread(
+        target=_watch_parent, args=(os.getppid(),), name="executors-parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(ppid: int) -> None:  # pragma: no cover - runs until the process dies
+    while os.getppid() == ppid:
+        time.sleep(PARENT_POLL)
+    if os.getpgrp() == os.getpid():
+        os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -23,18 +23,19 @@ import selectors
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from typing import Any, Callable
 
 from .. import command
 from .._futures import LazyFuture
+from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
 from .backend import ProcessBackend
-from .envelope import outcome_error
-from .exits import call_name, crash_error, timeout_error
+from .envelope import outcome_error, packed
+from .exits import crash_error, timeout_error
 from .logs import outcome_failed, replay_log
-from .managers import release_manager, track_manager
+from .managers import Wakeup, release_manager, track_manager
 from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
@@ -79,8 +80,18 @@ class ChildTask(LazyFuture[Any]):
         """True while its child runs the task (from start until the outcome arrives)."""
         return self.started_at > 0 and not self.reported and not self.done()
 
-    def _cancel_now(self) -> bool:
-        return Future.cancel(self)
+    def leaving(self) -> ChildTask:
+        """What reaping its child needs (pid, pipe, handle), without the future and its result.
+
+        The manager watches a child until it exits; holding the task itself that long
+        would keep a result the caller has already dropped (a ``map`` over big results).
+        """
+        husk: ChildTask = object.__new__(ChildTask)  # not a future: nobody waits on it
+        husk.__dict__.update(
+            pid=self.pid, fd=self.fd, handle=self.handle, reader=self.reader, frames=[],
+            reported=True, started_at=self.started_at, killed=self.killed, label=self.label,
+        )  # fmt: skip
+        return husk
 
     def forget_call(self) -> None:
         self.fn = self.args = self.kwargs = self.values = self.payload = None  # type: ignore[assignment]
@@ -100,20 +111,23 @@ class ChildRunner:
         launch: Launch,
         reap: Reap,
         task_timeout: float | None,
+        *,
+        initializer: Callable[..., object] | None,
     ) -> None:
         self.name, self.max_workers = name, max_workers
         self.launch, self.reap, self.task_timeout = launch, reap, task_timeout
+        self.initializer = initializer  # run by each child; named when it fails
+        # Held while mutating queue, running, exiting, closing and broken, and while
+        # registering a descriptor with the selector the manager waits on. Never held
+        # while starting a child or running a future's callbacks.
         self.lock = threading.Lock()
         self.queue: deque[ChildTask] = deque()
         self.running: set[ChildTask] = set()
         self.exiting: set[ChildTask] = set()  # reported their outcome; not reaped yet
         self.closing = False
         self.broken: BrokenExecutor | None = None
-        self.selector = selectors.DefaultSelector()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.wakeup = Wakeup()
+        self.selector = self.wakeup.selector
         self.thread = threading.Thread(target=self.run, name=f"{name}-manager", daemon=True)
         self.thread.start()
         track_manager(self)
@@ -153,7 +167,7 @@ class ChildRunner:
         if task.cancelled():  # cancelled while it was being started
             self.kill(task, "cancel")
         if self.task_timeout is not None:
-            self.wake()  # to wait with the new deadline
+            self.wakeup.wake()  # to wait with the new deadline
 
     def release(self, task: ChildTask) -> None:
         """Free *task*'s slot from a caller's thread; the manager starts what waits for it."""
@@ -161,7 +175,7 @@ class ChildRunner:
             self.running.discard(task)
             waiting = bool(self.queue)
         if waiting:
-            self.wake()
+            self.wakeup.wake()
 
     def kill(self, task: ChildTask, why: str) -> None:
         if task.fd < 0 and task.started_at:  # already read to the end and being reaped
@@ -170,10 +184,6 @@ class ChildRunner:
             task.killed = why
         assert task.pid is not None
         command.kill_process_tree(task.pid)  # and the commands its task started
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self.wake_w, b"\0")
 
     def cancel(self, task: ChildTask) -> bool:
         with self.lock:
@@ -191,7 +201,7 @@ class ChildRunner:
                 for task in self.queue:
                     task._cancel_now()
                 self.queue.clear()
-        self.wake()
+        self.wakeup.wake()
 
     # -- the manager thread ---------------------------------------------------------------
 
@@ -209,14 +219,15 @@ class ChildRunner:
                 for task in starts:
                     self.start(task)
                 if starts:
+                    del task, starts  # not kept (nor their results) while the loop waits
                     continue
                 events = self.selector.select(self.next_deadline())
                 for key, _ in events:
                     if key.data is None:
-                        with contextlib.suppress(OSError):
-                            os.read(self.wake_r, 4096)
+                        self.wakeup.drain()
                     else:
                         self.read(key.data)
+                events = key = None  # type: ignore[assignment]  # no task kept while waiting
                 if self.task_timeout is not None:
                     self.kill_overdue()
         finally:
@@ -253,14 +264,18 @@ class ChildRunner:
         if data:
             task.frames += task.reader.feed(data)
             if task.frames:  # the child's only frame: the task is over, the child is leaving
+                husk = task.leaving()
                 with self.lock:
                     self.running.discard(task)
-                    self.exiting.add(task)
+                    self.exiting.add(husk)
+                self.selector.modify(task.fd, selectors.EVENT_READ, husk)
                 self.finish(task, None)
             return
         self.selector.unregister(task.fd)
         os.close(task.fd)
         task.fd = -1
+        if not task.reported and task.pid is not None:  # died mid-task: so does what it started
+            command.kill_group(task.pid)
         exitcode = self.reap(task)
         with self.lock:
             self.running.discard(task)
@@ -304,13 +319,8 @@ class ChildRunner:
             elif outcome[0] != INIT_FAILED:
                 task.set_exception(outcome_error(*outcome))
             else:
-                cause = unpack_exception(outcome[1])
-                error = BrokenExecutor(
-                    f"the initializer raised {type(cause).__name__}: {cause} in child "
-                    f"{task.pid}; no task can run on this executor; fix the initializer and "
-                    "create a new executor"
-                )
-                error.__cause__ = cause
+                cause = unpack_exception(packed(outcome[1]))
+                error = initializer_failed(self.initializer, cause, f" in child {task.pid}")
                 with self.lock:
                     self.broken = error
                     queued = list(self.queue)

@@ -4,7 +4,8 @@
 - :mod:`~executors._remote.wire`: what master and workers share (addresses, authkeys, payload);
 - :mod:`~executors._remote.worker`: the worker program, ``python -m executors worker HOST:PORT``.
 
-The seeds' distributed-processes story, made safe to lose a worker in::
+The classic distributed-processes program (a master, a task queue, a result queue),
+made safe to lose a worker in::
 
   caller threads        master process (RemoteExecutor)               worker processes
   ==============        ===============================               ================

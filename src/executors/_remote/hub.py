@@ -23,7 +23,6 @@ import secrets
 import socket
 import threading
 import time
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from multiprocessing import managers
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -71,25 +70,14 @@ class Task(LazyFuture[Any]):
         """Cancel the task; one a worker runs is stopped there where its engine can.
 
         Pool, process and fork engines kill and replace the process running it;
-        command tasks have their process group killed on any engine. A plain
-        function running on a worker's threads cannot be stopped: False then.
+        command tasks have their process group killed on any engine; a local
+        worker is killed and replaced by the master. A plain function running on
+        the threads of a worker started elsewhere cannot be stopped: False then.
         """
         if super().cancel():
             return True
         hub = self.hub
-        return hub is not None and self._state == RUNNING and hub.cancel_running(self)
-
-    def _cancel_running(self) -> bool:
-        """Move this running future to cancelled, telling waiters and callbacks."""
-        with self._condition:
-            if self._state != RUNNING:
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
+        return hub is not None and self.running() and hub.cancel_running(self)
 
 
 class _Worker:
@@ -120,6 +108,8 @@ class Hub:
         prefetch: int = 0,
         task_timeout: float | None = None,
     ) -> None:
+        # Held (through the conditions below, which share it) while mutating pending,
+        # tasks, workers, running, stopping and each task's owner, attempts and flags.
         self.lock = threading.RLock()
         # Takers with a free slot wait on ``cond``, the rest (prefetch only) on
         # ``cond_ahead``: submit wakes one taker, preferring one that runs the task at
@@ -133,6 +123,9 @@ class Hub:
         self.pending: collections.deque[int] = collections.deque()
         self.tasks: dict[int, Task] = {}
         self.workers: dict[str, _Worker] = {}
+        #: Names of every worker that ever registered (a local worker that connected
+        #: and then died is a lost worker, not one that failed to start).
+        self.seen: set[str] = set()
         self.cap = cap
         self.running = 0
         self.max_retries = max_retries
@@ -144,6 +137,8 @@ class Hub:
         self.stopping = False
         self.ids = itertools.count()
         self.local = threading.local()  # the worker a server thread takes tasks for
+        #: Set by the executor: kills worker *wid* if it is a local one (True then).
+        self.kill_local: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- called by workers (in a server thread) ---------------------------------
 
@@ -153,6 +148,7 @@ class Hub:
             if wid not in self.workers:
                 wid = secrets.token_hex(8)
                 self.workers[wid] = _Worker(wid, info)
+                self.seen.add(str(info.get("name")))
             self.workers[wid].last_seen = time.monotonic()
             self.wake_all()
         return {
@@ -331,7 +327,9 @@ class Hub:
 
         True when *task* is now cancelled: its worker's engine stops tasks (pool,
         process, fork), or it is a command task (killed on any engine), or it went
-        back to the queue (its worker was lost) and nobody runs it.
+        back to the queue (its worker was lost) and nobody runs it, or its worker is
+        a local one, which the master kills and replaces (the other tasks it held go
+        back to the queue, no attempt counted).
         """
         with self.cond:
             worker = self.workers.get(task.owner) if task.owner is not None else None
@@ -342,16 +340,20 @@ class Hub:
                 del self.tasks[tid]  # _hand_out skips it
             else:
                 info = worker.info
-                if not info.get("cancels") or not (info.get("stops_tasks") or is_command(task.fn)):
-                    return False
                 tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
                 if tid is None:  # its result is being delivered
                     return False
+                stops = info.get("cancels") and (info.get("stops_tasks") or is_command(task.fn))
+                if not stops:  # a thread cannot be stopped: its process can, if it is ours
+                    if self.kill_local is None or not self.kill_local(worker.wid, info):
+                        return False
+                    worker.doomed = True  # given nothing more; its loss counts no attempt
                 del self.tasks[tid]  # its result, if it still comes, is dropped
                 worker.in_flight.discard(tid)
                 self.running -= 1
-                worker.cancels.append(tid)
-                self.cond_cancel.notify_all()
+                if stops:
+                    worker.cancels.append(tid)
+                    self.cond_cancel.notify_all()
                 self.wake_all()  # capacity freed at the master
         return task._cancel_running()
 
@@ -488,7 +490,7 @@ class Server(managers.Server):
     def __init__(self, *args: Any, hub: Hub, spare: int = 0) -> None:
         super().__init__(*args)
         self.hub = hub
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating clients and closing
         self.clients: dict[threading.Thread, Any] = {}
         self.closing = False
         self.stop_event = threading.Event()  # made by serve_forever(), which we do not use

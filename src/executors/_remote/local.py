@@ -30,13 +30,15 @@ class LocalWorkers:
     """The worker processes started here, by name; only the master's threads use it.
 
     :meth:`spawn` runs in the constructor of the executor, then only in its
-    monitor thread, as do :meth:`check`, :meth:`kill` and :meth:`reap`.
+    monitor thread, as do :meth:`check` and :meth:`reap`; :meth:`kill` also runs
+    in a caller's thread that cancels a task (it only reads ``procs``).
     """
 
     def __init__(self, hub: Hub, authkey: bytes, engine: str) -> None:
         self.hub, self.authkey, self.engine = hub, authkey, engine
         self.procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self.failed_starts = 0
+        hub.kill_local = self.kill_if_local  # cancel() of a task a thread cannot stop
 
     def __bool__(self) -> bool:
         return bool(self.procs)
@@ -84,13 +86,21 @@ class LocalWorkers:
             if code is None:
                 continue
             del self.procs[name]
+            command.kill_group(proc.pid)  # it leads its session: what its tasks started
             how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with {code}"
             wids = [w for w, info in self._worker_infos() if info.get("name") == name]
-            if not wids and code > 0:  # it gave up on its own before connecting
+            with self.hub.cond:
+                connected = name in self.hub.seen
+                self.hub.seen.discard(name)
+            if not connected and code > 0:  # it gave up on its own before connecting
                 self.failed_starts += 1
-            for wid in wids:
+            else:  # a task that exits ends a worker that had connected: no failed start
                 self.failed_starts = 0
-                self.hub.lose(wid, f"local worker process {proc.pid} {how}")
+            for wid in wids:
+                with self.hub.cond:
+                    worker = self.hub.workers.get(wid)
+                    doomed = worker is not None and worker.doomed  # killed on purpose
+                self.hub.lose(wid, None if doomed else f"local worker process {proc.pid} {how}")
             if self.failed_starts >= 3:
                 return (
                     f"local worker processes keep exiting before connecting (the last, "
@@ -110,6 +120,13 @@ class LocalWorkers:
             entry = self.procs.get(str(worker.info.get("name"))) if worker else None
         if entry is not None:
             kill_local(entry[0])  # the monitor sees it exit, and starts another
+
+    def kill_if_local(self, wid: str, info: dict[str, Any]) -> bool:
+        """Kill worker *wid* if it is one of ours; whether it was."""
+        if not self.is_local(info):
+            return False
+        self.kill(wid)
+        return True
 
     def reap(self, within: float) -> None:
         """Wait up to *within* seconds for the workers to leave; kill those that do not."""

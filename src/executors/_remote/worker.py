@@ -190,9 +190,16 @@ def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
 
 
 def _takes_task_timeout(spec: str) -> bool:
-    """Whether the backend *spec* names takes ``task_timeout`` (it can stop a task)."""
+    """Whether the backend *spec* names can stop a running task (so enforces ``task_timeout``).
+
+    Every built-in backend takes ``task_timeout``; only those whose class says
+    ``stops_tasks`` can kill a task (a plugin without the flag: if it takes the option).
+    """
     try:
         factory = registry.get_backend(parse_spec(spec).name)
+        stops = getattr(factory, "stops_tasks", None)
+        if stops is not None:
+            return bool(stops)
         return "task_timeout" in inspect.signature(factory).parameters
     except Exception:  # an unknown engine fails later, with its own message
         return False
@@ -301,6 +308,8 @@ class Worker:
         self._stops_tasks = _takes_task_timeout(backend)
         self._avg: float | None = None  # seconds a task takes here, a moving average
         self._session: _Session | None = None
+        # Held (and waited on) while mutating _session, _generation, _outbox, _in_flight,
+        # _stopping, _futures, _threads and _cancelled.
         self._cond = threading.Condition()
         self._outbox: list[tuple[str, int, bool, bytes]] = []
         self._in_flight = 0

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
 from .. import _validate
 from .._aio.loop import LoopRunner, TaskFuture
 from .._compat import ParamSpec
-from ..awaitable import _is_async
+from .._coroutines import is_async as _is_async
+from ..awaitable import _refuse_coroutine_object
 from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor, _not_callable
 
@@ -71,6 +72,11 @@ class AsyncioExecutor(BaseExecutor):
         worker threads for plain functions (``<prefix>_<n>``).
     :param initializer: called with *initargs* once on the loop thread and once
         on each worker thread, before any task (for :data:`executors.context.worker`).
+    :param task_timeout: seconds a task may run; at the deadline its future fails
+        with :class:`~executors.TaskTimeout` and a coroutine is cancelled (a plain
+        function's thread cannot be stopped: its late result is dropped).
+    :param serializer: accepted so one spec fits every backend; nothing is pickled.
+    :param max_tasks_per_child: accepted likewise; no worker is replaced.
 
     >>> import asyncio
     >>> from executors import get_executor
@@ -83,6 +89,7 @@ class AsyncioExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "asyncio"
+    sharing: ClassVar[str] = "local"
     #: Coroutine functions run as they are (:func:`executors.aio` awaits them natively).
     runs_coroutines: ClassVar[bool] = True
 
@@ -94,7 +101,15 @@ class AsyncioExecutor(BaseExecutor):
         thread_name_prefix: str = "executors-asyncio",
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "auto",
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Seconds a task may run: a coroutine is then cancelled, a plain function's
+        #: thread runs on (its result is dropped); the future fails with TaskTimeout.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.serializer = _validate.serializer(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self.max_workers = (
             None if max_workers is None else _validate.max_workers(max_workers, default=1)
         )
@@ -111,6 +126,7 @@ class AsyncioExecutor(BaseExecutor):
         self._runner = LoopRunner(
             new_loop, self.max_workers, pool, f"{thread_name_prefix}-loop", (init, args)
         )
+        self._runner.task_timeout = self.task_timeout
         # Dropped without shutdown(): the loop finishes what it has, then closes.
         weakref.finalize(self, self._runner.shutdown, False, False)
 
@@ -131,15 +147,8 @@ class AsyncioExecutor(BaseExecutor):
         :raises RuntimeError: after :meth:`shutdown`.
         :raises BrokenExecutor: when the initializer failed.
         """
-        obj: object = fn
-        if not callable(obj):
-            if asyncio.iscoroutine(obj):
-                obj.close()  # never awaited, and it will not be
-                raise TypeError(
-                    f"submit() needs a coroutine function, got the coroutine object {fn!r}; "
-                    "pass the function and its arguments separately: submit(fetch, url), "
-                    "not submit(fetch(url))"
-                )
+        if not callable(fn):
+            _refuse_coroutine_object(fn)
             raise _not_callable(fn, "submit()")
         return self._submit(fn, args, kwargs)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _validate
 from .._pool.engine import Pool, submit_call
-from .._pool.interpreter import Launcher, resolve_python
+from .._pool.interpreter import InterpreterLauncher, resolve_python
 from .._proc.backend import ProcessBackend
 from ..command import Command, run_command
 from ..errors import BrokenExecutor, InvalidOption
@@ -115,6 +115,8 @@ class SubprocessExecutor(ProcessBackend):
                 parts={"the initializer": self._init, "initargs": self._initargs},
                 pickler=self._pickler,
             )
+        # Held while starting the engine or the command threads (_pool, _commands,
+        # _finalizer) and while setting _shutdown and _broken.
         self._lock = threading.Lock()
         self._pool: Pool | None = None
         self._commands: ThreadPoolExecutor | None = None
@@ -149,7 +151,7 @@ class SubprocessExecutor(ProcessBackend):
             if self._broken is not None:
                 raise self._broken
             if self._pool is None:
-                launcher = Launcher(
+                launcher = InterpreterLauncher(
                     self.python, self._init_pickle, self.max_tasks_per_child, self._start_timeout
                 )
                 try:
@@ -160,16 +162,13 @@ class SubprocessExecutor(ProcessBackend):
                 self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
             return self._pool
 
-    def _start_engine(self, launcher: Launcher) -> Pool:
+    def _start_engine(self, launcher: InterpreterLauncher) -> Pool:
         return Pool(
             self.max_workers,
-            "spawn",
-            self._init,
-            (),
-            self.max_tasks_per_child,
-            "pickle",
-            self.task_timeout,
-            launcher=launcher,
+            launcher,
+            initializer=self._init,
+            max_tasks=self.max_tasks_per_child,
+            task_timeout=self.task_timeout,
         )
 
     def _command_threads(self) -> ThreadPoolExecutor:
@@ -229,6 +228,14 @@ class SubprocessExecutor(ProcessBackend):
             commands.shutdown(wait=wait, cancel_futures=cancel_futures)
         if pool is not None and wait and threading.current_thread() is not pool.thread:
             pool.thread.join()
+
+    def _worker_pids(self) -> list[int]:
+        """The worker interpreters (commands started by command tasks are not workers)."""
+        pool = self._pool
+        if pool is None:
+            return []
+        with pool.lock:
+            return [w.pid for w in pool.workers]
 
     def __repr__(self) -> str:
         mode = "fresh" if self.fresh else f"max_tasks_per_child={self.max_tasks_per_child}"

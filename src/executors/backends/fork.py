@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import signal
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
+from .. import _validate
 from .._proc.child import run_forked
 from .._proc.envelope import capture
 from .._proc.forking import flush_std_streams, forking
 from .._proc.logs import ForwardHandler
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 from ..serialization import DEFAULT_SERIALIZER, Dumps, get_pickler
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ForkExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ForkExecutor(ChildBackend):
@@ -43,6 +44,7 @@ class ForkExecutor(ChildBackend):
         (:class:`~executors.errors.TaskTimeout`).
     :param serializer: how results travel back: ``"auto"`` (default: plain pickle,
         cloudpickle for what it refuses), ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: accepted; every value is met (one child per task).
 
     >>> import os
     >>> from executors import get_executor
@@ -62,12 +64,20 @@ class ForkExecutor(ChildBackend):
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
         serializer: str = DEFAULT_SERIALIZER,
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Accepted so one spec fits every backend: each task has a child of its own.
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
         pickler = get_pickler(serializer, main_by_value=False)  # the child's __main__ is ours
         launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
-            f"executors-fork-{next(_names)}", self.max_workers, launch, _reap, self.task_timeout
+            f"executors-fork-{next(_names)}",
+            self.max_workers,
+            launch,
+            _reap,
+            self.task_timeout,
+            initializer=self._init,
         )
         weakref.finalize(self, self._runner.shutdown, False)
 
@@ -84,6 +94,12 @@ class ForkExecutor(ChildBackend):
         task = ChildTask(self._runner, fn, args, kwargs, capture(), None)
         self._runner.submit(task)
         return task
+
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
 
     def __repr__(self) -> str:
         return f"<ForkExecutor backend='fork' max_workers={self.max_workers}>"

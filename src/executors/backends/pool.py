@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
-from .._pool.processes import pool_worker
+from .._pool.processes import ProcessLauncher, pool_worker
 from .._proc.backend import ProcessBackend
+from .._validate import positive_int
+from ..protocol import _as_plain, _is_coroutine_function
 from ..serialization import DEFAULT_SERIALIZER, get_pickler
 
 if TYPE_CHECKING:
@@ -111,14 +113,15 @@ class PoolExecutor(ProcessBackend):
             if serializer == "pickle"
             else self._pickler
         )
+        launcher = ProcessLauncher(
+            self.start_method, self._init, self._initargs, max_tasks_per_child, serializer
+        )
         self._pool = Pool(
             self.max_workers,
-            self.start_method,
-            self._init,
-            self._initargs,
-            max_tasks_per_child,
-            serializer,
-            self.task_timeout,
+            launcher,
+            initializer=self._init,
+            max_tasks=max_tasks_per_child,
+            task_timeout=self.task_timeout,
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
 
@@ -129,7 +132,7 @@ class PoolExecutor(ProcessBackend):
         :raises BrokenExecutor: after the initializer failed.
         :raises RuntimeError: after :meth:`shutdown`.
         """
-        if not callable(fn):
+        if not callable(fn) or _is_coroutine_function(fn):
             return super().submit(fn, *args, **kwargs)
         return self._submit(fn, args, kwargs)
 
@@ -158,8 +161,10 @@ class PoolExecutor(ProcessBackend):
         Inputs with a length are cut into about eight chunks per worker (at most
         50,000 items each); others go one item per task.
         """
+        if _is_coroutine_function(fn):
+            fn = _as_plain(fn)
         if chunksize is not None or not callable(fn):
-            size = chunksize
+            size = positive_int("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
@@ -188,6 +193,10 @@ class PoolExecutor(ProcessBackend):
         self._pool.shutdown(cancel_futures)
         if wait and threading.current_thread() is not self._pool.thread:  # not from a callback
             self._pool.thread.join()
+
+    def _worker_pids(self) -> list[int]:
+        with self._pool.lock:
+            return [w.pid for w in self._pool.workers]
 
     def __repr__(self) -> str:
         return f"<PoolExecutor backend='pool' max_workers={self.max_workers}>"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -12,10 +11,12 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
+from .. import _validate
 from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
+from .._runtime import Counter
 from ..serialization import DEFAULT_SERIALIZER
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ProcessExecutor"]
 
 R = TypeVar("R")
-_names = itertools.count(1)
+_names = Counter(1)
 
 
 class ProcessExecutor(ChildBackend):
@@ -44,6 +45,7 @@ class ProcessExecutor(ChildBackend):
     :param task_timeout: seconds a task may run before its process is killed.
     :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
         lambdas, closures and what ``__main__`` defines), ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: accepted; every value is met (one process per task).
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -63,7 +65,10 @@ class ProcessExecutor(ChildBackend):
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
         serializer: str = DEFAULT_SERIALIZER,
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        #: Accepted so one spec fits every backend: each task has a child of its own.
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._pickler = self._take_options(
             max_workers, initializer, initargs, task_timeout, serializer
         )
@@ -73,7 +78,9 @@ class ProcessExecutor(ChildBackend):
         self._ctx: Any = multiprocessing.get_context(self.start_method)
         prefix = f"executors-process-{next(_names)}"
         launch = _Launcher(self._ctx, prefix, self._init, self._initargs, serializer)
-        self._runner = ChildRunner(prefix, self.max_workers, launch, _reap, self.task_timeout)
+        self._runner = ChildRunner(
+            prefix, self.max_workers, launch, _reap, self.task_timeout, initializer=self._init
+        )
         weakref.finalize(self, self._runner.shutdown, False)
 
     def _submit(
@@ -86,6 +93,12 @@ class ProcessExecutor(ChildBackend):
         task = ChildTask(self._runner, fn, args, kwargs, values, payload)
         self._runner.submit(task)
         return task
+
+    def _worker_pids(self) -> list[int]:
+        """The children running a task now (each task has its own)."""
+        runner = self._runner
+        with runner.lock:
+            return [t.pid for t in runner.running if t.pid is not None]
 
     def __repr__(self) -> str:
         return (
@@ -107,7 +120,7 @@ class _Launcher:
     ) -> None:
         self.ctx, self.prefix, self.init, self.initargs = ctx, prefix, init, initargs
         self.serializer = serializer
-        self.count = itertools.count(1)
+        self.count = Counter(1)
 
     def __call__(self, task: ChildTask) -> tuple[int, int, Any]:
         call = (

@@ -21,8 +21,10 @@ from .. import _validate, context, serialization
 from .._remote import wire
 from .._remote.hub import Hub, listen
 from .._remote.local import LocalWorkers
+from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
-from ..protocol import BaseExecutor
+from ..protocol import OwnsProcesses
+from ..serialization import DEFAULT_SERIALIZER, get_pickler
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ R = TypeVar("R")
 _TICK = 0.05
 
 
-class RemoteExecutor(BaseExecutor):
+class RemoteExecutor(OwnsProcesses):
     """Run tasks on worker processes that connect to this master over TCP.
 
     With no *address* it binds ``127.0.0.1`` on a free port, makes a random
@@ -59,6 +61,11 @@ class RemoteExecutor(BaseExecutor):
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
     :param prefetch: at most this many tasks wait on a worker beyond those it
         runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and what ``__main__`` defines: a worker needs nothing but
+        this package), ``"pickle"`` or ``"cloudpickle"``.
+    :param max_tasks_per_child: passed to the local workers' engine (``pool`` and
+        ``subprocess`` replace a worker process after that many tasks).
     :param task_timeout: seconds a task may run, timed by the master, before
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
@@ -72,6 +79,7 @@ class RemoteExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "remote"
+    sharing: ClassVar[str] = "none"
 
     def __init__(
         self,
@@ -87,7 +95,12 @@ class RemoteExecutor(BaseExecutor):
         task_timeout: float | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        serializer: str = DEFAULT_SERIALIZER,
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        self.serializer, self._pickler = serializer, get_pickler(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        worker_backend = _with_max_tasks(worker_backend, self.max_tasks_per_child)
         external = address is not None
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
@@ -132,30 +145,31 @@ class RemoteExecutor(BaseExecutor):
         self._authkey = key
         self._engine = worker_backend
         self._functions: dict[Callable[..., Any], bytes] = {}
-        self._closing = False
-        self._wake = threading.Event()  # cuts the monitor's nap short at shutdown
-        self._broken: BrokenExecutor | None = None
-        self._local = LocalWorkers(self._hub, key, worker_backend)
-        self._server = listen(self._hub, host, port, key, spare=3 * n_local + 1)
-        bound: Any = self._server.address
+        local = LocalWorkers(self._hub, key, worker_backend)
+        server = listen(self._hub, host, port, key, spare=3 * n_local + 1)
+        bound: Any = server.address
         #: The ``(host, port)`` the master listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
-        self._accepter = threading.Thread(
-            target=self._server.accepter, name="executors-remote-accept", daemon=True
+        accepter = threading.Thread(
+            target=server.accepter, name="executors-remote-accept", daemon=True
         )
-        self._accepter.start()
+        accepter.start()
+        # What the threads use is kept apart from the executor, so that an executor
+        # dropped without shutdown() can be collected (its finalizer closes the master).
+        self._master = _Master(self._hub, local, server, accepter, self.address)
         # Split max_workers exactly, so that the workers' slots keep the cap.
         base, extra = divmod(self.max_workers or n_local, max(n_local, 1))
         try:
             for i in range(n_local):
-                self._local.spawn(max(1, base + (i < extra)), self._reachable())
+                local.spawn(max(1, base + (i < extra)), self._master.reachable())
         except BaseException:
-            self._stop()
+            self._master.stop()
             raise
         self._monitor = threading.Thread(
-            target=self._watch, name="executors-remote-monitor", daemon=True
+            target=self._master.watch, name="executors-remote-monitor", daemon=True
         )
         self._monitor.start()
+        weakref.finalize(self, self._master.close).atexit = False
         # At interpreter exit, finish what was submitted and stop the workers, as
         # ThreadPoolExecutor does; the weak reference lets an unused executor go.
         self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
@@ -165,59 +179,6 @@ class RemoteExecutor(BaseExecutor):
     def default_max_workers(cls) -> int:
         """The CPU count (used without an address; with one, the default is no cap)."""
         return _validate.cpu_count()
-
-    def _reachable(self) -> tuple[str, int]:
-        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
-        host, port = self.address
-        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
-
-    # -- the monitor --------------------------------------------------------------
-
-    def _watch(self) -> None:
-        hub = self._hub
-        idle_since = time.monotonic()
-        try:
-            while True:
-                self._wake.wait(_TICK)
-                with hub.cond:
-                    closing, left = self._closing, len(hub.tasks)
-                    now = time.monotonic()
-                    late = [
-                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
-                    ]
-                    if hub.workers or self._local:
-                        idle_since = now
-                for wid in late:
-                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
-                for wid in hub.expire(self._local.is_local):
-                    self._local.kill(wid)
-                if not self._broken:
-                    why = self._local.check(self._reachable())
-                    if why is not None:
-                        self._broken = BrokenExecutor(why)
-                        hub.fail_all(why)
-                if closing and not left:
-                    return
-                if closing and now - idle_since > hub.heartbeat:
-                    hub.fail_all(
-                        f"the executor was shut down with {left} task(s) not run: no worker "
-                        f"has been connected for {hub.heartbeat:g} s (master at "
-                        f"{self.address[0]}:{self.address[1]})"
-                    )
-                    return
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        hub = self._hub
-        hub.stop()
-        self._local.reap(5.0)
-        deadline = time.monotonic() + 1.0
-        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
-            time.sleep(_TICK)
-        self._server.close(self._reachable())
-        self._accepter.join(5.0)
-        hub.fail_all("the remote executor shut down before this task ran")
 
     # -- the protocol -------------------------------------------------------------
 
@@ -231,27 +192,29 @@ class RemoteExecutor(BaseExecutor):
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         try:
             if fn_data is None:
-                fn_data = serialization.auto_dumps(fn)
+                fn_data = self._pickler(fn)
                 if type(fn) is types.FunctionType and b"cloudpickle" not in fn_data:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = serialization.auto_dumps((args, kwargs or None, values))
+            call_data = self._pickler((args, kwargs or None, values))
         except Exception:
             parts = {
                 "the function": fn,
                 **{f"argument {i + 1}": a for i, a in enumerate(args)},
                 **{f"keyword argument {k!r}": v for k, v in kwargs.items()},
             }
-            serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
+            serialization.dumps(
+                (fn, args, kwargs, values), what="the task", parts=parts, pickler=self._pickler
+            )
             raise  # pragma: no cover - the second attempt pickled what the first could not
         hub = self._hub
         task = hub.task_class(fn_data, call_data, fn)
         with hub.lock:
-            if self._closing:
+            if self._master.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._broken is not None:
-                raise self._broken
+            if self._master.broken is not None:
+                raise self._master.broken
             tid = next(hub.ids)
             hub.tasks[tid] = task
             hub.pending.append(tid)
@@ -269,15 +232,17 @@ class RemoteExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
+        *cancel_futures* cancels the tasks no worker has taken yet; those taken run
+        to the end (:meth:`terminate_workers` stops them too).
+
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
         with :class:`~executors.BrokenExecutor`.
         """
         hub = self._hub
         cancelled: list[Future[Any]] = []
-        running: list[Future[Any]] = []
         with hub.cond:
-            self._closing = True
+            self._master.closing = True
             if cancel_futures:
                 for tid in hub.pending:
                     task = hub.tasks.get(tid)
@@ -285,16 +250,30 @@ class RemoteExecutor(BaseExecutor):
                         del hub.tasks[tid]
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
-                running = list(hub.tasks.values())
             hub.wake_all()
-        self._wake.set()
-        for future in cancelled:
-            future.cancel()
-        for future in running:  # stopped where the worker can; the rest run to the end
-            future.cancel()
-        atexit.unregister(self._atexit)
-        if wait:
+        self._master.wake.set()
+        for future in cancelled:  # those handed to a worker run to the end, as in
+            future.cancel()  # concurrent.futures; terminate_workers() stops them
+        if wait:  # else the exit hook still waits for the tasks, as concurrent.futures does
+            atexit.unregister(self._atexit)
             self._monitor.join()
+
+    def _worker_pids(self) -> list[int]:
+        return [proc.pid for proc, _ in list(self._master.local.procs.values())]
+
+    def _stop_workers(self, sig: int) -> None:
+        """Local workers get *sig*; tasks held by any worker fail at once (those on
+        workers started by hand may still run there: they are not ours to stop)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._master.broken = BrokenExecutor(
+            "the executor's workers were stopped (terminate_workers)"
+        )
+        self._hub.fail_all(
+            "terminate_workers() or kill_workers() stopped the executor before this task ended"
+        )
+        for pid in self._worker_pids():
+            kill_process_tree(pid, sig)
+        self.shutdown(wait=True)
 
     def __repr__(self) -> str:
         host, port = self.address
@@ -302,6 +281,87 @@ class RemoteExecutor(BaseExecutor):
             f"<RemoteExecutor backend='remote' address='{host}:{port}' "
             f"max_workers={self.max_workers}>"
         )
+
+
+class _Master:
+    """The master's moving parts that its threads use, without the executor itself.
+
+    The monitor thread runs :meth:`watch`: it restarts local workers that die,
+    drops workers that miss heartbeats, times tasks out, and once the executor is
+    closing and every task is done, stops the workers and the server (:meth:`stop`).
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        local: LocalWorkers,
+        server: Any,
+        accepter: threading.Thread,
+        address: tuple[str, int],
+    ) -> None:
+        self.hub, self.local, self.server, self.accepter = hub, local, server, accepter
+        self.address = address
+        self.closing = False
+        self.wake = threading.Event()  # cuts the monitor's nap short at shutdown
+        self.broken: BrokenExecutor | None = None
+
+    def close(self) -> None:
+        """The executor was dropped without ``shutdown()``: finish what runs, then stop."""
+        with self.hub.cond:
+            self.closing = True
+            self.hub.wake_all()
+        self.wake.set()
+
+    def reachable(self) -> tuple[str, int]:
+        """Where a process on this machine reaches the master (not at 0.0.0.0)."""
+        host, port = self.address
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
+
+    def watch(self) -> None:
+        hub = self.hub
+        idle_since = time.monotonic()
+        try:
+            while True:
+                self.wake.wait(_TICK)
+                with hub.cond:
+                    closing, left = self.closing, len(hub.tasks)
+                    now = time.monotonic()
+                    late = [
+                        w.wid for w in hub.workers.values() if now - w.last_seen > hub.heartbeat
+                    ]
+                    if hub.workers or self.local:
+                        idle_since = now
+                for wid in late:
+                    hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
+                for wid in hub.expire(self.local.is_local):
+                    self.local.kill(wid)
+                if not self.broken:
+                    why = self.local.check(self.reachable())
+                    if why is not None:
+                        self.broken = BrokenExecutor(why)
+                        hub.fail_all(why)
+                if closing and not left:
+                    return
+                if closing and now - idle_since > hub.heartbeat:
+                    hub.fail_all(
+                        f"the executor was shut down with {left} task(s) not run: no worker "
+                        f"has been connected for {hub.heartbeat:g} s (master at "
+                        f"{self.address[0]}:{self.address[1]})"
+                    )
+                    return
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        hub = self.hub
+        hub.stop()
+        self.local.reap(5.0)
+        deadline = time.monotonic() + 1.0
+        while hub.workers and time.monotonic() < deadline:  # external workers saying bye
+            time.sleep(_TICK)
+        self.server.close(self.reachable())
+        self.accepter.join(5.0)
+        hub.fail_all("the remote executor shut down before this task ran")
 
 
 def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
@@ -316,6 +376,13 @@ def _count(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidOption(f"{name} must be an int >= 0 or None, got {value!r}")
     return value
+
+
+def _with_max_tasks(spec: str, max_tasks: int | None) -> str:
+    """The local workers' engine spec, told to replace its workers after *max_tasks*."""
+    if max_tasks is None or not isinstance(spec, str):
+        return spec
+    return f"{spec}{'&' if '?' in spec else '?'}max_tasks_per_child={max_tasks}"
 
 
 def _check_engine(spec: str) -> None:

@@ -10,18 +10,20 @@ collected and its threads exit; at interpreter exit, queued tasks still run.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
-from .. import _validate
+from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
+from .._wording import initializer_failed
 from ..errors import BrokenExecutor
-from ..protocol import BaseExecutor, _not_callable
+from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
 
 __all__ = ["ThreadExecutor"]
 
@@ -36,16 +38,31 @@ _Item = Optional[
 class _Shared:
     """What the executor and its worker threads share (the threads never see the executor)."""
 
-    __slots__ = ("broken", "idle", "initargs", "initializer", "lock", "queue", "shutdown")
+    __slots__ = (
+        "broken",
+        "idle",
+        "initargs",
+        "initializer",
+        "lock",
+        "queue",
+        "shutdown",
+        "task_timeout",
+    )
 
-    def __init__(self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]):
+    def __init__(
+        self,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        task_timeout: float | None = None,
+    ):
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while mutating idle, shutdown and broken
         self.idle = 0
         self.shutdown = False
         self.broken: BrokenExecutor | None = None
         self.initializer = initializer
         self.initargs = initargs
+        self.task_timeout = task_timeout
 
     def fail_queued(self, make_error: Callable[[], BaseException] | None) -> None:
         """Drain the queue; cancel each task, or fail it with ``make_error()``."""
@@ -81,15 +98,12 @@ def _work(shared: _Shared) -> None:
             shared.initializer(*shared.initargs)
         except BaseException as exc:
             with shared.lock:
-                shared.broken = BrokenExecutor(
-                    f"initializer {shared.initializer!r} raised {type(exc).__name__}: {exc}; "
-                    "the thread pool cannot run tasks (fix the initializer and create a new one)"
-                )
-                shared.broken.__cause__ = exc
+                shared.broken = initializer_failed(shared.initializer, exc)
             broken = shared.broken
             shared.fail_queued(lambda: broken)
             return
     get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    timeout = shared.task_timeout
     while True:
         try:
             item = get_nowait()
@@ -102,13 +116,17 @@ def _work(shared: _Shared) -> None:
         future, ctx, fn, args, kwargs = item
         del item
         if future.set_running_or_notify_cancel():
+            if timeout is not None:
+                _deadline.watch(future, timeout, _deadline.describe(fn))
             try:
                 result = ctx.run(fn, *args, **kwargs)
             except BaseException as exc:
-                future.set_exception(exc)
+                with contextlib.suppress(InvalidStateError):  # timed out: dropped
+                    future.set_exception(exc)
                 del exc
             else:
-                future.set_result(result)
+                with contextlib.suppress(InvalidStateError):
+                    future.set_result(result)
                 del result
         del future, ctx, fn, args, kwargs
 
@@ -117,13 +135,23 @@ def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
     shared.stop(len(threads))
 
 
-_live: weakref.WeakValueDictionary[int, ThreadExecutor] = weakref.WeakValueDictionary()
+# Every worker thread and what it serves, whether or not its executor is still alive
+# (dropped, or shut down without waiting): at exit each one finishes its queue.
+_workers: weakref.WeakKeyDictionary[threading.Thread, _Shared] = weakref.WeakKeyDictionary()
+_workers_lock = threading.Lock()
 
 
 def _at_exit() -> None:
     # Like the standard library: queued tasks still run, then the threads exit.
-    for ex in list(_live.values()):
-        ex.shutdown(wait=True)
+    with _workers_lock:
+        items = list(_workers.items())
+    counts: dict[_Shared, int] = {}
+    for _, shared in items:
+        counts[shared] = counts.get(shared, 0) + 1
+    for shared, n in counts.items():
+        shared.stop(n)
+    for thread, _ in items:
+        thread.join()
 
 
 # threading._register_atexit runs before non-daemon threads are joined (3.9+).
@@ -134,17 +162,26 @@ class ThreadExecutor(BaseExecutor):
     """A thread pool: for I/O-bound work (downloads, API calls, disk), not CPU-bound work.
 
     Threads share one GIL, so CPU-bound Python code runs on one core at a time;
-    use ``pool`` for that. Workers are named ``<thread_name_prefix>_<n>``, so a
-    task can log ``threading.current_thread().name``. Each task runs in a copy of
-    the submitting context (as :func:`asyncio.to_thread` does), so
+    use ``pool`` or ``interpreter`` for that. On a free-threaded build with the
+    GIL off (``python3.13t``; ``python -m executors info`` says which) threads
+    run Python code on every core, and this backend is CPU-parallel too.
+
+    Workers are named ``<thread_name_prefix>_<n>``, so a task can log
+    ``threading.current_thread().name``. Each task runs in a copy of the
+    submitting context (as :func:`asyncio.to_thread` does), so
     :mod:`contextvars` and :func:`executors.context.bind` values reach it and
-    whatever it sets stays inside it; :data:`executors.context.worker` is private
-    to each worker thread.
+    whatever it sets stays inside it; :data:`executors.context.worker` is
+    private to each worker thread.
 
     :param max_workers: default ``min(32, CPUs + 4)``, as the standard library.
     :param initializer: called with *initargs* in each worker thread before its
         first task; if it raises, the pool is broken and every task fails with
         :class:`~executors.BrokenExecutor`.
+    :param task_timeout: seconds a task may run; at the deadline its future fails
+        with :class:`~executors.TaskTimeout`. The thread cannot be stopped: it runs
+        on, busy, and its late result is dropped.
+    :param serializer: accepted for a spec that fits every backend; nothing is pickled here.
+    :param max_tasks_per_child: accepted likewise; threads are not replaced.
 
     >>> import threading
     >>> from executors import get_executor
@@ -154,6 +191,7 @@ class ThreadExecutor(BaseExecutor):
     """
 
     name: ClassVar[str] = "thread"
+    sharing: ClassVar[str] = "local"
 
     def __init__(
         self,
@@ -162,14 +200,20 @@ class ThreadExecutor(BaseExecutor):
         thread_name_prefix: str = "executors-thread",
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "auto",
+        max_tasks_per_child: int | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         init, args = _validate.initializer(initializer, initargs)
         self.thread_name_prefix = str(thread_name_prefix)
-        self._shared = _Shared(init, args)
+        #: Seconds a task may run before its future fails with :class:`~executors.TaskTimeout`.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.serializer = _validate.serializer(serializer)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
+        self._shared = _Shared(init, args, self.task_timeout)
         self._threads: list[threading.Thread] = []
         weakref.finalize(self, _stop, self._shared, self._threads)
-        _live[id(self)] = self
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -185,6 +229,8 @@ class ThreadExecutor(BaseExecutor):
         # Overrides BaseExecutor.submit to keep the hot path to one call.
         if not callable(fn):
             raise _not_callable(fn, "submit()")
+        if _is_coroutine_function(fn):
+            fn = _as_plain(fn)
         future: Future[R] = Future()
         shared = self._shared
         with shared.lock:
@@ -192,6 +238,8 @@ class ThreadExecutor(BaseExecutor):
                 raise shared.broken
             if shared.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if protocol._exiting:
+                protocol._refuse_at_exit()
             shared.queue.put((future, contextvars.copy_context(), fn, args, kwargs))
             if shared.idle:
                 shared.idle -= 1
@@ -206,6 +254,8 @@ class ThreadExecutor(BaseExecutor):
             name=f"{self.thread_name_prefix}_{len(self._threads)}",
             daemon=True,
         )
+        with _workers_lock:
+            _workers[thread] = self._shared
         thread.start()
         self._threads.append(thread)
 
@@ -215,7 +265,6 @@ class ThreadExecutor(BaseExecutor):
         if wait:
             for thread in list(self._threads):
                 thread.join()
-        _live.pop(id(self), None)
 
     def __repr__(self) -> str:
         state = "shut down" if self._shared.shutdown else f"{len(self._threads)} threads"

@@ -1,0 +1,275 @@
+"""The caller's side of the engine backends: local queue, in-flight window, batches, futures.
+
+See :mod:`executors._cluster` for the data flow.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
+from typing import Any, Callable, Protocol, TypeVar
+
+from .. import context
+from .._compat import ParamSpec
+from .._wording import initializer_failed
+from ..errors import BrokenExecutor
+from ..protocol import BaseExecutor, _not_callable
+from ..serialization import unpack_exception
+from .runner import Batch, Outcome, Task
+
+__all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
+
+R = TypeVar("R")
+P = ParamSpec("P")
+
+#: A batch aims to keep a worker busy this long; fewer round trips per task.
+_BATCH_SECONDS = 0.02
+_MAX_BATCH = 1000
+
+#: What an engine calls once a batch is over: its :class:`Outcome` or the engine's error.
+Done = Callable[["Outcome | BaseException"], None]
+
+
+class Engine(Protocol):
+    """What a backend's machinery gives the dispatcher."""
+
+    def send(self, batch: Batch, done: Done) -> Any:
+        """Start *batch* on the cluster; call ``done(outcome or engine error)`` once.
+
+        Returns a handle for :meth:`stop`.
+        """
+
+    def stop(self, handle: Any) -> bool:
+        """Stop the batch of *handle* if the engine can (True), else False."""
+
+    def close(self) -> None:
+        """Release the cluster (or the connection to it)."""
+
+
+class EngineFuture(Future[R]):
+    """A :class:`concurrent.futures.Future` whose ``cancel()`` can stop a running task.
+
+    While its task runs alone in a batch on an engine that can stop tasks (Ray),
+    ``cancel()`` asks the engine to stop it and is True; otherwise it is False
+    once the task has left the local queue, as the standard library's is.
+    """
+
+    _stop: Callable[[], bool] | None = None
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        with self._condition:
+            stop = self._stop
+            if self._state != RUNNING or stop is None or not stop():
+                return False
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+
+_Item = tuple["EngineFuture[Any]", Task]
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    try:  # a future cancelled meanwhile (see EngineFuture.cancel) takes no result
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except InvalidStateError:
+        pass
+
+
+def _replay(records: list[logging.LogRecord]) -> None:
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+class Dispatcher:
+    """The local queue, the in-flight window and the batching of one engine executor."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        max_workers: int,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+    ) -> None:
+        self.engine = engine
+        self.max_workers = max_workers
+        self._init = initializer
+        self._initargs = initargs
+        self._token = uuid.uuid4().hex
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._in_flight = 0
+        self._per_task: float | None = None  # measured seconds per task, smoothed
+        self._lock = threading.Condition()
+        self._shutdown = False
+        self._closed = False
+        self._broken: BrokenExecutor | None = None
+        self._closer: threading.Thread | None = None
+
+    def submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        future: EngineFuture[R] = EngineFuture()
+        task: Task = (fn, args, kwargs, context.capture())
+        with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.append((future, task))
+        self._pump()
+        return future
+
+    def _batch_size(self) -> int:
+        per_task = self._per_task
+        if per_task is None or per_task >= _BATCH_SECONDS:
+            return 1
+        # Spread what is queued over the free slots, so batching never idles a worker.
+        spread = -(-len(self._queue) // max(1, self.max_workers - self._in_flight))
+        return max(1, min(int(_BATCH_SECONDS / max(per_task, 1e-6)), spread, _MAX_BATCH))
+
+    def _take(self) -> list[_Item] | None:
+        """Under the lock: the next batch to send, its futures marked RUNNING."""
+        if self._in_flight >= self.max_workers or self._broken is not None:
+            return None
+        size = self._batch_size()
+        items: list[_Item] = []
+        while self._queue and len(items) < size:
+            item = self._queue.popleft()
+            if item[0].set_running_or_notify_cancel():
+                items.append(item)
+        if items:
+            self._in_flight += 1
+        return items or None
+
+    def _pump(self) -> None:
+        while True:
+            with self._lock:
+                items = self._take()
+            if items is None:
+                return
+            batch = Batch(
+                self._token,
+                self._init,
+                self._initargs,
+                logging.getLogger().getEffectiveLevel(),
+                [task for _, task in items],
+            )
+            try:
+                handle = self.engine.send(batch, functools.partial(self._done, items))
+            except BaseException as exc:  # e.g. an argument the engine cannot serialize
+                self._done(items, exc)
+                continue
+            if len(items) == 1:
+                items[0][0]._stop = lambda h=handle: self.engine.stop(h)
+
+    def _done(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
+        try:
+            self._deliver(items, outcome)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
+            self._pump()
+
+    def _deliver(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
+        for future, _ in items:
+            future._stop = None
+        if isinstance(outcome, BaseException):
+            for future, _ in items:
+                _settle(future, False, outcome)
+            return
+        _replay(outcome.records)
+        if outcome.broken is not None:
+            self._break(unpack_exception(outcome.broken), [f for f, _ in items])
+            return
+        if outcome.results:
+            seconds = outcome.seconds / len(outcome.results)
+            old = self._per_task
+            self._per_task = seconds if old is None else (old + seconds) / 2
+        for (future, _), (ok, value) in zip(items, outcome.results):
+            _settle(future, ok, value if ok else unpack_exception(value))
+
+    def _break(self, cause: BaseException, running: list[EngineFuture[Any]]) -> None:
+        broken = initializer_failed(self._init, cause, " on a cluster worker")
+        with self._lock:
+            self._broken = self._broken or broken
+            queued = [f for f, _ in self._queue]
+            self._queue.clear()
+        for future in running + [f for f in queued if f.set_running_or_notify_cancel()]:
+            _settle(future, False, broken)
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                for future, _ in self._queue:
+                    future.cancel()
+                self._queue.clear()
+            if self._closed or self._closer is not None:
+                closer = self._closer
+            else:
+                closer = self._closer = threading.Thread(
+                    target=self._close_when_idle, name="executors-engine-closer", daemon=True
+                )
+                closer.start()
+        if wait and closer is not None and closer is not threading.current_thread():
+            closer.join()
+
+    def _close_when_idle(self) -> None:
+        with self._lock:
+            # A broken executor's queue is empty; each batch in flight ends in _done.
+            self._lock.wait_for(lambda: not self._queue and self._in_flight == 0)
+            self._closed = True
+        self.engine.close()
+
+
+class EngineExecutor(BaseExecutor):
+    """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
+
+    max_workers: int
+    _dispatcher: Dispatcher
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)`` on the cluster; the caller's context goes along.
+
+        :raises BrokenExecutor: after the initializer failed.
+        :raises RuntimeError: after :meth:`shutdown`.
+        """
+        if not callable(fn):
+            raise _not_callable(fn, "submit()")
+        return self._dispatcher.submit(fn, args, kwargs)
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        return self._dispatcher.submit(fn, args, kwargs)
+
+    def _default_chunksize(self, iterables: tuple[Any, ...]) -> int:
+        # As the pool: about eight chunks per worker for inputs with a length, so a
+        # map of a million tiny items is a few dozen engine tasks, not a million.
+        sizes = [len(it) for it in iterables if hasattr(it, "__len__")]
+        if not sizes:
+            return 1
+        return max(1, min(min(sizes) // (self.max_workers * 8), 50_000))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks, cancel queued ones if asked, wait for the rest if asked.
+
+        The cluster (or the connection to it) is released once the last task is done.
+        """
+        self._dispatcher.shutdown(wait, cancel_futures)

@@ -1,0 +1,125 @@
+"""The ``dask`` backend's engine: connect a client (starting a LocalCluster if asked), send batches.
+
+See :mod:`executors._dask` for the data flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._cluster.runner import Batch, run_batch
+from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from .._cluster.dispatch import Done
+
+__all__ = ["DaskEngine", "connect"]
+
+# dask warns about task graphs over 10 MB (and pytest's "error" filter makes that
+# an exception); a big argument is this library's normal case, so the warning is
+# turned off around our own submits. The config is global, hence the lock.
+_SUBMIT_LOCK = threading.Lock()
+_NO_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "1 PiB"}
+
+
+def _import() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "backend 'dask' needs the 'distributed' package; install it with: "
+            "pip install 'pluggable-executors[dask]'"
+        ) from exc
+    return distributed
+
+
+def _scheduler_address(address: str | None) -> str | None:
+    """*address* with a scheme (``tcp://`` by default), else dask's configured scheduler."""
+    if address is None:
+        import dask
+
+        configured = dask.config.get("scheduler-address", None)  # $DASK_SCHEDULER_ADDRESS
+        return str(configured) if configured else None
+    return address if "://" in address else f"tcp://{address}"
+
+
+def connect(
+    address: str | None,
+    *,
+    n_workers: int,
+    threads_per_worker: int,
+    security: Any,
+) -> tuple[Any, Any]:
+    """A client, and the LocalCluster it runs on (None when attached to a running scheduler)."""
+    distributed = _import()
+    target = _scheduler_address(address)
+    if target is not None:
+        return distributed.Client(target, security=security, set_as_default=False), None
+    cluster = distributed.LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # The scheduler serves HTTP (health, metrics) even without a dashboard, on
+        # port 8787 unless told otherwise, with a warning when another cluster has it.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        worker_dashboard_address=None,
+        silence_logs=logging.ERROR,
+        security=security,
+        protocol="tls://" if security is not None else None,
+    )
+    try:
+        client = distributed.Client(cluster, security=security, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+class DaskEngine:
+    """Sends batches as dask tasks; see the module docstring."""
+
+    def __init__(self, client: Any, cluster: Any, submit_options: dict[str, Any]) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._options = {k: v for k, v in submit_options.items() if v is not None}
+
+    def threads(self) -> int:
+        """Worker threads the scheduler knows now."""
+        return int(sum(self.client.nthreads().values()))
+
+    def send(self, batch: Batch, done: Done) -> Any:
+        import dask
+
+        with _SUBMIT_LOCK, dask.config.set(_NO_GRAPH_WARNING):
+            future = self.client.submit(run_batch, batch, pure=False, **self._options)
+        future.add_done_callback(lambda f: done(_outcome(f)))
+        return future
+
+    def stop(self, handle: Any) -> bool:
+        # dask cannot interrupt a task that has started, and does not say whether it
+        # had; a batch in flight may be running, so the honest answer is no.
+        return False
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def _outcome(future: Any) -> Any:
+    if future.status == "finished":
+        try:
+            return future.result()
+        except BaseException as exc:  # fetching or unpickling the result failed
+            return exc
+    if future.status == "cancelled":
+        from concurrent.futures import CancelledError
+
+        return CancelledError(f"dask cancelled the task {future.key!r}")
+    return future.exception()

@@ -1,0 +1,115 @@
+"""The ``ray`` backend's engine: this process's Ray connection, batches as Ray tasks, cancel.
+
+See :mod:`executors._ray` for the data flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._cluster.runner import Batch, run_batch
+from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from .._cluster.dispatch import Done
+
+__all__ = ["RayEngine", "acquire"]
+
+_lock = threading.Lock()
+_users = 0
+_owned = False
+_remote: Any = None  # ray.remote(run_batch), made once per process
+
+
+def _import() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "backend 'ray' needs the 'ray' package; install it with: "
+            "pip install 'pluggable-executors[ray]'"
+        ) from exc
+    return ray
+
+
+def _address(address: str | None) -> str | None:
+    """A spec's ``host:port`` is a Ray Client address; anything with a scheme passes as is."""
+    if address is None:
+        return os.environ.get("RAY_ADDRESS") or None
+    if "://" in address or address in ("auto", "local"):
+        return address
+    return f"ray://{address}"
+
+
+def acquire(address: str | None, num_cpus: int | None, object_store_memory: int | None) -> Any:
+    """Join (or start) this process's Ray; pair with :func:`release`."""
+    global _users, _owned, _remote
+    ray = _import()
+    with _lock:
+        if not ray.is_initialized():
+            target = _address(address)
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.WARNING,
+                "log_to_driver": True,
+            }
+            if target is None:
+                # "local": a new Ray, even when `ray start` left its address in /tmp/ray
+                # (ray.init() would join that cluster, someone else's perhaps).
+                target = "local"
+                options.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+            try:
+                ray.init(address=target, **options)
+            except ImportError as exc:  # ray:// needs the Ray Client's grpcio
+                raise BackendUnavailable(
+                    f"connecting to {target!r} needs the Ray Client; install it with: "
+                    "pip install 'ray[client]'"
+                ) from exc
+            _owned = True
+        elif _users == 0:
+            _owned = False  # the program's own Ray: used, never stopped
+        _users += 1
+        if _remote is None:
+            _remote = ray.remote(run_batch)
+    return ray
+
+
+def release() -> None:
+    """One executor is done with Ray; the last one stops the Ray it started."""
+    global _users, _owned
+    ray = _import()
+    with _lock:
+        _users -= 1
+        if _users == 0 and _owned:
+            _owned = False
+            ray.shutdown()
+
+
+class RayEngine:
+    """Sends batches as Ray tasks; see the module docstring."""
+
+    def __init__(self, ray: Any, task_options: dict[str, Any]) -> None:
+        self._ray = ray
+        self._remote = _remote.options(**{k: v for k, v in task_options.items() if v is not None})
+        self._closed = False
+
+    def cpus(self) -> int:
+        """CPUs in the cluster now."""
+        return int(self._ray.cluster_resources().get("CPU", 1))
+
+    def send(self, batch: Batch, done: Done) -> Any:
+        ref = self._remote.remote(batch)
+        ref.future().add_done_callback(lambda f: done(f.exception() or f.result()))
+        return ref
+
+    def stop(self, handle: Any) -> bool:
+        self._ray.cancel(handle, force=False)
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            release()

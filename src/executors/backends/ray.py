@@ -1,0 +1,95 @@
+"""Run tasks on Ray: a local Ray started for the executor, or a cluster it attaches to.
+
+The machinery (the per-process Ray connection, remote calls, cancel) lives in
+:mod:`executors._ray.engine`; the queue, batching and futures shared with ``dask`` in
+:mod:`executors._cluster.dispatch`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from typing import Any, Callable, ClassVar
+
+from .. import _validate
+from .._cluster.dispatch import Dispatcher, EngineExecutor
+from ..errors import InvalidOption
+
+__all__ = ["RayExecutor"]
+
+
+class RayExecutor(EngineExecutor):
+    """Tasks on Ray: a local Ray of ``max_workers`` CPUs, or a running cluster.
+
+    Without an *address* (and without ``$RAY_ADDRESS``) it starts Ray here with
+    ``num_cpus=max_workers`` and no dashboard, and stops it on ``shutdown()``
+    (when the last executor using it is done; a Ray the program started itself
+    is left running). ``ray://host:10001`` attaches through the Ray Client.
+    ``cancel()`` of a running task calls ``ray.cancel``, which stops it. Tasks
+    run by value; workers need ``pluggable-executors`` installed.
+
+    :param max_workers: tasks of this executor running at once; default the CPU
+        count (local), or the cluster's CPUs.
+    :param address: a Ray Client ``host:port``, or ``"auto"`` for the cluster
+        this machine is part of.
+    :param num_cpus: CPUs each task reserves (default 1).
+    :param resources: custom Ray resources each task needs, e.g. ``{"GPU": 1}``.
+    :param retries: times Ray reruns a task whose worker died (Ray's default: 3).
+    :param object_store_memory: bytes of object store for a local Ray.
+    :param initializer: called as ``initializer(*initargs)`` once in each worker
+        process before its first task; it can fill :data:`executors.context.worker`.
+
+    Not run here (it needs the ``ray`` extra, which the plain test run lacks); the
+    same example runs on the docs page, where the engine is installed:
+
+    >>> from executors import get_executor
+    >>> from executors.demo import square
+    >>> with get_executor("ray", max_workers=2) as ex:  # doctest: +SKIP
+    ...     ex.submit(square, 12).result(), list(ex.map(square, range(5)))
+    (144, [0, 1, 4, 9, 16])
+    """
+
+    name: ClassVar[str] = "ray"
+    sharing: ClassVar[str] = "none"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        address: str | None = None,
+        num_cpus: float | None = None,
+        resources: dict[str, float] | None = None,
+        retries: int | None = None,
+        object_store_memory: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+    ) -> None:
+        from .._ray import engine as _ray
+
+        if max_workers is not None:
+            _validate.max_workers(max_workers, default=1)
+        init, args = _validate.initializer(initializer, initargs)
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
+            raise InvalidOption(f"retries must be an int or None, got {retries!r}")
+        ray = _ray.acquire(address, max_workers or _validate.cpu_count(), object_store_memory)
+        engine = _ray.RayEngine(
+            ray, {"num_cpus": num_cpus, "resources": resources, "max_retries": retries}
+        )
+        try:
+            self.max_workers = max_workers or max(1, engine.cpus())
+        except BaseException:
+            engine.close()
+            raise
+        self._dispatcher = Dispatcher(engine, self.max_workers, init, args)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why Ray cannot run here (the package is missing), or None."""
+        if importlib.util.find_spec("ray") is None:
+            return (
+                "needs the 'ray' package; install it with: pip install 'pluggable-executors[ray]'"
+            )
+        return None
+
+    def __repr__(self) -> str:
+        return f"<RayExecutor backend='ray' max_workers={self.max_workers}>"

@@ -1,0 +1,116 @@
+"""What is special about the dask backend: its own LocalCluster, attaching, cancel, options.
+
+The conformance matrix runs ``dask`` against a shared cluster (tests/engine_clusters.py);
+here one executor per module starts its own LocalCluster, and its teardown checks
+that closing it leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from executors import InvalidOption, get_executor, registry
+from executors.protocol import Executor
+from executors.testing import _children  # leaves out multiprocessing's resource tracker
+from tests.backends import engine_tasks as t
+from tests.engine_clusters import warm_dask
+
+pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Executor]:
+    """A DaskExecutor on its own LocalCluster of two worker processes."""
+    import dask
+
+    before = _children()
+    with dask.config.set({"scheduler-address": None}):
+        ex = get_executor("dask", max_workers=2)
+    assert len(_children() - before) >= 2  # two worker processes (and their nannies)
+    warm_dask(ex.client)  # type: ignore[attr-defined]
+    yield ex
+    ex.shutdown(wait=True)
+    deadline = time.monotonic() + 20
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _children() - before, "closing the LocalCluster left processes behind"
+
+
+def test_local_cluster_has_max_workers_single_thread_workers(local: Any) -> None:
+    assert local.max_workers == 2
+    assert sorted(local.client.nthreads().values()) == [1, 1]
+    assert local.address.startswith("tcp://127.0.0.1:")
+    pids = {f.result(timeout=30) for f in [local.submit(t.pid) for _ in range(20)]}
+    assert pids and not pids & {psutil.Process().pid}
+
+
+def test_impure_tasks_run_each_time(local: Executor) -> None:
+    draws = [local.submit(t.draw).result(timeout=30) for _ in range(2)]
+    assert draws[0] != draws[1]
+
+
+def test_lambdas_and_closures_travel_by_value(local: Executor) -> None:
+    offset = 10
+    assert local.submit(lambda x: x + offset, 1).result(timeout=30) == 11
+
+
+def test_a_running_task_cannot_be_cancelled_and_says_so(local: Executor, tmp_path: Path) -> None:
+    path = str(tmp_path / "done")
+    future = local.submit(t.sleep_then_touch, path, 0.5)
+    assert future.running()  # it left the local queue: dask may be running it
+    assert not future.cancel()
+    assert future.result(timeout=30) == path
+
+
+def test_worker_logs_reach_the_callers_logging(
+    local: Executor, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="engine_tasks"):
+        assert local.submit(t.log_and_return, 7).result(timeout=30) == 7
+    assert "working on 7" in [r.getMessage() for r in caplog.records if r.name == "engine_tasks"]
+
+
+def test_a_big_map_is_cut_into_chunks(local: Executor) -> None:
+    start = time.monotonic()
+    assert sum(local.map(abs, range(-1_000_000, 0))) == sum(range(1, 1_000_001))
+    assert time.monotonic() - start < 30
+
+
+def test_attaching_leaves_the_scheduler_running(shared_dask: str) -> None:
+    from distributed import Client
+
+    with get_executor(f"dask://{shared_dask.removeprefix('tcp://')}", max_workers=1) as ex:
+        assert ex.submit(t.pid).result(timeout=30) > 0
+    with Client(shared_dask, set_as_default=False, timeout=30) as client:
+        assert len(client.nthreads()) == 2
+
+
+def test_options_are_checked_and_passed_to_dask(shared_dask: str) -> None:
+    for bad in ({"n_workers": 0}, {"threads_per_worker": "2"}, {"retries": "x"}):
+        with pytest.raises(InvalidOption):
+            get_executor("dask", **bad)
+    with pytest.raises(InvalidOption, match="did you mean 'retries'"):
+        get_executor("dask", retires=2)
+    with get_executor("dask", address=shared_dask, retries=2, resources=None) as ex:
+        assert ex._dispatcher.engine._options == {"retries": 2}  # type: ignore[attr-defined]
+        assert ex.max_workers == 2  # every thread of the cluster it joined
+
+
+def test_without_the_package_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "distributed" else real(name, *a),
+    )
+    reason = registry.unavailable_reason("dask")
+    assert reason is not None
+    assert "pip install 'pluggable-executors[dask]'" in reason

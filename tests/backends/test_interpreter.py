@@ -1,0 +1,132 @@
+"""The interpreter backend: subinterpreters in this process (the conformance matrix covers the rest)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import pytest
+
+from executors import BackendUnavailable, BrokenExecutor, SerializationError, get_executor, registry
+from executors._subinterp import engines
+
+from . import interp_tasks as t
+
+REASON = registry.unavailable_reason("interpreter")
+needs_interpreters = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+
+
+@needs_interpreters
+def test_tasks_run_in_this_process_in_other_interpreters() -> None:
+    with get_executor("interpreter", max_workers=2) as ex:
+        pid, thread, sys_id = ex.submit(t.where).result(timeout=30)
+        assert pid == os.getpid()
+        assert thread != threading.get_ident()
+        assert sys_id != id(sys)  # its own sys module: another interpreter
+        assert "engine=" in repr(ex)
+
+
+@needs_interpreters
+def test_module_state_stays_in_the_worker_interpreter() -> None:
+    with get_executor("interpreter", max_workers=1) as ex:
+        assert ex.submit(t.set_value, "set there").result(timeout=30) == "set there"
+        assert ex.submit(t.get_value).result(timeout=30) == "set there"  # same worker
+    assert t.VALUE is None  # this interpreter's copy is untouched
+
+
+@needs_interpreters
+def test_an_extension_that_refuses_subinterpreters_is_named_with_the_fix() -> None:
+    pytest.importorskip("psutil")
+    with get_executor("interpreter", max_workers=1) as ex:
+        with pytest.raises(
+            ImportError,
+            match=r"'(psutil\.)?_psutil_\w+' cannot be loaded in a subinter"
+            r".*run it on 'pool' instead",
+        ) as info:
+            ex.submit(t.import_psutil).result(timeout=30)
+        assert (info.value.name or "").rpartition(".")[2].startswith("_psutil_")
+        assert ex.submit(pow, 2, 3).result(timeout=30) == 8  # the worker is still usable
+
+
+@needs_interpreters
+def test_a_function_of_main_says_how_to_send_it() -> None:
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec("def typed_in():\n    return 1\n", namespace)
+    typed_in = namespace["typed_in"]
+    sys.modules["__main__"].typed_in = typed_in  # type: ignore[attr-defined]
+    try:
+        with get_executor("interpreter", max_workers=1) as ex:
+            with pytest.raises(SerializationError, match="its own empty __main__.*cloudpickle"):
+                ex.submit(typed_in).result(timeout=30)  # type: ignore[arg-type]
+    finally:
+        del sys.modules["__main__"].typed_in  # type: ignore[attr-defined]
+
+
+@needs_interpreters
+def test_cloudpickle_sends_lambdas() -> None:
+    pytest.importorskip("cloudpickle")
+    with get_executor("interpreter", max_workers=1, serializer="cloudpickle") as ex:
+        assert ex.submit(lambda x: x * 3, 14).result(timeout=30) == 42
+
+
+@needs_interpreters
+def test_an_unpicklable_argument_is_named_at_submit() -> None:
+    with get_executor("interpreter", max_workers=1) as ex:
+        with pytest.raises(SerializationError, match="argument 2"):
+            ex.submit(t.set_value, 1, threading.Lock())  # type: ignore[call-arg]
+
+
+@needs_interpreters
+def test_map_chunks_long_inputs() -> None:
+    with get_executor("interpreter", max_workers=2) as ex:
+        assert list(ex.map(t.spin, [10] * 1000)) == [t.spin(10)] * 1000
+
+
+@pytest.mark.parametrize(
+    ("version", "implementation", "words"),
+    [
+        ((3, 11), "cpython", "needs Python 3.12 or later .* this is 3.11; use 'pool' instead"),
+        ((3, 9), "pypy", "needs CPython's subinterpreters .* which pypy lacks"),
+    ],
+)
+def test_unavailable_says_which_python_is_needed(
+    version: tuple[int, int], implementation: str, words: str
+) -> None:
+    reason = engines.unavailable_reason(version, implementation)
+    assert reason is not None
+    assert __import__("re").search(words, reason)
+
+
+def test_on_313_without_the_backport_it_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engines, "_find", lambda module: module != "interpreters_backport")
+    reason = engines.unavailable_reason((3, 13), "cpython")
+    assert reason == (
+        "needs the 'interpreters-pep-734' package on Python 3.13; install it with: "
+        "pip install 'pluggable-executors[interpreters]'"
+    )
+    monkeypatch.setattr(engines, "_find", lambda module: True)
+    assert engines.unavailable_reason((3, 13), "cpython") is None
+    assert engines.unavailable_reason((3, 12), "cpython") is None
+
+
+@pytest.mark.skipif(REASON is None, reason="the interpreter backend is available here")
+def test_where_unavailable_get_executor_says_why() -> None:
+    with pytest.raises(BackendUnavailable, match="backend 'interpreter' needs"):
+        get_executor("interpreter")
+
+
+@needs_interpreters
+def test_a_failing_initializer_is_worded_as_on_every_backend() -> None:
+    from executors.testing import failing_initializer
+
+    with get_executor("interpreter", max_workers=1, initializer=failing_initializer) as ex:
+        with pytest.raises(
+            BrokenExecutor,
+            match=r"initializer .*failing_initializer\(\) raised RuntimeError: cannot connect "
+            r"to the database in worker executors-interpreter_0; no task can run",
+        ) as info:
+            ex.submit(pow, 2, 2).result(timeout=30)
+        assert isinstance(info.value.__cause__, RuntimeError)
