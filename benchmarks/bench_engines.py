@@ -201,6 +201,7 @@ def _ray_rows(n: int, n_map: int) -> list[Row]:
         if s:
             return
         ray.init(
+            address="local",  # a new Ray, not one `ray start` left in /tmp/ray
             num_cpus=2,
             include_dashboard=False,
             object_store_memory=STORE,
@@ -259,6 +260,7 @@ def _ray_startup() -> Row | None:
 
     def peer() -> None:
         ray.init(
+            address="local",  # a new Ray, not one `ray start` left in /tmp/ray
             num_cpus=2,
             include_dashboard=False,
             object_store_memory=STORE,

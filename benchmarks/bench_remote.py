@@ -5,6 +5,10 @@ server process holds a task queue and a result queue; the master puts each item
 and gets each result with one round trip apiece, and two worker processes get
 and put one item at a time. dask's row is ``Client.submit`` on a two-worker
 ``LocalCluster`` (skipped, with a note, when ``distributed`` is not installed).
+
+The memory row submits 20 tasks of a 50 MB argument to two workers and reports
+the master's peak memory (ru_maxrss, measured in a fresh process each) against
+ProcessPoolExecutor(2) doing the same.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import queue
+import subprocess
+import sys
+import textwrap
 from multiprocessing.managers import BaseManager
 from typing import Any, Callable
 
@@ -147,6 +154,51 @@ def _dask_row(n: int, ours: Any) -> Row | None:
     )
 
 
+_PEAK = """
+import resource, sys
+data = b"x" * ({mb} * 2**20)
+{make}
+with ex:
+    futures = [ex.submit(len, data) for _ in range({n})]
+    assert [f.result() for f in futures] == [len(data)] * {n}
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(peak / 2**20 if sys.platform == "darwin" else peak / 2**10)
+"""
+
+
+def _peak_mb(make: str, n: int, mb: int) -> Callable[[], float]:
+    """The peak memory (MB) of a fresh master process submitting *n* tasks of *mb* MB."""
+
+    def run() -> float:
+        code = _PEAK.format(make=textwrap.dedent(make).strip(), n=n, mb=mb)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        return float(out.split()[-1])
+
+    return run
+
+
+def memory_row(quick: bool) -> Row:
+    n, mb = (5, 20) if quick else (20, 50)
+    ours = """
+        from executors import get_executor
+        ex = get_executor("remote", max_workers=2)
+    """
+    peer = """
+        from concurrent.futures import ProcessPoolExecutor
+        ex = ProcessPoolExecutor(2)
+    """
+    return Row(
+        f"remote: master's peak, {n} submits of {mb} MB",
+        _peak_mb(ours, n, mb),
+        _peak_mb(peer, n, mb),
+        n,
+        peer_name="ProcessPoolExecutor(2)",
+        kind="memory",
+    )
+
+
 def rows(quick: bool) -> list[Row]:
     n = 2_000 if quick else 10_000
     n_dask = 500 if quick else 2_000
@@ -218,6 +270,7 @@ def rows(quick: bool) -> list[Row]:
     dask = _dask_row(n_dask, default)
     if dask is not None:
         found.append(dask)
+    found.append(memory_row(quick))
     return found
 
 

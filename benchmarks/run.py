@@ -10,6 +10,10 @@ A Row times ``ours`` and ``peer`` (callables doing one unit of ``work`` items), 
 of ``repeat`` runs each, interleaved so both see the same machine load, and
 reports items/s and the ratio ours/peer (above 1.0: we are faster). ``goal`` is
 the ratio the issue asks for, printed beside it.
+
+A memory row (``kind="memory"``) instead calls ``ours`` and ``peer`` once each;
+they return the peak memory (MB) of the process they measure, and the ratio is
+peer/ours (above 1.0: we need less).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Row:
     #: Items the peer does per run, when a slice of ``work`` (a peer too slow for all
     #: of it); rates are compared per item.
     peer_work: int | None = None
+    kind: str = "speed"
 
 
 def best_time(fn: Callable[[], object]) -> float:
@@ -51,6 +56,18 @@ def best_time(fn: Callable[[], object]) -> float:
 
 
 def measure(row: Row) -> dict[str, object]:
+    if row.kind == "memory":
+        ours_mb, peer_mb = float(row.ours()), float(row.peer())  # type: ignore[arg-type]
+        return {
+            "row": row.name,
+            "peer": row.peer_name,
+            "unit": "MB peak",
+            "work": row.work,
+            "ours_mb": ours_mb,
+            "peer_mb": peer_mb,
+            "ratio": peer_mb / ours_mb,
+            "goal": row.goal,
+        }
     if row.setup:
         row.setup()
     try:
@@ -100,9 +117,12 @@ def main() -> int:
         results.append(r)
         goal = f"{r['goal']:.2f}" if r["goal"] is not None else "-"
         flag = "" if r["goal"] is None or r["ratio"] >= r["goal"] else "  BELOW GOAL"
+        if r["unit"] == "MB peak":
+            ours, peer = f"{r['ours_mb']:,.0f} MB", f"{r['peer_mb']:,.0f} MB"
+        else:
+            ours, peer = f"{r['ours_per_s']:,.0f}", f"{r['peer_per_s']:,.0f}"
         print(
-            f"{r['row']:<44} {r['ours_per_s']:>12,.0f} {r['peer_per_s']:>12,.0f} "
-            f"{r['ratio']:>7.2f} {goal:>6}  {r['peer']}{flag}",
+            f"{r['row']:<44} {ours:>12} {peer:>12} {r['ratio']:>7.2f} {goal:>6}  {r['peer']}{flag}",
             flush=True,
         )
     if args.json:

@@ -46,17 +46,27 @@ def _engine_cluster(request: pytest.FixtureRequest) -> None:
         connect_ray(request.getfixturevalue("shared_ray"))
 
 
+_ray_failure: list[BaseException] = []
+
+
 def connect_ray(address: str) -> None:
     """Join the shared Ray as the program's own Ray: executors use it and leave it running.
 
-    Connecting costs seconds, so it is done once, not per executor.
+    Connecting costs seconds, so it is done once, not per executor; if it failed
+    (a very loaded machine: Ray gives its raylet 30 s), the other tests fail at once.
     """
     import logging
 
     import ray
 
+    if _ray_failure:
+        pytest.fail(f"the shared Ray could not be joined: {_ray_failure[0]!r}")
     if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except BaseException as exc:
+            _ray_failure.append(exc)
+            raise
 
 
 @pytest.fixture(autouse=True)

@@ -319,3 +319,46 @@ async def _take(results: AsyncIterator[Any], n: int) -> AsyncIterator[Any]:
         n -= 1
         if n == 0:
             return
+
+
+async def _double(x: int) -> int:
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+async def _forever() -> None:
+    await asyncio.sleep(3600)
+
+
+def test_on_the_asyncio_backends_own_loop_the_face_awaits_without_a_thread_hop() -> None:
+    ex = get_executor("asyncio")
+
+    async def inner() -> tuple[list[int], int, bool]:
+        loop = asyncio.get_running_loop()
+        hops: list[object] = []
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            hops.append(args)
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            ax = aio(ex)
+            results = await asyncio.gather(*(ax.submit(_double, i) for i in range(20)))
+            stuck = ax.submit(_forever)
+            await asyncio.sleep(0.01)
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+        finally:
+            del loop.call_soon_threadsafe  # type: ignore[method-assign]
+        return list(results), len(hops), stuck.cancelled()
+
+    try:
+        results, hops, cancelled = ex.submit(inner).result(timeout=60)
+    finally:
+        ex.shutdown(wait=True)
+    assert results == [2 * i for i in range(20)]
+    assert hops == 0
+    assert cancelled

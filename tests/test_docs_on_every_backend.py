@@ -43,13 +43,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 #: Known bugs a page finds on one backend: (page, backend spec) -> the bug. The test
 #: is an xfail with strict=True, so it fails (and must be removed here) once fixed.
-KNOWN_BUGS = {
-    ("docs/quickstart.rst", "pool?start_method=forkserver"): (
-        "a program whose stdout and stderr are pipes (subprocess capture_output) and "
-        "that maps 2 tasks on pool?start_method=forkserver gets WorkerCrashed: the "
-        "worker's write to its result pipe fails with EBADF (also on main at f1a4fcb)"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 if sys.version_info[:2] == (3, 12):  # seen on 3.12.1; 3.13 needs an extra package, untried
     KNOWN_BUGS["docs/quickstart.rst", "interpreter"] = (
         "crawl.py (urllib in the workers) on the interpreter backend prints its results, "

@@ -101,6 +101,7 @@ def test_clean_exit_0_when_the_master_shuts_down() -> None:
             f"127.0.0.1:{ex.address[1]}",
             "--backend",
             "inline",
+            "-q",  # warnings and errors only: none on a clean run
         ],
         env=env,
         stderr=subprocess.PIPE,

@@ -16,7 +16,7 @@ Our shared state does not rely on the GIL. What guards what:
 - each executor's own lock: the ``thread`` and ``interpreter`` backends'
   ``_Shared.lock`` (idle count, shutdown flag, broken error), the pool engine's
   lock (pending work, workers), ``inline``'s and ``subprocess``'s locks;
-  ``_live_lock`` in ``thread`` and ``interpreter``: the executors to shut down
+  ``_live_lock`` in ``thread`` and ``interpreter``: the executors (worker pools) to finish
   at exit.
 - :class:`Counter` (its own lock): the numbers in executor and thread names
   (``itertools.count`` is not guaranteed atomic without the GIL).

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
+import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
@@ -135,6 +137,8 @@ class AsyncExecutor:
                 return loop.create_task(fn(*args, **kwargs))
             return asyncio.wrap_future(ex.submit(run_coroutine, fn, *args, **kwargs), loop=loop)
         future: Future[Any] = ex.submit(fn, *args, **kwargs)
+        if getattr(ex, "loop", None) is loop and _is_async(fn):
+            return _native(future, loop)
         return asyncio.wrap_future(future, loop=loop)
 
     @overload
@@ -265,6 +269,39 @@ def aio(executor: Executor | str | None = None, /, **options: Any) -> AsyncExecu
     [1, 2]
     """
     return AsyncExecutor(executor, **options)
+
+
+def _native(future: Future[Any], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """An asyncio future for a coroutine running on *loop* itself: no thread hop.
+
+    The executor's own loop finishes *future* in its own thread, so the result is
+    copied across at once, where :func:`asyncio.wrap_future` would go through
+    ``call_soon_threadsafe``. Cancelling either side cancels the other.
+    """
+    waiter: asyncio.Future[Any] = loop.create_future()
+    here = threading.get_ident()  # the loop's thread: this runs in a coroutine on it
+
+    def copy(done: Future[Any]) -> None:
+        if threading.get_ident() != here:  # e.g. cancelled by shutdown() in another thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits
+                loop.call_soon_threadsafe(copy, done)
+            return
+        if waiter.done():
+            return
+        if done.cancelled():
+            waiter.cancel()
+        elif (exc := done.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    def back(w: asyncio.Future[Any]) -> None:
+        if w.cancelled():
+            future.cancel()
+
+    waiter.add_done_callback(back)
+    future.add_done_callback(copy)
+    return waiter
 
 
 def _running_loop(where: str) -> asyncio.AbstractEventLoop:

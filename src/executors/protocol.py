@@ -21,6 +21,7 @@ from inspect import CO_COROUTINE
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from . import _chunks
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
 from .sync import SharedObjects
@@ -136,10 +137,6 @@ def _not_callable(fn: object, where: str) -> TypeError:
     )
 
 
-def _run_chunk(fn: Callable[..., R], chunk: list[tuple[Any, ...]]) -> list[R]:
-    return [fn(*args) for args in chunk]
-
-
 class BaseExecutor(SharedObjects, concurrent.futures.Executor):
     """Shared behaviour of every backend; subclasses implement ``_submit`` and ``shutdown``.
 
@@ -168,6 +165,9 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
 
     #: The registry name; also the value of :attr:`backend`.
     name: ClassVar[str] = "base"
+
+    #: How many tasks run at once (None: no cap, as ``asyncio`` by default).
+    max_workers: int | None
 
     #: True when ``submit`` runs the task before returning (so none is ever pending);
     #: the conformance suite skips tests about pending tasks for such backends.
@@ -218,9 +218,20 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
     ) -> Future[R]:
         raise NotImplementedError
 
-    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
-        """The chunk size ``map`` uses when the caller gives none; 1 for in-process backends."""
-        return 1
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """Whether ``map(fn, ...)`` without ``chunksize`` picks its own chunks (see ``_chunks``).
+
+        A backend says no for tasks that must each be one task (commands, coroutines).
+        """
+        return True
+
+    #: The most items one chunk of a self-tuned ``map`` holds here.
+    map_chunk_cap: ClassVar[int] = _chunks.MAX_CHUNK
+
+    def _map_workers(self) -> int:
+        """How many tasks of a map run at once here; chunk sizes are planned for it."""
+        workers = getattr(self, "max_workers", None) or self.default_max_workers()
+        return workers if isinstance(workers, int) and workers > 0 else 1
 
     def map(
         self,
@@ -235,7 +246,10 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
 
         :param timeout: seconds from this call until every result must be in;
             past it, ``next()`` raises :class:`concurrent.futures.TimeoutError`.
-        :param chunksize: items per task; None lets the backend choose.
+        :param chunksize: items per task; None (with no *buffersize*) lets the
+            map tune it: chunks start at one item per worker and grow, so a
+            map of tiny items runs near the speed of a loop, while results,
+            exceptions, ``timeout`` and early stop behave as one task per item.
         :param buffersize: None submits every task now, as the standard library
             does; N reads the input lazily with at most N tasks in flight, so an
             endless generator works.
@@ -251,18 +265,32 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
+        if not iterables:
+            raise TypeError(
+                f"map() needs at least one iterable to call {fn!r} over, as the built-in "
+                "map() does: ex.map(fn, items), or ex.submit(fn) to call it once"
+            )
         positive_int("buffersize", buffersize)
-        size = positive_int("chunksize", chunksize) or self._default_chunksize(iterables)
-        if (size > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
+        size = positive_int("chunksize", chunksize)
+        tune = size is None and buffersize is None and self._tunes_map(fn)
+        if (tune or (size or 1) > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
             fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
 
         submit: Callable[..., Future[Any]] = self.submit
-        if size == 1:
+        stop: _chunks.Stop | None = None
+        if tune:
+            # Self-tuning chunks: the input is read now, as one task per item would.
+            cols, n = _chunks.columns(iterables)
+            stop = _chunks.Stop()
+            sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
+            starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
+        elif size is None or size == 1:
             starts = (submit(fn, *args) for args in zip(*iterables))
         else:
+            stop = _chunks.Stop()
             chunks = _batched(zip(*iterables), size)
-            starts = (submit(_run_chunk, fn, list(chunk)) for chunk in chunks)
+            starts = (submit(_chunks.run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
 
         results: Iterator[Any]
         if buffersize is None:
@@ -276,7 +304,7 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             results = _ordered_lazy(starts, buffersize, end_time)
         else:
             results = _unordered_lazy(starts, buffersize, end_time)
-        return _flatten(results) if size > 1 else results
+        return results if stop is None else _chunks.flatten(results, stop)
 
     def __enter__(self) -> Self:
         return self
@@ -335,16 +363,6 @@ def _batched(it: Iterator[tuple[Any, ...]], size: int) -> Iterator[tuple[tuple[A
 
 def _remaining(end_time: float | None) -> float | None:
     return None if end_time is None else end_time - time.monotonic()
-
-
-def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
-    try:
-        for chunk in chunks:
-            yield from chunk
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
 
 
 def _cancel(fs: Iterable[Future[Any]]) -> None:

@@ -43,7 +43,7 @@ from .errors import BackendError, BackendNotFound, BackendUnavailable, InvalidOp
 from .spec import convert_options, parse_spec
 
 if TYPE_CHECKING:
-    from .protocol import Executor
+    from .protocol import BaseExecutor, Executor
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -310,8 +310,12 @@ def unregister_backend(name: str) -> None:
         _forget(key)
 
 
-def get_executor(spec: str | None = None, /, **options: Any) -> Executor:
+def get_executor(spec: str | None = None, /, **options: Any) -> BaseExecutor:
     """Create an executor from *spec*, else ``$EXECUTORS_BACKEND``, else ``"thread"``.
+
+    Typed as :class:`~executors.BaseExecutor`, a :class:`concurrent.futures.Executor`,
+    so the result goes wherever one does (``loop.run_in_executor``, a variable
+    annotated ``concurrent.futures.Executor``); plugin backends should subclass it.
 
     Keyword *options* are added to (and override) those in the spec; each backend
     checks its own. ``$EXECUTORS_MAX_WORKERS`` gives ``max_workers`` when neither does.
@@ -344,7 +348,7 @@ def get_executor(spec: str | None = None, /, **options: Any) -> Executor:
             if env_workers is not None:
                 merged["max_workers"] = env_workers
     try:
-        return factory(**merged)
+        return factory(**merged)  # type: ignore[return-value]  # plugins: see the docstring
     except InvalidOption as exc:
         if source == "argument" or not parsed.options:
             raise

@@ -86,6 +86,7 @@ def convert_options(options: dict[str, Any], factory: Callable[..., Any]) -> dic
     (``none``, ``null``), bool (``true``/``false``, ``yes``/``no``, ``on``/``off``),
     int, float, str, bytes. An option without such a declaration stays a string.
 
+    >>> from executors.spec import convert_options
     >>> def make(max_workers: int | None = None, prefix: str = "", flag: bool = False): ...
     >>> convert_options({"max_workers": "007", "prefix": "007", "flag": "on"}, make)
     {'max_workers': 7, 'prefix': '007', 'flag': True}

@@ -122,6 +122,13 @@ def failing_task(message: str) -> None:
     raise ValueError(message)
 
 
+def fail_on(value: int, bad: int) -> int:
+    """Return *value*, or raise ``ValueError`` naming it when it is *bad*."""
+    if value == bad:
+        raise ValueError(f"item {value} is bad")
+    return value
+
+
 def read_context(name: str) -> Any:
     return context.get(name)
 
@@ -404,6 +411,30 @@ class MapTests(_Suite):
         count = len(seen)
         time.sleep(0.05)
         assert len(seen) == count <= 4
+
+    def test_a_big_map_gives_every_result_in_order(self, executor: Executor) -> None:
+        n = 20_000
+        assert list(executor.map(add, range(n), range(n))) == [2 * i for i in range(n)]
+        assert sorted(executor.map(echo, iter(range(n)), ordered=False)) == list(range(n))
+
+    def test_map_reads_unsized_inputs_and_stops_at_the_shortest(self, executor: Executor) -> None:
+        numbers = (n for n in [5, 6, 7])
+        assert list(executor.map(add, numbers, itertools.count())) == [5, 7, 9]
+
+    def test_a_failing_item_raises_at_its_position(self, executor: Executor) -> None:
+        seen: list[int] = []
+        results = executor.map(fail_on, range(3000), itertools.repeat(2000))
+        with pytest.raises(ValueError, match="item 2000 is bad") as info:
+            seen.extend(results)  # keeps what came before the exception
+        assert seen == list(range(2000))
+        text = "".join(traceback.format_exception(info.type, info.value, info.tb))
+        assert "in fail_on" in text
+
+    def test_a_failing_item_raises_with_a_chunksize_too(self, executor: Executor) -> None:
+        seen: list[int] = []
+        with pytest.raises(ValueError, match="item 12 is bad"):
+            seen.extend(executor.map(fail_on, range(40), [12] * 40, chunksize=5))
+        assert seen == list(range(12))
 
     def test_chunksize_below_one_raises_value_error(self, executor: Executor) -> None:
         for bad in (0, -1):  # at the call, as concurrent.futures

@@ -41,3 +41,8 @@ def pids_after(seconds: float) -> tuple[int, int]:
     """Sleep, then return this process's pid and its parent's."""
     time.sleep(seconds)
     return os.getpid(), os.getppid()
+
+
+def fail_init() -> None:
+    """An initializer that cannot set a worker up."""
+    raise RuntimeError("no database")

@@ -73,7 +73,8 @@ def test_worker_logs_reach_the_callers_logging(
 def test_lambdas_and_a_big_map(local: Executor) -> None:
     offset = 10
     assert local.submit(lambda x: x + offset, 1).result(timeout=60) == 11
-    assert sum(local.map(abs, range(-1_000_000, 0))) == sum(range(1, 1_000_001))
+    assert local._default_chunksize((range(1_000_000),)) == 50_000  # type: ignore[attr-defined]
+    assert sum(local.map(abs, range(-200_000, 0))) == sum(range(1, 200_001))
 
 
 def test_a_second_executor_shares_the_running_ray(local: Executor) -> None:

@@ -74,7 +74,7 @@ def test_spec_address_waits_for_external_workers(
     future = ex.submit(pid_after, 0.0, "hello")
     time.sleep(0.2)
     assert not future.done()  # nobody is connected yet
-    proc = start_worker(ex.address, "--workers", "3")
+    proc = start_worker(ex.address, "--workers", "3", "--backend", "thread")
     value, pid = future.result(timeout=30)
     assert (value, pid) == ("hello", proc.pid)
     ex.shutdown(wait=True)
@@ -130,8 +130,8 @@ def test_killed_local_worker_tasks_finish_on_another() -> None:
 
 def test_killed_external_worker_tasks_finish_on_another(start_worker: Start) -> None:
     ex = RemoteExecutor(address="127.0.0.1:0", authkey=KEY, heartbeat_timeout=2.0)
-    a = start_worker(ex.address, "--workers", "2")
-    b = start_worker(ex.address, "--workers", "2")
+    a = start_worker(ex.address, "--workers", "2", "--backend", "thread")
+    b = start_worker(ex.address, "--workers", "2", "--backend", "thread")
     futures = [ex.submit(pid_after, 0.4, i) for i in range(8)]
     time.sleep(0.2)  # both have taken two
     a.kill()
@@ -218,7 +218,7 @@ def test_master_restart_worker_reconnects(start_worker: Start, tmp_path: Any) ->
     try:
         assert first.stdout is not None
         port = int(first.stdout.readline())
-        worker = start_worker(("127.0.0.1", port), "--retry-for", "20")
+        worker = start_worker(("127.0.0.1", port), "--retry-for", "20", "--backend", "thread")
         time.sleep(0.3)
         first.kill()  # the master vanishes without a word
     finally:

@@ -106,7 +106,9 @@ def test_timeout_kills_and_replaces_a_local_worker_running_only_that_task() -> N
 
 def test_timeout_on_threads_drops_the_late_result(start_worker: Start) -> None:
     ex = RemoteExecutor(address="127.0.0.1:0", authkey=KEY, task_timeout=0.3)
-    proc = start_worker(ex.address, "--workers", "2")  # not ours to kill: its thread runs on
+    proc = start_worker(
+        ex.address, "--workers", "2", "--backend", "thread"
+    )  # not ours to kill: its thread runs on
     slow = ex.submit(pid_after, 1.0, "late")
     with pytest.raises(TaskTimeout, match=r"task_timeout=0\.3s; it runs on in a thread"):
         slow.result(timeout=20)

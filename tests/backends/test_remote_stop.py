@@ -68,14 +68,24 @@ def test_cancel_stops_a_plain_function_on_a_pool_engine_and_on_local_threads() -
     assert time.monotonic() - start < 20
 
 
-def test_shutdown_cancel_futures_stops_running_commands() -> None:
+def test_shutdown_cancel_futures_lets_running_commands_finish_and_terminate_stops_them() -> None:
+    """cancel_futures cancels what has not started (as concurrent.futures);
+    terminate_workers() is the explicit "stop everything now"."""
     ex = get_executor("remote", max_workers=2)
     futures = [ex.submit(run_command, ["sleep", "30"]) for _ in range(3)]
+    deadline = time.monotonic() + 30
     sleeps = sleeps_below(psutil.Process())
+    while len(sleeps) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        sleeps = sleeps_below(psutil.Process())
+    assert len(sleeps) == 2
+    ex.shutdown(wait=False, cancel_futures=True)
+    assert futures[2].cancelled()
+    assert not any(f.done() for f in futures[:2])  # running: left to finish
     start = time.monotonic()
-    ex.shutdown(wait=True, cancel_futures=True)
+    ex.terminate_workers()
     assert time.monotonic() - start < 10
-    assert all(f.cancelled() for f in futures)
+    assert all(f.done() for f in futures)
     assert not gone(sleeps, within=5.0)
 
 

@@ -70,9 +70,8 @@ def test_map_sends_python_tasks_in_chunks_and_commands_one_by_one(
     make: Make, tmp_path: Path
 ) -> None:
     ex = make(max_workers=3)
-    assert ex._default_chunksize((range(1200),)) == 64
-    assert ex._default_chunksize((range(24), iter([]))) == 1  # unsized: one by one
-    assert ex._default_chunksize((range(24), range(100))) == 2
+    assert ex._tunes_map(abs)
+    assert not ex._tunes_map(run_command)
     assert list(ex.map(abs, range(-500, 0))) == list(range(500, 0, -1))
     # each command waits until all three have started: only passes if they run at once
     code = (

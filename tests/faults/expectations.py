@@ -18,7 +18,19 @@ Outcomes:
 
 from __future__ import annotations
 
-BACKENDS = ("inline", "thread", "asyncio", "fork", "process", "pool", "subprocess", "remote")
+BACKENDS = (
+    "inline",
+    "thread",
+    "asyncio",
+    "interpreter",
+    "fork",
+    "process",
+    "pool",
+    "subprocess",
+    "remote",
+    "dask",
+    "ray",
+)
 
 #: Each fault: (what the task does, how the matrix provokes it).
 FAULTS: dict[str, str] = {
@@ -47,32 +59,39 @@ FAULTS: dict[str, str] = {
 
 #: Why a cell does not apply.
 NA_IN_PROCESS = "n/a: runs in the caller's own process, which this fault would end"
-NA_NO_TIMEOUT = "n/a: takes no task_timeout (a thread cannot be stopped)"
+NA_NO_TIMEOUT = "n/a: takes no task_timeout"
+NA_THREAD_TREE = (
+    "n/a: the task's thread cannot be stopped at the timeout, nor what it started "
+    "(its future does fail with TaskTimeout: see hang-timeout)"
+)
+NA_CLUSTER_TIMEOUT = "n/a: takes no task_timeout (the cluster's scheduler runs the task)"
 
 _I = NA_IN_PROCESS
 _T = NA_NO_TIMEOUT
+_G = NA_THREAD_TREE
+_C = NA_CLUSTER_TIMEOUT
 
 # fmt: off
 #: fault -> one outcome per backend, in the order of BACKENDS.
 _TABLE: dict[str, tuple[str, ...]] = {
-    #                            inline          thread          asyncio         fork                  process               pool                        subprocess                  remote
-    "raises":                   ("ValueError",   "ValueError",   "ValueError",   "ValueError",         "ValueError",         "ValueError",               "ValueError",               "ValueError"),
-    "raises-unroundtrippable":  ("NeedsTwoArgs", "NeedsTwoArgs", "NeedsTwoArgs", "NeedsTwoArgs",       "NeedsTwoArgs",       "NeedsTwoArgs",             "NeedsTwoArgs",             "NeedsTwoArgs"),
-    "raises-unpicklable":       ("HoldsLock",    "HoldsLock",    "HoldsLock",    "HoldsLock",          "HoldsLock",          "HoldsLock",                "HoldsLock",                "HoldsLock"),
-    "raises-bad-str":           ("BadStr",       "BadStr",       "BadStr",       "BadStr",             "BadStr",             "BadStr",                   "BadStr",                   "BadStr"),
-    "returns-unpicklable":      ("ok",           "ok",           "ok",           "SerializationError", "SerializationError", "SerializationError",       "SerializationError",       "SerializationError"),
-    "arg-unpicklable":          ("ok",           "ok",           "ok",           "ok",                 "ok",                 "SerializationError@submit", "SerializationError@submit", "SerializationError@submit"),
-    "arg-fails-to-load":        ("ok",           "ok",           "ok",           "ok",                 "ok",                 "SerializationError",       "SerializationError",       "SerializationError"),
-    "sigkill":                  (_I,             _I,             _I,             "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",            "WorkerCrashed",            "WorkerLost"),
-    "os-exit":                  (_I,             _I,             _I,             "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",            "WorkerCrashed",            "WorkerLost"),
-    "segfault":                 (_I,             _I,             _I,             "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",            "WorkerCrashed",            "WorkerLost"),
-    "memory-error":             ("MemoryError",  "MemoryError",  "MemoryError",  "MemoryError",        "MemoryError",        "MemoryError",              "MemoryError",              "MemoryError"),
-    "recursion":                ("RecursionError", "RecursionError", "RecursionError", "RecursionError", "RecursionError", "RecursionError",       "RecursionError",           "RecursionError"),
-    "sys-exit":                 ("SystemExit",   "SystemExit",   "SystemExit",   "SystemExit",         "SystemExit",         "SystemExit",               "SystemExit",               "SystemExit"),
-    "hang-timeout":             (_T,             _T,             _T,             "TaskTimeout",        "TaskTimeout",        "TaskTimeout",              "TaskTimeout",              "TaskTimeout"),
-    "hang-grandchild-timeout":  (_T,             _T,             _T,             "TaskTimeout",        "TaskTimeout",        "TaskTimeout",              "TaskTimeout",              "TaskTimeout"),
-    "crash-grandchild":         (_I,             _I,             _I,             "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",            "WorkerCrashed",            "WorkerLost"),
-    "log-unpicklable-extra":    ("ok",           "ok",           "ok",           "ok",                 "ok",                 "ok",                       "ok",                       "ok"),
+    #                            inline            thread            asyncio           interpreter                  fork                  process               pool                         subprocess                   remote                       dask                         ray
+    "raises":                   ("ValueError",     "ValueError",     "ValueError",     "ValueError",                "ValueError",         "ValueError",         "ValueError",                "ValueError",                "ValueError",                "ValueError",                "ValueError"),
+    "raises-unroundtrippable":  ("NeedsTwoArgs",   "NeedsTwoArgs",   "NeedsTwoArgs",   "NeedsTwoArgs",              "NeedsTwoArgs",       "NeedsTwoArgs",       "NeedsTwoArgs",              "NeedsTwoArgs",              "NeedsTwoArgs",              "NeedsTwoArgs",              "NeedsTwoArgs"),
+    "raises-unpicklable":       ("HoldsLock",      "HoldsLock",      "HoldsLock",      "HoldsLock",                 "HoldsLock",          "HoldsLock",          "HoldsLock",                 "HoldsLock",                 "HoldsLock",                 "HoldsLock",                 "HoldsLock"),
+    "raises-bad-str":           ("BadStr",         "BadStr",         "BadStr",         "BadStr",                    "BadStr",             "BadStr",             "BadStr",                    "BadStr",                    "BadStr",                    "BadStr",                    "BadStr"),
+    "returns-unpicklable":      ("ok",             "ok",             "ok",             "SerializationError",        "SerializationError", "SerializationError", "SerializationError",        "SerializationError",        "SerializationError",        "SerializationError",        "SerializationError"),
+    "arg-unpicklable":          ("ok",             "ok",             "ok",             "SerializationError@submit", "ok",                 "ok",                 "SerializationError@submit", "SerializationError@submit", "SerializationError@submit", "SerializationError@submit", "SerializationError@submit"),
+    "arg-fails-to-load":        ("ok",             "ok",             "ok",             "SerializationError",        "ok",                 "ok",                 "SerializationError",        "SerializationError",        "SerializationError",        "SerializationError",        "SerializationError"),
+    "sigkill":                  (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
+    "os-exit":                  (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
+    "segfault":                 (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
+    "memory-error":             ("MemoryError",    "MemoryError",    "MemoryError",    "MemoryError",               "MemoryError",        "MemoryError",        "MemoryError",               "MemoryError",               "MemoryError",               "MemoryError",               "MemoryError"),
+    "recursion":                ("RecursionError", "RecursionError", "RecursionError", "RecursionError",            "RecursionError",     "RecursionError",     "RecursionError",            "RecursionError",            "RecursionError",            "RecursionError",            "RecursionError"),
+    "sys-exit":                 ("SystemExit",     "SystemExit",     "SystemExit",     "SystemExit",                "SystemExit",         "SystemExit",         "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit"),
+    "hang-timeout":             ("TaskTimeout",    "TaskTimeout",    "TaskTimeout",    _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
+    "hang-grandchild-timeout":  (_G,               _G,               _G,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
+    "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
+    "log-unpicklable-extra":    ("ok",             "ok",             "ok",             "ok",                        "ok",                 "ok",                 "ok",                        "ok",                        "ok",                        "ok",                        "ok"),
 }
 # fmt: on
 
@@ -83,6 +102,10 @@ EXPECTED: dict[str, dict[str, str]] = {
 
 #: Notes printed under the table in the docs.
 NOTES = (
+    "interpreter runs tasks in subinterpreters of the caller's own process (Python 3.12+): "
+    "what would end a worker process ends the caller there, so those cells do not apply.",
+    "dask and ray need their packages and are not in the default test run; their cells "
+    "state what the library promises, and run wherever those backends are available.",
     "fork and process run a task in a child forked from the caller: its function and "
     "arguments are not pickled, so arguments that would not pickle or load arrive as they are.",
     "remote hands a task whose worker died to another worker, up to ``max_retries`` (2) "

@@ -33,3 +33,20 @@ def check_commands(ex: Executor) -> None:
     assert_type(ex.submit(Command(["true"])), Future[CommandResult])
     assert_type(ex.map(run_command, [["true"]]), Iterator[CommandResult])
     ex.submit(run_command, ["true"], timeout="5")  # type: ignore[arg-type]
+
+
+def check_stdlib_compatibility() -> None:
+    import asyncio
+    import concurrent.futures
+
+    ex: concurrent.futures.Executor = get_executor()  # accepted where the stdlib's is
+    ex.shutdown()
+    with get_executor("pool") as pool:
+        workers: int | None = pool.max_workers  # public and typed
+        assert_type(pool.max_workers, "int | None")
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(get_executor("thread"), parse, "1")
+
+    del workers, main

@@ -102,6 +102,7 @@ class Deviation:
     run: bool = True
 
 
+# -- deviations-begin (docs/upstream.rst shows this part of the file as it is)
 PRIVATE = "reads private attributes of the standard library's classes ({})"
 INLINE = "inline runs each task inside submit(): nothing is ever pending or running alongside"
 NO_PICKLE_IN = (
@@ -269,8 +270,10 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     Deviation(
         ("test_max_tasks_per_child",),
-        ("pool", "subprocess"),
-        "expects ValueError for max_tasks_per_child with the fork start method; ours supports it",
+        WITH_PROCESSES,
+        "expects ValueError for max_tasks_per_child with the fork start method; every backend "
+        "takes it (pool and subprocess replace the worker; fork and process start a process "
+        "per task anyway; remote passes it to its workers' engine)",
     ),
     Deviation(
         ("test_cancel_futures",),
@@ -318,6 +321,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
         run=False,
     ),
 )
+
+
+# -- deviations-end
 
 
 # -- the substitution --------------------------------------------------------------------

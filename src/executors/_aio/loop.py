@@ -156,7 +156,10 @@ class LoopRunner:
     def call(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop soon (from any thread, the loop's own included)."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to act on
-            self.loop.call_soon_threadsafe(fn, *args)
+            if threading.get_ident() == self.thread_id:
+                self.loop.call_soon(fn, *args)  # no self-pipe write from the loop's own thread
+            else:
+                self.loop.call_soon_threadsafe(fn, *args)
 
     def cancel_task(self, fut: TaskFuture) -> None:
         self.call(_cancel_task_of, fut)

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import collections
 import functools
+import heapq
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, ClassVar, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
 from .._wording import initializer_failed
-from ..errors import BrokenExecutor
-from ..protocol import BaseExecutor, _not_callable
+from ..errors import BrokenExecutor, TaskTimeout
+from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
 from .runner import Batch, Outcome, Task
 
@@ -105,8 +107,15 @@ class Dispatcher:
         max_workers: int,
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
+        task_timeout: float | None = None,
     ) -> None:
         self.engine = engine
+        self.task_timeout = task_timeout
+        # (deadline, seq, future, handle) of tasks sent alone under a task_timeout;
+        # one watchdog thread per executor, started with the first.
+        self._deadlines: list[tuple[float, int, EngineFuture[Any], Any]] = []
+        self._seq = 0
+        self._watchdog: threading.Thread | None = None
         self.max_workers = max_workers
         self._init = initializer
         self._initargs = initargs
@@ -136,7 +145,7 @@ class Dispatcher:
 
     def _batch_size(self) -> int:
         per_task = self._per_task
-        if per_task is None or per_task >= _BATCH_SECONDS:
+        if per_task is None or per_task >= _BATCH_SECONDS or self.task_timeout is not None:
             return 1
         # Spread what is queued over the free slots, so batching never idles a worker.
         spread = -(-len(self._queue) // max(1, self.max_workers - self._in_flight))
@@ -176,6 +185,46 @@ class Dispatcher:
                 continue
             if len(items) == 1:
                 items[0][0]._stop = lambda h=handle: self.engine.stop(h)
+                if self.task_timeout is not None:
+                    self._watch(items[0][0], handle)
+
+    def _watch(self, future: EngineFuture[Any], handle: Any) -> None:
+        assert self.task_timeout is not None
+        with self._lock:
+            self._seq += 1
+            deadline = time.monotonic() + self.task_timeout
+            heapq.heappush(self._deadlines, (deadline, self._seq, future, handle))
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._expire, name="executors-engine-timeouts", daemon=True
+                )
+                self._watchdog.start()
+            self._lock.notify_all()
+
+    def _expire(self) -> None:
+        """Fail each task still running at its deadline with TaskTimeout, and stop it if the
+        engine can (Ray); dask cannot, so its worker finishes it and the result is dropped."""
+        assert self.task_timeout is not None
+        while True:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        return
+                    now = time.monotonic()
+                    if self._deadlines and self._deadlines[0][0] <= now:
+                        _, _, future, handle = heapq.heappop(self._deadlines)
+                        break
+                    wait = self._deadlines[0][0] - now if self._deadlines else None
+                    self._lock.wait(wait)
+            if future.done():
+                continue
+            future._stop = None
+            _settle(
+                future,
+                False,
+                TaskTimeout(f"the task ran longer than task_timeout={self.task_timeout} s"),
+            )
+            self.engine.stop(handle)
 
     def _done(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
         try:
@@ -235,24 +284,21 @@ class Dispatcher:
             # A broken executor's queue is empty; each batch in flight ends in _done.
             self._lock.wait_for(lambda: not self._queue and self._in_flight == 0)
             self._closed = True
+            self._lock.notify_all()
+            watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.join()
         self.engine.close()
 
 
 class EngineExecutor(BaseExecutor):
     """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
 
+    #: Workers may be on other machines: no manager-backed ``ex.Queue()`` and friends.
+    sharing: ClassVar[str] = "none"
     max_workers: int
+    task_timeout: float | None
     _dispatcher: Dispatcher
-
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Schedule ``fn(*args, **kwargs)`` on the cluster; the caller's context goes along.
-
-        :raises BrokenExecutor: after the initializer failed.
-        :raises RuntimeError: after :meth:`shutdown`.
-        """
-        if not callable(fn):
-            raise _not_callable(fn, "submit()")
-        return self._dispatcher.submit(fn, args, kwargs)
 
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -140,7 +140,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_frame(stream: io.FileIO) -> bytes | None:
+def read_frame(stream: io.FileIO) -> bytearray | None:
     """Blocking read of one frame; None at end of file or on a stop frame."""
     header = _read_exactly(stream, 8)
     if header is None:
@@ -149,7 +149,7 @@ def read_frame(stream: io.FileIO) -> bytes | None:
     return _read_exactly(stream, size) if size else None
 
 
-def _read_exactly(stream: io.FileIO, size: int) -> bytes | None:
+def _read_exactly(stream: io.FileIO, size: int) -> bytearray | None:
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
@@ -158,7 +158,7 @@ def _read_exactly(stream: io.FileIO, size: int) -> bytes | None:
         if not n:
             return None
         got += n
-    return bytes(buf)
+    return buf  # not copied into bytes: loads() takes it as it is
 
 
 # -- the task loop, shared by pool workers and worker interpreters ---------------------
@@ -385,7 +385,11 @@ def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
         if stdout is not None:
             stdout.flush()  # what the tasks printed comes out before their results
         with lock:
-            write_all(out_fd, frame(data))
+            if len(data) < 1 << 20:
+                write_all(out_fd, frame(data))
+            else:  # a big result is not copied once more to put its length in front
+                write_all(out_fd, len(data).to_bytes(8, "big"))
+                write_all(out_fd, data)
 
     return send
 

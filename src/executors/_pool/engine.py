@@ -25,7 +25,7 @@ from .._proc.envelope import capture, fold_context, outcome_error, pack_call, pa
 from .._proc.exits import crash_error, timeout_error
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
-from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, frame
+from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
 from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
@@ -37,6 +37,12 @@ __all__ = ["Pool", "Task", "submit_call"]
 
 _WRITE_MAX = 1 << 20  # bytes per os.write() to a worker's non-blocking tasks pipe
 _CAP = 512  # most tasks a worker holds at once (below the cancel ring's size)
+#: A payload this big is "big": it skips the batch's copy on its way into the pipe, and
+#: the caller's memory for such payloads is bounded (see :meth:`_Pool.wait_for_room`).
+BIG = 1 << 20
+#: Pickled big payloads the caller holds before ``submit`` waits (back-pressure): what
+#: is not yet running. A task's payload is dropped once its worker has started it.
+HELD_LIMIT = 64 << 20
 _names = Counter(1)
 
 
@@ -141,6 +147,8 @@ class Pool:
         self.lock = threading.Lock()
         self.pending: deque[Task] = deque()
         self.workers: list[_Worker] = []
+        self.big: list[Task] = []  # tasks whose big payload the caller still holds
+        self.room = threading.Condition(self.lock)
         self.wakeup = Wakeup()
         self.selector = self.wakeup.selector
         self.sleeping = False
@@ -169,6 +177,31 @@ class Pool:
             wake, self.sleeping = self.sleeping, False
         if wake:
             self.wakeup.wake()
+
+    def wait_for_room(self) -> None:
+        """Block while the big payloads not yet running pass ``HELD_LIMIT`` (back-pressure).
+
+        So 20 submits of a 50 MB argument hold about one pickled copy at a time, not
+        20. The manager thread never waits (a callback submitting must not stall it).
+        """
+        if not self.big or threading.current_thread() is self.thread:
+            return
+        with self.lock:
+            while self.held() >= HELD_LIMIT and self.broken is None and not self.closing:
+                self.room.wait(0.01)  # a worker starting a task sends no event: look again
+
+    def held(self) -> int:
+        """Bytes of big payloads still held (lock held); drops those a worker has started."""
+        held, keep = 0, []
+        for task in self.big:
+            worker = task.worker
+            if task.done() or (worker is not None and worker.started(task)):
+                task.payload = b""  # the worker has it: a started task is never sent again
+            else:
+                held += len(task.payload)
+                keep.append(task)
+        self.big = keep
+        return held
 
     def cancel(self, task: Task) -> bool:
         with self.lock:
@@ -272,13 +305,19 @@ class Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                if any(len(payload) >= BIG for payload in batch):
+                    worker.out.extend(map(memoryview, batch_frame(batch)))
+                    self.flush(worker)
+                else:
+                    self.send(worker, frame(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
+                del batch  # the manager keeps no payload alive while it sleeps
                 if self.launcher.starts_ahead and len(self.workers) < self.cpus:
                     with self.lock:  # a spare may boot on an idle CPU while this one works
                         self.prestart(worker)
                     if self.broken is not None:
                         self.fail_everything(self.broken)
             if batches:
+                batches = []
                 continue  # look again: more may have come meanwhile
             events = self.selector.select(self.poll_interval())
             self.sleeping = False
@@ -374,10 +413,22 @@ class Pool:
                     self.selector.unregister(worker.tasks_fd)
 
     def receive(self, worker: _Worker) -> None:
-        try:
-            data = os.read(worker.results_fd, 1 << 20)
-        except BlockingIOError:
-            return
+        space = worker.reader.space()
+        if space is not None:  # a big frame: read straight into its buffer
+            try:
+                n = os.readv(worker.results_fd, [space])
+            except BlockingIOError:
+                return
+            if n:
+                for message in worker.reader.filled(n):
+                    self.handle(worker, pickle.loads(message))
+                return
+            data = b""
+        else:
+            try:
+                data = os.read(worker.results_fd, 1 << 20)
+            except BlockingIOError:
+                return
         if not data:  # end of file: the worker is exiting; its sentinel follows
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(worker.results_fd)
@@ -594,10 +645,14 @@ def submit_call(  # noqa: PLR0917
     the part that would not pickle in a :class:`~executors.SerializationError`.
     """
     values = capture()
+    pool.wait_for_room()  # before pickling: what waits holds no pickled copy
     try:
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
     task = Task(pool, payload, fn)
     pool.submit(task)
+    if len(payload) >= BIG:
+        with pool.lock:
+            pool.big.append(task)
     return task

@@ -85,10 +85,9 @@ class ProcessLauncher(Launcher):
         res_r, res_w = os.pipe()
         try:
             state = self.ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
-            # Only a forked child has our descriptors under our numbers: a forkserver child
-            # gets its own under new numbers, and closing ours there could close one of them.
-            fork = self.start_method == "fork"
-            close = [*parent_fds(), task_w, res_r] if fork else []
+            # Only a forked child holds copies of our descriptors. Elsewhere these numbers
+            # name unrelated descriptors of the child (its own result pipe, say): EBADF.
+            close = [*parent_fds(), task_w, res_r] if self.start_method == "fork" else []
             child_ends = (
                 multiprocessing.connection.Connection(task_r, writable=False),
                 multiprocessing.connection.Connection(res_w, readable=False),

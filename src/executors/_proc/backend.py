@@ -19,6 +19,8 @@ __all__ = ["ProcessBackend"]
 class ProcessBackend(OwnsProcesses):
     """What the fork, process, pool and subprocess executors share: options, defaults, platforms."""
 
+    max_workers: int
+
     def _take_options(
         self,
         max_workers: int | None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -36,10 +37,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from concurrent.futures import Future
 
-__all__ = ["EXPOSED", "Hub", "HubManager", "Server", "Task", "listen"]
+__all__ = ["EAGER_BYTES", "EXPOSED", "Hub", "HubManager", "Server", "Task", "listen"]
 
 #: The hub methods workers may call.
 EXPOSED = ("register", "take", "put", "bye", "watch")
+#: Submitted arguments are pickled at once while the master holds less than this
+#: many bytes of them (so an unpicklable argument fails in submit()); beyond it,
+#: a task keeps its arguments and they are pickled when a worker takes it.
+EAGER_BYTES = 32 * 1024 * 1024
 
 
 class Task(LazyFuture[Any]):
@@ -49,6 +54,10 @@ class Task(LazyFuture[Any]):
     behind running tasks; when that worker is lost the task may never have
     started, so it goes back without counting an attempt, as a ``suspect``
     that is then only handed out to start at once (never prefetched again).
+
+    ``call_data`` is the pickled ``(args, kwargs, context)``, or ``b""`` when the
+    master held :data:`EAGER_BYTES` already at submit: ``call`` then keeps them,
+    to pickle when a worker takes the task.
     """
 
     # Defaults on the class: a task costs three attribute writes, not nine.
@@ -58,6 +67,7 @@ class Task(LazyFuture[Any]):
     prefetched = False
     suspect = False
     deadline: float | None = None  # with task_timeout: when it runs out
+    call: tuple[Any, ...] | None = None  # (args, kwargs, context) not pickled yet
     hub: ClassVar[Hub | None] = None  # set on each hub's subclass (Hub.task_class)
 
     def __init__(self, fn_data: bytes, call_data: bytes, fn: Callable[..., Any]) -> None:
@@ -107,6 +117,7 @@ class Hub:
         *,
         prefetch: int = 0,
         task_timeout: float | None = None,
+        dump_call: Callable[[Any], bytes] | None = None,
     ) -> None:
         # Held (through the conditions below, which share it) while mutating pending,
         # tasks, workers, running, stopping and each task's owner, attempts and flags.
@@ -118,6 +129,11 @@ class Hub:
         self.cond_ahead = threading.Condition(self.lock)
         self.waiting = [0, 0]  # takers waiting on cond, on cond_ahead
         self.cond_cancel = threading.Condition(self.lock)  # workers' watch() waits here
+        self.cond_workers = threading.Condition(self.lock)  # wait_for_workers() waits here
+        #: Bytes of pickled arguments held by tasks not yet done (see EAGER_BYTES).
+        self.held = 0
+        #: Pickles a task's ``(args, kwargs, context)`` on the way out (the executor's serializer).
+        self.dump_call = dump_call or functools.partial(pickle.dumps, protocol=5)
         #: The future class :meth:`RemoteExecutor.submit` makes: cancel() reaches this hub.
         self.task_class: type[Task] = type("Task", (Task,), {"hub": self})
         self.pending: collections.deque[int] = collections.deque()
@@ -144,6 +160,8 @@ class Hub:
 
     def register(self, info: dict[str, Any]) -> dict[str, Any]:
         with self.cond:
+            if self.stopping:  # shutting down: a worker (--keep-alive) waits for the next
+                return {"stop": True}
             wid = info.get("previous")
             if wid not in self.workers:
                 wid = secrets.token_hex(8)
@@ -151,6 +169,7 @@ class Hub:
                 self.seen.add(str(info.get("name")))
             self.workers[wid].last_seen = time.monotonic()
             self.wake_all()
+            self.cond_workers.notify_all()
         return {
             "wid": wid,
             "heartbeat": self.heartbeat / 4,
@@ -190,7 +209,7 @@ class Hub:
                 if run or ahead:
                     batch = self._hand_out(worker, run, ahead)
                     if batch:
-                        return "ok", batch
+                        break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "ok", []
@@ -200,6 +219,53 @@ class Hub:
                     (self.cond, self.cond_ahead)[kind].wait(remaining)
                 finally:
                     self.waiting[kind] -= 1
+        return "ok", self._pickle_calls(wid, batch)
+
+    def _pickle_calls(
+        self, wid: str, batch: list[tuple[int, Payload]]
+    ) -> list[tuple[int, Payload]]:
+        """Pickle the arguments of the tasks in *batch* that kept them (outside the lock).
+
+        A task whose arguments do not pickle fails alone, with the error submit()
+        gives when it pickles them at once.
+        """
+        if all(call_data for _, (_, call_data) in batch):
+            return batch
+        out: list[tuple[int, Payload]] = []
+        for tid, (fn_data, call_data) in batch:
+            task = self.tasks.get(tid)
+            call = task.call if task is not None else None
+            if call_data or task is None or call is None:
+                out.append((tid, (fn_data, call_data)))
+                continue
+            try:
+                out.append((tid, (fn_data, self.dump_call(call))))
+            except Exception as exc:
+                self._unpicklable(wid, tid, task, exc)
+        return out
+
+    def _unpicklable(self, wid: str, tid: int, task: Task, exc: Exception) -> None:
+        args, kwargs, values = task.call or ((), None, None)
+        parts = {
+            "the function": task.fn,
+            **{f"argument {i + 1}": a for i, a in enumerate(args)},
+            **{f"keyword argument {k!r}": v for k, v in (kwargs or {}).items()},
+        }
+        error: BaseException = exc
+        try:
+            serialization.dumps((args, kwargs, values), what="the task", parts=parts)
+        except Exception as described:
+            error = described
+        with self.lock:
+            worker = self.workers.get(wid)
+            if self.tasks.get(tid) is not task:
+                return
+            del self.tasks[tid]
+            self.drop_call(task)
+            if worker is not None and tid in worker.in_flight:
+                worker.in_flight.discard(tid)
+                self.running -= 1
+        task.set_exception(error)
 
     def watch(self, wid: str, timeout: float) -> tuple[str, list[int]]:
         """The tasks worker *wid* runs that were cancelled since it last asked (waits *timeout*)."""
@@ -276,6 +342,7 @@ class Hub:
             if not task.started:
                 if not task._set_running():
                     del self.tasks[tid]
+                    self.drop_call(task)
                     continue
                 task.started = True
             task.owner = worker.wid
@@ -305,7 +372,7 @@ class Hub:
                     continue  # given to another worker meanwhile: that one's result counts
                 del self.tasks[tid]
                 worker.in_flight.discard(tid)
-                task.call_data = b""  # the caller may keep the future: not its arguments
+                self.drop_call(task)  # the caller may keep the future: not its arguments
                 done.append((task, ok, data))
             if done:
                 self.running -= len(done)
@@ -319,6 +386,12 @@ class Hub:
 
     def bye(self, wid: str) -> None:
         self.lose(wid, None)
+
+    def drop_call(self, task: Task) -> None:
+        """Forget *task*'s arguments, pickled or not (call holding the lock)."""
+        self.held -= len(task.call_data)
+        task.call_data = b""
+        task.call = None
 
     # -- called by the executor ---------------------------------------------------
 
@@ -338,6 +411,7 @@ class Hub:
                 if tid is None:
                     return False
                 del self.tasks[tid]  # _hand_out skips it
+                self.drop_call(task)
             else:
                 info = worker.info
                 tid = next((t for t in worker.in_flight if self.tasks.get(t) is task), None)
@@ -349,6 +423,7 @@ class Hub:
                         return False
                     worker.doomed = True  # given nothing more; its loss counts no attempt
                 del self.tasks[tid]  # its result, if it still comes, is dropped
+                self.drop_call(task)
                 worker.in_flight.discard(tid)
                 self.running -= 1
                 if stops:
@@ -378,6 +453,7 @@ class Hub:
                     task.attempts += reason is not None
                 if task.attempts > self.max_retries:
                     del self.tasks[tid]
+                    self.drop_call(task)
                     failed.append((task, self._lost(task, worker, reason)))
                 else:
                     self.pending.appendleft(tid)
@@ -408,6 +484,7 @@ class Hub:
                 for tid in late:
                     worker.in_flight.discard(tid)
                     task = self.tasks.pop(tid)
+                    self.drop_call(task)
                     self.running -= 1
                     name = worker.info.get("name")
                     if worker.info.get("stops_tasks"):
@@ -446,6 +523,8 @@ class Hub:
             tasks = list(self.tasks.values())
             self.tasks.clear()
             self.pending.clear()
+            for task in tasks:
+                self.drop_call(task)
             for worker in self.workers.values():
                 worker.in_flight.clear()
             self.running = 0

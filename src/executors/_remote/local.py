@@ -69,6 +69,7 @@ class LocalWorkers:
             "3",
             "--parent-pid",
             str(os.getpid()),
+            "-q",  # the master's terminal gets their warnings and errors only
         ]
         # A session of their own: Ctrl-C in the terminal reaches the master only,
         # which then stops its workers in order.

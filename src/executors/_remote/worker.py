@@ -8,7 +8,8 @@ loops over the master's ``hub`` proxy:
   wait behind them (about ``PREFETCH_SECONDS`` of work by its own timing, at
   most the master's ``prefetch``; one call returns a whole batch; it waits up
   to a second when there is nothing to do) and hands each to the local engine
-  (any backend spec: threads by default);
+  (any backend spec; by default ``pool``: worker processes sized to the CPUs,
+  so CPU-bound Python runs in parallel; ``--backend thread`` for I/O-bound work);
 * finished results go back with the next take when the main thread makes one
   (always so with an engine that runs tasks in submit, such as ``inline``);
   otherwise a sender thread *puts* them, all that are ready in one call, and it
@@ -19,8 +20,22 @@ When the connection drops, the worker reconnects with backoff for up to
 loses nothing; when the master says ``stop`` it finishes what it runs, sends the
 results and exits with status 0.
 
+With ``--keep-alive`` it does not exit when its master stops (or is lost):
+it waits for the next master at the same address and serves it, one master
+after another, until SIGTERM or Ctrl-C.
+
 SIGTERM stops it gently: it takes no more tasks, finishes the running ones and
 sends their results, then exits with 0.
+
+It logs what it does on stderr (logger ``executors.worker``): its engine when it
+starts, each connection, a summary of the tasks done every ``SUMMARY_EVERY``
+seconds while it works, reconnections and its stop; ``-v`` adds each batch
+taken, ``-q`` keeps warnings and errors only.
+
+A worker that cannot start the master's tasks (its initializer cannot be
+loaded here, e.g. its module is not installed, or the engine cannot start)
+fails the tasks it took with that error, so the caller sees it on their
+futures, and exits with status 5 and a one-line error.
 
 A third thread *watches* for tasks the caller cancelled while they run here:
 their process is killed where the engine can (pool, process, fork engines kill
@@ -34,7 +49,8 @@ with ``--parent-pid``, as the master does) does so as soon as its parent process
 is gone, within a fraction of a second.
 
 Exit status: 0 clean stop, 2 usage (bad arguments, missing authkey), 3 the
-master refused the authkey, 4 the master could not be reached.
+master refused the authkey, 4 the master could not be reached, 5 the master's
+tasks cannot start here.
 
 What the master shares with the worker (addresses, authkeys, the payload) is
 in :mod:`executors._remote.wire`; the master does not import this module.
@@ -48,6 +64,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
 import pickle
 import signal
@@ -58,10 +75,10 @@ import time
 from multiprocessing import AuthenticationError, connection, managers
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import command, context, registry, serialization
+from .. import _wording, command, context, registry, serialization
 from .._env import enter_worker
 from .._proc.logs import ForwardHandler, install_log_forwarding
-from ..errors import InvalidOption, SerializationError
+from ..errors import BrokenExecutor, InvalidOption, SerializationError
 from ..spec import parse_spec
 from .wire import (
     AUTHKEY_ENV,
@@ -81,6 +98,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_AUTH",
+    "EXIT_CANNOT_START",
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
@@ -95,11 +113,16 @@ __all__ = [
 PARENT_POLL = 0.1
 #: A worker holds about this much work (by its own timing) beyond what it runs.
 PREFETCH_SECONDS = 0.005
+#: Seconds between two summaries of the tasks done, while there are some.
+SUMMARY_EVERY = 30.0
+
+log = logging.getLogger("executors.worker")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNREACHABLE = 4
+EXIT_CANNOT_START = 5
 
 #: Errors that mean the connection to the master is gone: closed, or answered by a
 #: new master that does not know our proxy (managers.RemoteError).
@@ -281,7 +304,9 @@ class Worker:
         engine choose its default.
     :param backend: the local engine, any backend spec (``thread``, ``inline``...).
     :param retry_for: seconds to keep trying to reach the master, at start and
-        after losing it.
+        after losing it (``math.inf``: until it comes, or :meth:`request_stop`).
+    :param keep_alive: a master found shutting down is waited past, for the
+        next one at the same address, rather than ending the worker.
     """
 
     def __init__(
@@ -290,16 +315,18 @@ class Worker:
         authkey: bytes,
         *,
         slots: int | None = None,
-        backend: str = "thread",
+        backend: str = "pool",
         name: str = "",
         retry_for: float = 30.0,
         parent_pid: int | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.address = address
         self.authkey = authkey
         self.backend = backend
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.retry_for = retry_for
+        self.keep_alive = keep_alive  # a master shutting down: wait for the next one
         self.parent_pid = parent_pid
         self._slots_wanted = slots
         self._slots = 1
@@ -324,6 +351,12 @@ class Worker:
         self._cancelled: set[tuple[str, int]] = set()
         self._commands: concurrent.futures.ThreadPoolExecutor | None = None
         self._abandoned = False
+        # Why this worker cannot start the master's tasks (initializer not loadable here).
+        self._cannot_start: BaseException | None = None
+        # Tasks done (and failed) in all, and at the last summary; when it was logged.
+        self.done = self.failed = 0
+        self._summarized = (0, 0)
+        self._summary_at = time.monotonic()
 
     # -- connecting -------------------------------------------------------------
 
@@ -342,13 +375,21 @@ class Worker:
                     "name": self.name,
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
-                    "slots": self._slots_wanted or 0,
+                    "slots": self.engine_slots(),
                     "backend": self.backend,
                     "stops_tasks": self._stops_tasks,
                     "cancels": True,  # it watches for cancelled tasks and stops them
                     "previous": previous,
                 }
-                return _Session(link, link.call("register", info))
+                reply = link.call("register", info)
+                if reply.get("stop") and not self.keep_alive:
+                    raise WorkerExit(EXIT_OK, "the master is shutting down")
+                if reply.get("stop"):  # --keep-alive: as if it were not there yet
+                    raise EOFError("the master is shutting down")
+                session = _Session(link, reply)
+                how = "reconnected" if previous else "connected"
+                log.info("%s to the master at %s (as %s)", how, self._where(), self.name)
+                return session
             except AuthenticationError as exc:
                 raise WorkerExit(
                     EXIT_AUTH,
@@ -358,6 +399,10 @@ class Worker:
             except _LINK_ERRORS as exc:
                 if link is not None:
                     link.close()
+                if self._stop_requested:
+                    raise WorkerExit(EXIT_OK, "stopped while waiting for a master") from None
+                if delay == 0.05 and not previous:
+                    log.info("waiting for a master at %s", self._where())
                 if time.monotonic() + delay > deadline:
                     what = "lost the master" if previous else "cannot reach a master"
                     raise WorkerExit(
@@ -376,19 +421,73 @@ class Worker:
         if key != self._engine_key:
             if self._engine is not None:
                 self._engine.shutdown(wait=True)
-            init, initargs = pickle.loads(session.init) if session.init else (None, ())
-            options: dict[str, Any] = {"initializer": init, "initargs": initargs}
-            if self._slots_wanted:
-                options["max_workers"] = self._slots_wanted
-            if self._stops_tasks and session.task_timeout is not None:
-                options["task_timeout"] = session.task_timeout  # the engine kills overruns
-            self._engine = registry.get_executor(self.backend, **options)
+                self._engine = None
             self._engine_key = key
-            self._slots = getattr(self._engine, "max_workers", None) or 1
+            self._cannot_start = None
+            try:
+                self._engine = self._make_engine(session)
+            except Exception as exc:
+                self._cannot_start = exc
+                log.error("%s", exc)
+            self._slots = getattr(self._engine, "max_workers", None) or self._slots_wanted or 1
         with self._cond:
             self._session = session
             self._generation += 1
             self._cond.notify_all()
+
+    def _make_engine(self, session: _Session) -> Any:
+        """The local engine for *session*'s initializer and task timeout.
+
+        :raises BrokenExecutor: (the error the master's futures get) when the
+            initializer cannot be loaded here or the engine cannot start.
+        """
+        init: Callable[..., object] | None = None
+        initargs: Any = ()
+        try:
+            if session.init:
+                init, initargs = pickle.loads(session.init)
+        except Exception as exc:
+            error = BrokenExecutor(
+                f"worker {self.name!r} cannot start tasks: it could not load the initializer "
+                f"({type(exc).__name__}: {exc}); the initializer and its initargs must be "
+                "importable on the worker (install their module there)"
+            )
+            raise error from exc
+        options: dict[str, Any] = {"initializer": init, "initargs": initargs}
+        if self._slots_wanted:
+            options["max_workers"] = self._slots_wanted
+        if self._stops_tasks and session.task_timeout is not None:
+            options["task_timeout"] = session.task_timeout  # the engine kills overruns
+        try:
+            return registry.get_executor(self.backend, **options)
+        except Exception as exc:
+            if init is not None:
+                raise _wording.initializer_failed(init, exc, f" on worker {self.name!r}") from exc
+            raise BrokenExecutor(
+                f"worker {self.name!r} cannot start its engine {self.backend!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def engine_slots(self) -> int:
+        """How many tasks the engine runs at once: ``--workers``, else its default (0: unknown)."""
+        if self._slots_wanted:
+            return self._slots_wanted
+        with contextlib.suppress(Exception):
+            factory = registry.get_backend(parse_spec(self.backend).name)
+            return int(getattr(factory, "default_max_workers")() or 0)  # noqa: B009
+        return 0
+
+    def describe_engine(self) -> str:
+        """The engine and how many tasks it runs at once, for the start-up line."""
+        name = parse_spec(self.backend).name
+        n = self.engine_slots()
+        count = f"{n}" if n else "the engine's default number of"
+        if name == "pool":
+            default = "" if self._slots_wanted else ", one per CPU"
+            return f"engine pool: {count} processes{default} (--backend thread for threads)"
+        if name == "thread":
+            return f"engine thread: {count} threads (--backend pool for CPU-bound tasks)"
+        return f"engine {self.backend}: {count} task(s) at once"
 
     # -- running ----------------------------------------------------------------
 
@@ -415,6 +514,9 @@ class Worker:
             raise
         finally:
             self._finish(sender)
+            self._summarize(force=True)
+        if self._cannot_start is not None:
+            raise WorkerExit(EXIT_CANNOT_START, str(self._cannot_start))
         return EXIT_OK
 
     def _log(self, record: logging.LogRecord) -> None:
@@ -498,6 +600,7 @@ class Worker:
                 outbox, self._outbox = self._outbox, []  # ready results ride along
             if self._stop_requested:
                 self._keep(outbox)
+                log.info("stopping (SIGTERM): finishing the tasks running here")
                 return
             results = [(tid, ok, data) for wid, tid, ok, data in outbox if wid == session.wid]
             # With a slot free, wait at the master for tasks (up to a second); with
@@ -507,18 +610,35 @@ class Worker:
                 status, batch = session.link.call(
                     "take", session.wid, (free, room, self._slots), 1.0 if free else 0.0, results
                 )
-            except _LINK_ERRORS:
+            except _LINK_ERRORS as exc:
                 self._keep(outbox)
                 session.link.close()
+                log.warning(
+                    "lost the connection to the master at %s (%s: %s); reconnecting%s",
+                    self._where(),
+                    type(exc).__name__,
+                    exc,
+                    f" for up to {self.retry_for:g} s" if self.retry_for < math.inf else "",
+                )
                 self._install(self._connect(session.wid))
                 continue
             if status == "stop":
+                log.info("the master at %s is shutting down: stopping", self._where())
                 return
             if status == "stale":  # the master gave up on us: start afresh
                 session.link.close()
+                log.warning("the master at %s had given up on this worker", self._where())
                 self._install(self._connect(None))
                 continue
             starved = not free and not batch
+            if batch:
+                log.debug("took %d task(s)", len(batch))
+            if batch and self._cannot_start is not None:
+                # Tell the caller, on the futures of the tasks taken, then leave.
+                with self._cond:
+                    self._in_flight += len(batch)
+                self._done(session.wid, [tid for tid, _ in batch], None, self._cannot_start)
+                return
             if batch:
                 self._start(session.wid, batch)
 
@@ -641,9 +761,15 @@ class Worker:
                 self._avg = each if self._avg is None else 0.8 * self._avg + 0.2 * each
         if error is not None:
             results = [(False, _pack(error))] * len(tids)
+            if type(error) is BrokenExecutor and self._cannot_start is None:
+                # The engine broke for good (its initializer raised): no task can start here.
+                self._cannot_start = error
+                log.error("%s", error)
         with self._cond:
             self._outbox.extend((wid, tid, ok, data) for tid, (ok, data) in zip(tids, results))
             self._in_flight -= len(tids)
+            self.done += len(results)
+            self.failed += sum(not ok for ok, _ in results)
             if threading.current_thread() is not threading.main_thread():
                 self._cond.notify_all()  # the main thread carries its own results
 
@@ -682,8 +808,31 @@ class Worker:
                     continue
                 if done:
                     return
+                self._summarize()
         finally:
             own.drop()
+
+    def _summarize(self, force: bool = False) -> None:
+        """Log the tasks done since the last summary, every SUMMARY_EVERY s (or now: *force*)."""
+        now = time.monotonic()
+        if not force and now - self._summary_at < SUMMARY_EVERY:
+            return
+        with self._cond:
+            done, failed = self.done, self.failed
+        then_done, then_failed = self._summarized
+        if done == then_done and not force:
+            return
+        self._summarized, self._summary_at = (done, failed), now
+        if force:
+            log.info("%d task(s) done for the master at %s, %d failed", done, self._where(), failed)
+        else:
+            log.info(
+                "%d task(s) done in the last %.0f s, %d failed (%d in all)",
+                done - then_done,
+                SUMMARY_EVERY,
+                failed - then_failed,
+                done,
+            )
 
     def _finish(self, sender: threading.Thread) -> None:
         with self._cond:
@@ -710,30 +859,8 @@ def _picklable_or_repr(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m executors worker",
-        description="Connect to a remote master and run its tasks. The authkey is read from "
-        f"${AUTHKEY_ENV}, never from the command line.",
-    )
-    parser.add_argument("address", help="the master's HOST:PORT")
-    parser.add_argument("--workers", type=int, help="tasks run at once (default: the engine's)")
-    parser.add_argument("--backend", default="thread", help="local engine spec (default: thread)")
-    parser.add_argument(
-        "--retry-for",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long to keep trying to reach the master (default: 30)",
-    )
-    parser.add_argument(
-        "--parent-pid",
-        type=int,
-        metavar="PID",
-        help="exit, killing the running tasks, as soon as process PID (the master that "
-        "started this worker) is gone; for local workers",
-    )
-    args = parser.parse_args(argv)
+    """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC] [--keep-alive]``."""
+    args = _parser().parse_args(argv)
     enter_worker()  # tasks here get the default backend: see executors._env
     asked = os.environ.get("EXECUTORS_BACKEND")
     if asked:  # the same for the tasks its engine's processes run, if it has any
@@ -744,30 +871,124 @@ def main(argv: Sequence[str] = ()) -> int:
         if args.workers is not None and args.workers < 1:
             raise InvalidOption(f"--workers must be greater than 0, got {args.workers!r}")
         registry.get_backend(parse_spec(args.backend).name, source="--backend")
-    except InvalidOption as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    worker = Worker(
-        address,
-        authkey,
-        slots=args.workers,
-        backend=args.backend,
-        name=os.environ.get(NAME_ENV, ""),
-        retry_for=args.retry_for,
-        parent_pid=args.parent_pid,
-    )
+    _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else 0)
+    current: list[Worker] = []
+    stop = threading.Event()
+
+    def make(retry_for: float) -> Worker:
+        worker = Worker(
+            address,
+            authkey,
+            slots=args.workers,
+            backend=args.backend,
+            name=os.environ.get(NAME_ENV, ""),
+            retry_for=retry_for,
+            parent_pid=args.parent_pid,
+            keep_alive=args.keep_alive,
+        )
+        current[:] = [worker]
+        if stop.is_set():
+            worker.request_stop()
+        return worker
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        stop.set()
+        for worker in current:
+            worker.request_stop()
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: worker.request_stop())
+        signal.signal(signal.SIGTERM, on_sigterm)
+    worker = make(math.inf if args.keep_alive else args.retry_for)
+    log.info(
+        "worker %s starts: %s; master at %s%s",
+        worker.name,
+        worker.describe_engine(),
+        worker._where(),
+        " (--keep-alive: serves one master after another)" if args.keep_alive else "",
+    )
     try:
-        return worker.run()
+        while True:
+            try:
+                status = worker.run()
+            except WorkerExit as exc:
+                if not args.keep_alive or exc.status in (EXIT_OK, EXIT_AUTH) or stop.is_set():
+                    raise
+                log.error("%s", exc)
+                status = exc.status
+            if not args.keep_alive or stop.is_set():
+                return status
+            if status == EXIT_CANNOT_START:
+                stop.wait(5.0)  # the same master may still be there: do not spin on it
+            worker = make(math.inf)
     except WorkerExit as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if exc.status != EXIT_OK:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
         if worker._abandoned:  # tasks killed: threads the engine could not stop may be left
             sys.stdout.flush()
             os._exit(exc.status)
         return exc.status
     except KeyboardInterrupt:
         return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m executors worker",
+        description="Connect to a remote master and run its tasks. The authkey is read from "
+        f"${AUTHKEY_ENV}, never from the command line.",
+    )
+    parser.add_argument("address", help="the master's HOST:PORT")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="tasks run at once: N worker processes (pool engine) or N threads (thread "
+        "engine); default: the engine's (the CPU count for pool)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="pool",
+        metavar="SPEC",
+        help="the engine running the tasks here (default: pool, processes that run "
+        "CPU-bound Python in parallel; thread for I/O-bound tasks)",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="when the master shuts down (or is lost), wait for the next one at the same "
+        "address and serve it, instead of exiting; stop with SIGTERM or Ctrl-C",
+    )
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to keep trying to reach the master (default: 30; with "
+        "--keep-alive it waits as long as it takes)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also log each batch of tasks taken"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="exit, killing the running tasks, as soon as process PID (the master that "
+        "started this worker) is gone; for local workers",
+    )
+    return parser
+
+
+def _configure_logging(level: int) -> None:
+    """Log ``executors.worker`` to stderr at *level* (0: INFO), with the time."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s executors worker: %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    log.addHandler(handler)
+    log.setLevel(level or logging.INFO)
+    log.propagate = False

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import queue
 import sys
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Optional, Tuple
 
+from .. import _deadline
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
@@ -17,7 +19,7 @@ from .inside import ERR
 
 __all__ = ["Workers"]
 
-_Item = Optional[Tuple["Future[Any]", bytes]]
+_Item = Optional[Tuple["Future[Any]", bytes, str]]
 
 # A new interpreter computes sys.path afresh: it gets the caller's (a script's folder,
 # pytest's rootdir), so that tasks' modules import there as they do here.
@@ -34,12 +36,30 @@ _INIT = "_executors_send(_executors_inside.initialize(_executors_payload))"
 class _Shared:
     """What the executor and its worker threads share (the threads never see the executor)."""
 
-    __slots__ = ("broken", "engine", "idle", "init", "initializer", "lock", "queue", "shutdown")
+    __slots__ = (
+        "broken",
+        "engine",
+        "idle",
+        "init",
+        "initializer",
+        "lock",
+        "max_tasks",
+        "queue",
+        "shutdown",
+        "task_timeout",
+    )
 
     def __init__(
-        self, engine: Engine, init: bytes | None, initializer: Callable[..., Any] | None
+        self,
+        engine: Engine,
+        init: bytes | None,
+        initializer: Callable[..., Any] | None,
+        task_timeout: float | None = None,
+        max_tasks: int | None = None,
     ) -> None:
         self.engine = engine
+        self.task_timeout = task_timeout
+        self.max_tasks = max_tasks
         self.init = init
         self.initializer = initializer
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -113,6 +133,7 @@ def _work(shared: _Shared) -> None:
     if interp is None:
         return
     get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    ran = 0
     try:
         while True:
             try:
@@ -123,13 +144,23 @@ def _work(shared: _Shared) -> None:
                 item = get()
             if item is None:
                 return
-            future, payload = item
+            future, payload, label = item
             del item
             if future.set_running_or_notify_cancel():
+                if shared.task_timeout is not None:
+                    _deadline.watch(future, shared.task_timeout, label)
                 _run_one(interp, future, payload)
+                ran += 1
             del future, payload
+            if shared.max_tasks is not None and ran >= shared.max_tasks:
+                interp.close()  # max_tasks_per_child: a fresh interpreter takes over
+                interp, ran = None, 0
+                interp = _start(shared)
+                if interp is None:
+                    return
     finally:
-        interp.close()
+        if interp is not None:
+            interp.close()
 
 
 def _run_one(interp: Interp, future: Future[Any], payload: bytes) -> None:
@@ -137,12 +168,14 @@ def _run_one(interp: Interp, future: Future[Any], payload: bytes) -> None:
         interp.run(_RUN, _executors_payload=payload)
         kind, value = pickle.loads(interp.take())
     except BaseException as exc:  # the interpreter itself failed, not the task
-        future.set_exception(exc)
+        with contextlib.suppress(InvalidStateError):  # timed out meanwhile
+            future.set_exception(exc)
         return
-    if kind == ERR:
-        future.set_exception(unpack_exception(value))
-    else:
-        future.set_result(value)
+    with contextlib.suppress(InvalidStateError):  # timed out: the late outcome is dropped
+        if kind == ERR:
+            future.set_exception(unpack_exception(value))
+        else:
+            future.set_result(value)
 
 
 class Workers:
@@ -154,14 +187,17 @@ class Workers:
         max_workers: int,
         init: bytes | None,
         name_prefix: str,
+        *,
         initializer: Callable[..., Any] | None = None,
+        task_timeout: float | None = None,
+        max_tasks: int | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.name_prefix = name_prefix
-        self.shared = _Shared(engine, init, initializer)
+        self.shared = _Shared(engine, init, initializer, task_timeout, max_tasks)
         self.threads: list[threading.Thread] = []
 
-    def submit(self, future: Future[Any], payload: bytes) -> None:
+    def submit(self, future: Future[Any], payload: bytes, label: str = "") -> None:
         """Queue a task; start a worker when none is idle and there is room."""
         shared = self.shared
         with shared.lock:
@@ -169,7 +205,7 @@ class Workers:
                 raise shared.broken
             if shared.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            shared.queue.put((future, payload))
+            shared.queue.put((future, payload, label))
             if shared.idle:
                 shared.idle -= 1
             elif len(self.threads) < self.max_workers:

@@ -162,6 +162,10 @@ class AsyncioExecutor(BaseExecutor):
         runner.submit(fut)
         return fut
 
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """Plain functions go to the threads in chunks; each coroutine is its own task."""
+        return not _is_async(fn)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks, then close the loop once the last one is done.
 

@@ -36,7 +36,7 @@ from ..errors import BrokenExecutor, InvalidOption
 from ..serialization import DEFAULT_SERIALIZER, dumps
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 __all__ = ["SubprocessExecutor"]
 
@@ -181,37 +181,9 @@ class SubprocessExecutor(ProcessBackend):
                 )
             return self._commands
 
-    def map(
-        self,
-        fn: Callable[..., R],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int | None = None,
-        buffersize: int | None = None,
-        ordered: bool = True,
-    ) -> Iterator[R]:
-        """:meth:`BaseExecutor.map`; Python tasks go to the workers in chunks by default.
-
-        Commands go one by one, so that ``max_workers`` of them run at once.
-        """
-        if chunksize is None and _is_command(fn):
-            chunksize = 1
-        return super().map(
-            fn,
-            *iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            buffersize=buffersize,
-            ordered=ordered,
-        )
-
-    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
-        """About four chunks per worker (at most 64 items each) for sized inputs, else 1."""
-        try:
-            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return 1
-        return max(1, min(64, n // (4 * self.max_workers)))
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """Python tasks go to the workers in chunks; commands one by one."""
+        return not _is_command(fn)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; cancel queued ones if asked; wait for running ones if asked.

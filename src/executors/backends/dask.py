@@ -38,6 +38,11 @@ class DaskExecutor(EngineExecutor):
         a LocalCluster with temporary credentials.
     :param resources: dask worker resources each task needs, e.g. ``{"GPU": 1}``.
     :param retries: times dask reruns a task whose worker died.
+    :param task_timeout: seconds a task may run; then its future raises
+        :class:`~executors.TaskTimeout` (dask cannot stop the task: its worker
+        finishes it and the result is dropped).
+    :param serializer: accepted for portability; the engine always pickles by value.
+    :param max_tasks_per_child: only None: the cluster manages its worker processes.
     :param initializer: called as ``initializer(*initargs)`` once in each worker
         thread before its first task; it can fill :data:`executors.context.worker`.
 
@@ -54,6 +59,11 @@ class DaskExecutor(EngineExecutor):
     name: ClassVar[str] = "dask"
     sharing: ClassVar[str] = "none"
 
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """One task per item for now: a chunk already sent to the cluster is not stopped
+        by cancel, so a failing item would let the rest of its chunks run (issue #13)."""
+        return False
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -66,6 +76,9 @@ class DaskExecutor(EngineExecutor):
         retries: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "cloudpickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
         from .._dask import engine as _dask
 
@@ -77,6 +90,14 @@ class DaskExecutor(EngineExecutor):
             ):
                 raise InvalidOption(f"{label} must be a positive int, got {value!r}")
         init, args = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        # The engine pickles (cloudpickle, by value); either name is accepted.
+        self.serializer = _validate.serializer(serializer)
+        if _validate.max_tasks_per_child(max_tasks_per_child) is not None:
+            raise InvalidOption(
+                f"max_tasks_per_child={max_tasks_per_child!r}: the {self.name!r} backend does "
+                "not replace its workers after N tasks (the cluster manages them); leave it None"
+            )
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
             raise InvalidOption(f"retries must be an int or None, got {retries!r}")
         workers = n_workers or max_workers or _validate.cpu_count()
@@ -91,7 +112,7 @@ class DaskExecutor(EngineExecutor):
             raise
         self.address: str = str(client.scheduler.address)
         self.client = client
-        self._dispatcher = Dispatcher(engine, self.max_workers, init, args)
+        self._dispatcher = Dispatcher(engine, self.max_workers, init, args, self.task_timeout)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

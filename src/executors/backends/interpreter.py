@@ -11,9 +11,8 @@ import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate, context
+from .. import _deadline, _validate, context
 from .._compat import ParamSpec
-from .._runtime import Counter
 from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
@@ -27,17 +26,21 @@ __all__ = ["InterpreterExecutor"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_live: weakref.WeakValueDictionary[int, InterpreterExecutor] = weakref.WeakValueDictionary()
-_ids = Counter()
-_live_lock = threading.Lock()  # _live, also without the GIL (free-threaded builds)
+_live_lock = threading.Lock()  # _pools, also without the GIL (free-threaded builds)
+
+
+_pools: set[Workers] = set()  # every executor's workers until shut down, dropped ones too
 
 
 def _at_exit() -> None:
-    # Destroy the interpreters before this one finalizes (queued tasks still run).
+    # Queued tasks still run, even of an executor that was dropped without shutdown;
+    # then the interpreters are destroyed, before this one finalizes.
     with _live_lock:
-        live = list(_live.values())
-    for ex in live:
-        ex.shutdown(wait=True)
+        pools = list(_pools)
+    for pool in pools:
+        pool.stop(cancel=False)
+    for pool in pools:
+        pool.join()
 
 
 getattr(threading, "_register_atexit", lambda fn: None)(_at_exit)
@@ -67,6 +70,11 @@ class InterpreterExecutor(BaseExecutor):
     :param serializer: ``"auto"`` (default; see :doc:`/pickling`), ``"pickle"`` or
         ``"cloudpickle"``.
     :param thread_name_prefix: names of the threads that drive the interpreters.
+    :param task_timeout: seconds a task may run; at the deadline its future fails
+        with :class:`~executors.TaskTimeout`. An interpreter cannot be stopped
+        mid-task: its worker stays busy until the task ends, and the late result
+        is dropped (``pool`` kills the worker instead).
+    :param max_tasks_per_child: replace a worker's interpreter after this many tasks.
 
     >>> from executors import get_executor, unavailable_reason
     >>> from executors.demo import square
@@ -76,6 +84,7 @@ class InterpreterExecutor(BaseExecutor):
     ...         assert list(ex.map(square, range(5))) == [0, 1, 4, 9, 16]
     """
 
+    max_workers: int
     name: ClassVar[str] = "interpreter"
 
     def __init__(
@@ -86,9 +95,14 @@ class InterpreterExecutor(BaseExecutor):
         initargs: Iterable[Any] = (),
         serializer: str = "auto",
         thread_name_prefix: str = "executors-interpreter",
+        task_timeout: float | None = None,
+        max_tasks_per_child: int | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
         init, args = _validate.initializer(initializer, initargs)
+        #: Seconds a task may run before its future fails with :class:`~executors.TaskTimeout`.
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._pickler = get_pickler(serializer)
         self.serializer = serializer
         init_payload = None
@@ -100,11 +114,17 @@ class InterpreterExecutor(BaseExecutor):
                 pickler=self._pickler,
             )
         self._workers = Workers(
-            engines.engine(), self.max_workers, init_payload, str(thread_name_prefix), init
+            engines.engine(),
+            self.max_workers,
+            init_payload,
+            str(thread_name_prefix),
+            initializer=init,
+            task_timeout=self.task_timeout,
+            max_tasks=self.max_tasks_per_child,
         )
         weakref.finalize(self, self._workers.stop, cancel=False)
         with _live_lock:
-            _live[next(_ids)] = self
+            _pools.add(self._workers)
 
     @classmethod
     def default_max_workers(cls) -> int:
@@ -131,7 +151,8 @@ class InterpreterExecutor(BaseExecutor):
             parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
             payload = dumps(task, what="the task", parts=parts, pickler=self._pickler)
         future: Future[R] = Future()
-        self._workers.submit(future, payload)
+        label = _deadline.describe(fn) if self.task_timeout is not None else ""
+        self._workers.submit(future, payload, label)
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
@@ -146,6 +167,8 @@ class InterpreterExecutor(BaseExecutor):
         self._workers.stop(cancel=cancel_futures)
         if wait:
             self._workers.join()
+            with _live_lock:
+                _pools.discard(self._workers)
 
     def __repr__(self) -> str:
         return (

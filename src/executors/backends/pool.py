@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _validate
+from .. import _chunks, _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
 from .._pool.processes import ProcessLauncher, pool_worker
@@ -39,27 +39,6 @@ def default_start_method() -> str:
     if sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods():
         return "fork"
     return multiprocessing.get_start_method()
-
-
-def _map_chunk(fn: Callable[..., Any], columns: tuple[Any, ...]) -> list[Any]:
-    return list(map(fn, *columns))
-
-
-class _Results(itertools.chain):  # type: ignore[type-arg]
-    """Flattened chunk results at C speed; ``close()`` stops the map (and cancels its rest)."""
-
-    _source: Iterator[Any]
-
-    def close(self) -> None:
-        close = getattr(self._source, "close", None)
-        if close is not None:
-            close()
-
-
-def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
-    results: Any = _Results.from_iterable(chunks)
-    results._source = chunks
-    return results  # type: ignore[no-any-return]
 
 
 class PoolExecutor(ProcessBackend):
@@ -176,17 +155,19 @@ class PoolExecutor(ProcessBackend):
                 buffersize=buffersize,
                 ordered=ordered,
             )
+        stop = _chunks.Stop()
         chunks = _columns(iterables, size)
         results = super().map(
-            _map_chunk,
+            _chunks.run_chunk,
             itertools.repeat(fn),
             chunks,
+            itertools.repeat(stop),
             timeout=timeout,
             chunksize=1,
             buffersize=buffersize,
             ordered=ordered,
         )
-        return _flatten(results)
+        return _chunks.flatten(results, stop)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks, cancel pending ones if asked, wait for the rest if asked."""

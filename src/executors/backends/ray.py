@@ -36,6 +36,10 @@ class RayExecutor(EngineExecutor):
     :param resources: custom Ray resources each task needs, e.g. ``{"GPU": 1}``.
     :param retries: times Ray reruns a task whose worker died (Ray's default: 3).
     :param object_store_memory: bytes of object store for a local Ray.
+    :param task_timeout: seconds a task may run; then its future raises
+        :class:`~executors.TaskTimeout` (and ``ray.cancel`` stops it).
+    :param serializer: accepted for portability; the engine always pickles by value.
+    :param max_tasks_per_child: only None: the cluster manages its worker processes.
     :param initializer: called as ``initializer(*initargs)`` once in each worker
         process before its first task; it can fill :data:`executors.context.worker`.
 
@@ -52,6 +56,11 @@ class RayExecutor(EngineExecutor):
     name: ClassVar[str] = "ray"
     sharing: ClassVar[str] = "none"
 
+    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
+        """One task per item for now: a chunk already sent to the cluster is not stopped
+        by cancel, so a failing item would let the rest of its chunks run (issue #13)."""
+        return False
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -63,12 +72,23 @@ class RayExecutor(EngineExecutor):
         object_store_memory: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
+        task_timeout: float | None = None,
+        serializer: str = "cloudpickle",
+        max_tasks_per_child: int | None = None,
     ) -> None:
         from .._ray import engine as _ray
 
         if max_workers is not None:
             _validate.max_workers(max_workers, default=1)
         init, args = _validate.initializer(initializer, initargs)
+        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
+        # The engine pickles (cloudpickle, by value); either name is accepted.
+        self.serializer = _validate.serializer(serializer)
+        if _validate.max_tasks_per_child(max_tasks_per_child) is not None:
+            raise InvalidOption(
+                f"max_tasks_per_child={max_tasks_per_child!r}: the {self.name!r} backend does "
+                "not replace its workers after N tasks (the cluster manages them); leave it None"
+            )
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
             raise InvalidOption(f"retries must be an int or None, got {retries!r}")
         ray = _ray.acquire(address, max_workers or _validate.cpu_count(), object_store_memory)
@@ -80,7 +100,7 @@ class RayExecutor(EngineExecutor):
         except BaseException:
             engine.close()
             raise
-        self._dispatcher = Dispatcher(engine, self.max_workers, init, args)
+        self._dispatcher = Dispatcher(engine, self.max_workers, init, args, self.task_timeout)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -9,17 +9,19 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
+import logging
 import secrets
+import socket
 import threading
 import time
 import types
 import weakref
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from .. import _validate, context, serialization
 from .._remote import wire
-from .._remote.hub import Hub, listen
+from .._remote.hub import EAGER_BYTES, Hub, listen
 from .._remote.local import LocalWorkers
 from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
@@ -30,10 +32,24 @@ from ..spec import parse_spec
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["RemoteExecutor"]
+__all__ = ["RemoteExecutor", "RemoteWorker"]
 
 R = TypeVar("R")
 _TICK = 0.05
+log = logging.getLogger("executors.remote")
+
+
+class RemoteWorker(NamedTuple):
+    """A worker connected to a :class:`RemoteExecutor` (see :meth:`~RemoteExecutor.workers`)."""
+
+    #: ``HOST:PID`` of the worker process (``local-...`` for the master's own).
+    name: str
+    host: str
+    pid: int
+    #: Tasks it runs at once (its ``--workers``).
+    slots: int
+    #: Its engine (``pool``, ``thread``...).
+    backend: str
 
 
 class RemoteExecutor(OwnsProcesses):
@@ -70,6 +86,15 @@ class RemoteExecutor(OwnsProcesses):
         its future raises :class:`~executors.TaskTimeout`; workers whose engine
         can (pool, process, fork) kill it, and local workers running it alone
         are killed and replaced. No prefetch then.
+    :param warn_no_workers: with an *address*, seconds without any worker
+        connected after which the master logs a warning (logger
+        ``executors.remote``) with the command that starts one; None: never.
+
+    Memory: arguments are pickled in :meth:`submit` while the master holds less
+    than 32 MB of pickled arguments (so an unpicklable one fails there); beyond
+    that a task keeps its arguments, which are pickled when a worker takes it
+    (an unpicklable one then fails that task's future), so a backlog of large
+    arguments is not held twice.
 
     >>> from executors import get_executor
     >>> from executors.demo import square
@@ -79,6 +104,7 @@ class RemoteExecutor(OwnsProcesses):
     """
 
     name: ClassVar[str] = "remote"
+    map_chunk_cap: ClassVar[int] = 1000  # one chunk is one message through the hub
     sharing: ClassVar[str] = "none"
 
     def __init__(
@@ -93,6 +119,7 @@ class RemoteExecutor(OwnsProcesses):
         heartbeat_timeout: float = 10.0,
         prefetch: int = 256,
         task_timeout: float | None = None,
+        warn_no_workers: float | None = 10.0,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         serializer: str = DEFAULT_SERIALIZER,
@@ -102,6 +129,8 @@ class RemoteExecutor(OwnsProcesses):
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         worker_backend = _with_max_tasks(worker_backend, self.max_tasks_per_child)
         external = address is not None
+        warn_after = _validate.positive_number("warn_no_workers", warn_no_workers)
+        warn_after = warn_after if external else None
         if external or max_workers is not None:
             self.max_workers: int | None = _validate.max_workers(max_workers, default=0) or None
         else:
@@ -132,7 +161,9 @@ class RemoteExecutor(OwnsProcesses):
         init, args = _validate.initializer(initializer, initargs)
         init_data = None
         if init is not None:
-            init_data = serialization.dumps((init, args), what="the initializer and initargs")
+            init_data = serialization.dumps(
+                (init, args), what="the initializer and initargs", pickler=self._pickler
+            )
 
         self._hub = Hub(
             self.max_workers,
@@ -141,6 +172,7 @@ class RemoteExecutor(OwnsProcesses):
             init_data,
             prefetch=ahead or 0,
             task_timeout=self.task_timeout,
+            dump_call=None if serializer == "pickle" else self._pickler,
         )
         self._authkey = key
         self._engine = worker_backend
@@ -156,7 +188,9 @@ class RemoteExecutor(OwnsProcesses):
         accepter.start()
         # What the threads use is kept apart from the executor, so that an executor
         # dropped without shutdown() can be collected (its finalizer closes the master).
-        self._master = _Master(self._hub, local, server, accepter, self.address)
+        self._master = _Master(
+            self._hub, local, server, accepter, self.address, warn_after=warn_after
+        )
         # Split max_workers exactly, so that the workers' slots keep the cap.
         base, extra = divmod(self.max_workers or n_local, max(n_local, 1))
         try:
@@ -172,13 +206,62 @@ class RemoteExecutor(OwnsProcesses):
         weakref.finalize(self, self._master.close).atexit = False
         # At interpreter exit, finish what was submitted and stop the workers, as
         # ThreadPoolExecutor does; the weak reference lets an unused executor go.
-        self._atexit = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        self._atexit = functools.partial(
+            _shutdown_at_exit, weakref.ref(self), self._master, self._monitor
+        )
         atexit.register(self._atexit)
 
     @classmethod
     def default_max_workers(cls) -> int:
         """The CPU count (used without an address; with one, the default is no cap)."""
         return _validate.cpu_count()
+
+    # -- workers --------------------------------------------------------------------
+
+    def workers(self) -> list[RemoteWorker]:
+        """The workers connected now (the master's local ones included).
+
+        >>> from executors import get_executor
+        >>> with get_executor("remote", max_workers=1) as ex:
+        ...     [(w.slots, w.backend) for w in ex.wait_for_workers(1, timeout=60)]
+        [(1, 'inline')]
+        """
+        with self._hub.lock:
+            found = [(w.info, w.slots) for w in self._hub.workers.values()]
+        return [
+            RemoteWorker(
+                name=str(info.get("name", "")),
+                host=str(info.get("host", "")),
+                pid=int(info.get("pid", 0)),
+                slots=int(slots or info.get("slots") or 0),
+                backend=str(info.get("backend", "")),
+            )
+            for info, slots in found
+        ]
+
+    def wait_for_workers(self, n: int = 1, timeout: float | None = None) -> list[RemoteWorker]:
+        """Wait until at least *n* workers are connected; :meth:`workers` then.
+
+        :raises TimeoutError: when fewer than *n* connected within *timeout* seconds,
+            saying how to start them.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidOption(f"n must be an int >= 1, got {n!r}")
+        limit = _validate.positive_number("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        hub = self._hub
+        with hub.cond_workers:
+            while len(hub.workers) < n:
+                if self._master.broken is not None:
+                    raise self._master.broken
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(hub.workers)} of {n} worker(s) connected to the master at "
+                        f"{self._master.where()} within {limit:g} s; {self._master.start_hint()}"
+                    )
+                hub.cond_workers.wait(remaining if remaining is not None else 1.0)
+        return self.workers()
 
     # -- the protocol -------------------------------------------------------------
 
@@ -190,6 +273,9 @@ class RemoteExecutor(OwnsProcesses):
         # A plain function pickles as its name, the same every time: pickle it once.
         # (One sent by value, from __main__ or a closure, is pickled anew: its globals may change.)
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
+        hub = self._hub
+        eager = hub.held < EAGER_BYTES  # read without the lock: a hint is enough
+        call_data = b""
         try:
             if fn_data is None:
                 fn_data = self._pickler(fn)
@@ -197,7 +283,9 @@ class RemoteExecutor(OwnsProcesses):
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
-            call_data = self._pickler((args, kwargs or None, values))
+            call = (args, kwargs or None, values)
+            if eager:
+                call_data = self._pickler(call)
         except Exception:
             parts = {
                 "the function": fn,
@@ -208,32 +296,27 @@ class RemoteExecutor(OwnsProcesses):
                 (fn, args, kwargs, values), what="the task", parts=parts, pickler=self._pickler
             )
             raise  # pragma: no cover - the second attempt pickled what the first could not
-        hub = self._hub
         task = hub.task_class(fn_data, call_data, fn)
+        if not eager:
+            task.call = call
         with hub.lock:
             if self._master.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._master.broken is not None:
                 raise self._master.broken
             tid = next(hub.ids)
+            hub.held += len(call_data)
             hub.tasks[tid] = task
             hub.pending.append(tid)
             hub.wake()
         return task
 
-    def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:
-        """About four chunks per worker for sized inputs (at most 1000 items); 1 otherwise."""
-        try:
-            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
-        except TypeError:
-            return 1
-        return max(1, min(1000, n // (4 * (self.max_workers or 8))))
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; tasks already submitted still run unless *cancel_futures*.
 
         *cancel_futures* cancels the tasks no worker has taken yet; those taken run
-        to the end (:meth:`terminate_workers` stops them too).
+        to the end (:meth:`~executors.protocol.OwnsProcesses.terminate_workers` stops them
+        too).
 
         Workers are told to stop once every task is done; local workers are reaped.
         Tasks that cannot run (no worker connected for ``heartbeat_timeout``) fail
@@ -248,6 +331,7 @@ class RemoteExecutor(OwnsProcesses):
                     task = hub.tasks.get(tid)
                     if task is not None and not task.started:
                         del hub.tasks[tid]
+                        hub.drop_call(task)
                         cancelled.append(task)
                 hub.pending = collections.deque(t for t in hub.pending if t in hub.tasks)
             hub.wake_all()
@@ -298,12 +382,15 @@ class _Master:
         server: Any,
         accepter: threading.Thread,
         address: tuple[str, int],
+        *,
+        warn_after: float | None = None,
     ) -> None:
         self.hub, self.local, self.server, self.accepter = hub, local, server, accepter
         self.address = address
         self.closing = False
         self.wake = threading.Event()  # cuts the monitor's nap short at shutdown
         self.broken: BrokenExecutor | None = None
+        self.warn_after = warn_after  # warn when no worker has connected for so long
 
     def close(self) -> None:
         """The executor was dropped without ``shutdown()``: finish what runs, then stop."""
@@ -317,9 +404,24 @@ class _Master:
         host, port = self.address
         return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), port
 
+    def where(self) -> str:
+        """The master's address as workers elsewhere reach it (the host name for 0.0.0.0)."""
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def start_hint(self) -> str:
+        """How to start a worker for this master (never with the key itself)."""
+        return (
+            f"start one with the master's key in ${wire.AUTHKEY_ENV}: "
+            f"python -m executors worker {self.where()}"
+        )
+
     def watch(self) -> None:
         hub = self.hub
         idle_since = time.monotonic()
+        warned = False
         try:
             while True:
                 self.wake.wait(_TICK)
@@ -331,6 +433,17 @@ class _Master:
                     ]
                     if hub.workers or self.local:
                         idle_since = now
+                        warned = False
+                if not warned and not closing and now - idle_since > (self.warn_after or 1e300):
+                    warned = True
+                    log.warning(
+                        "no worker has connected to this master at %s for %.0f s (%d task(s) "
+                        "waiting); %s",
+                        self.where(),
+                        now - idle_since,
+                        left,
+                        self.start_hint(),
+                    )
                 for wid in late:
                     hub.lose(wid, f"it sent no heartbeat for {hub.heartbeat:g} s")
                 for wid in hub.expire(self.local.is_local):
@@ -364,10 +477,17 @@ class _Master:
         hub.fail_all("the remote executor shut down before this task ran")
 
 
-def _shutdown_at_exit(ref: weakref.ref[RemoteExecutor]) -> None:
+def _shutdown_at_exit(
+    ref: weakref.ref[RemoteExecutor], master: _Master, monitor: threading.Thread
+) -> None:
+    # As concurrent.futures: what was submitted runs before the program leaves, also when
+    # the executor was dropped (then its master is closing, and only needs waiting for).
     ex = ref()
     if ex is not None:
         ex.shutdown(wait=True)
+        return
+    master.close()
+    monitor.join()
 
 
 def _count(name: str, value: int | None) -> int | None:

@@ -190,6 +190,7 @@ class ThreadExecutor(BaseExecutor):
     'crawler_0'
     """
 
+    max_workers: int
     name: ClassVar[str] = "thread"
     sharing: ClassVar[str] = "local"
 
