@@ -35,7 +35,7 @@ nitpick_ignore_regex = [
     (
         r"py:.*",
         r"(concurrent|asyncio|multiprocessing|subprocess|threading|contextvars|typing"
-        r"|typing_extensions|collections|types|importlib|pickle|logging|os|queue"
+        r"|typing_extensions|collections|types|importlib|pickle|_pickle|logging|os|queue"
         r"|_asyncio|contextlib|doctest|unittest|pdb|json|sqlite3)(\..*)?",
     ),
     (

@@ -59,15 +59,34 @@ def test_exception_that_cannot_pickle_keeps_its_type_and_the_attributes_that_pic
     assert not hasattr(back, "lock")
 
 
-def test_exception_whose_type_cannot_be_found_arrives_as_remote_error() -> None:
-    class Local(Exception):  # not importable by name: cannot be rebuilt anywhere else
+def test_exception_of_a_local_class_travels_by_value() -> None:
+    class Local(Exception):  # not importable by name: cloudpickle sends the class itself
         pass
 
-    back = raise_and_pack(Local("lost"))
+    back = raise_and_pack(Local("kept"))
+    assert type(back).__qualname__.endswith("Local")
+    assert str(back) == "kept"
+    assert "raise_and_pack" in str(back.__cause__)
+
+
+def test_exception_whose_type_cannot_be_found_arrives_as_remote_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from executors.serialization import PackedException, unpack_exception
+
+    gone = types.ModuleType("gone_module")
+    monkeypatch.setitem(sys.modules, "gone_module", gone)
+    local = type("Local", (Exception,), {"__module__": "gone_module"})
+    gone.Local = local  # type: ignore[attr-defined]
+    data = pickle.dumps(local("lost"))
+    monkeypatch.delitem(sys.modules, "gone_module")  # the caller cannot import it
+    back = unpack_exception(PackedException(data, "gone_module.Local", "lost", "tb"))
     assert isinstance(back, RemoteError)
     assert "Local: lost" in str(back)
     assert back.type_name.endswith("Local")
-    assert "raise_and_pack" in str(back.__cause__)
 
 
 class BadStr(Exception):
@@ -85,11 +104,12 @@ def test_exception_whose_str_raises_is_packed_as_itself() -> None:
 def test_dumps_names_the_part_that_would_not_pickle() -> None:
     lock = threading.Lock()
     with pytest.raises(
-        SerializationError, match=r"cannot pickle argument 2 \(<unlocked _thread.lock.*cloudpickle"
+        SerializationError, match=r"cannot pickle argument 2 \(<unlocked _thread.lock.*locks"
     ):
         dumps((abs, (1, lock)), what="the task", parts={"argument 1": 1, "argument 2": lock})
     with pytest.raises(SerializationError, match="cannot pickle the function .*<lambda>"):
-        dumps(lambda: 1, what="the function")
+        dumps(lambda: 1, what="the function", pickler=get_pickler("pickle"))
+    assert pickle.loads(dumps(lambda: 1, what="the function"))() == 1  # by value by default
     assert isinstance(SerializationError("x"), TypeError)
 
 
@@ -102,7 +122,7 @@ def test_cloudpickle_serializer_pickles_lambdas() -> None:
 def test_unknown_serializer() -> None:
     from executors import InvalidOption
 
-    with pytest.raises(InvalidOption, match="'pickle' or 'cloudpickle'"):
+    with pytest.raises(InvalidOption, match="'auto', 'pickle', 'cloudpickle'"):
         get_pickler("json")
 
 

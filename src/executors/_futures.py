@@ -9,6 +9,7 @@ fields, built with a condition that looks the lock's methods up per call instead
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from concurrent.futures import Future
 from concurrent.futures._base import (
@@ -153,6 +154,15 @@ class LeanFuture(Future[R]):
 
 
 _COND_LOCK = threading.Lock()  # guards the lazy creation of each LazyFuture's condition
+
+
+def _unlock_in_child() -> None:
+    if _COND_LOCK.locked():  # held by a thread of the parent's that the child does not have
+        _COND_LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 class LazyFuture(LeanFuture[R]):

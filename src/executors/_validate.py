@@ -77,9 +77,13 @@ def max_tasks_per_child(value: int | None) -> int | None:
 
 
 def serializer(value: str) -> str:
-    """*value* checked as a serializer name (``"pickle"`` or ``"cloudpickle"``)."""
-    if value not in ("pickle", "cloudpickle"):
-        raise InvalidOption(f"serializer must be 'pickle' or 'cloudpickle', got {value!r}")
+    """*value* checked as a serializer name (``"auto"``, ``"pickle"`` or ``"cloudpickle"``)."""
+    from .serialization import SERIALIZERS
+
+    if value not in SERIALIZERS:
+        raise InvalidOption(
+            f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, got {value!r}"
+        )
     return value
 
 

@@ -369,6 +369,18 @@ _owners: dict[int, int] = {}  # pid -> the thread that runs the command
 _running_lock = threading.Lock()  # held while mutating _running and _owners
 
 
+def _forget_in_child() -> None:
+    """A forked child runs none of its parent's commands: it must not kill them."""
+    global _running_lock
+    _running_lock = threading.Lock()
+    _running.clear()
+    _owners.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def kill_running(*, thread: int | None = None) -> int:
     """Kill every command this process is running (with their children); how many.
 

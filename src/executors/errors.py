@@ -8,11 +8,18 @@
     │   └── BackendUnavailable (also ImportError)    known, but the platform or a package lacks
     ├── InvalidOption (also ValueError)              bad spec, unknown option or bad value
     ├── BrokenExecutor (also concurrent.futures.BrokenExecutor)
-    │   ├── WorkerCrashed                            a worker died while running the task
+    │   ├── WorkerCrashed (also BrokenProcessPool)   a worker died while running the task
     │   └── WorkerLost                               a remote worker vanished too often
     ├── TaskTimeout (also TimeoutError)              a task overran its own timeout
-    ├── SerializationError (also TypeError)          something would not pickle
+    ├── SerializationError (also TypeError,          something would not pickle, or a
+    │                       pickle.PicklingError)    result would not load in the caller
     └── RemoteError                                  a task's exception could not travel back
+
+The standard library's names catch ours too: code written for
+:mod:`concurrent.futures` that catches
+:class:`~concurrent.futures.process.BrokenProcessPool` when a worker dies, or
+:class:`pickle.PicklingError` when something does not pickle, keeps working
+(``TerminatedWorkerError`` of loky is a ``BrokenProcessPool`` for the same reason).
 
 Task exceptions are never wrapped: ``future.result()`` raises the task's own
 exception, with the worker's traceback chained as its ``__cause__`` when the task
@@ -22,6 +29,8 @@ ran in another process (see :class:`executors.serialization.RemoteTraceback`).
 from __future__ import annotations
 
 import concurrent.futures
+import pickle
+import sys
 
 __all__ = [
     "BackendError",
@@ -80,8 +89,22 @@ class BrokenExecutor(ExecutorError, concurrent.futures.BrokenExecutor):
     """The executor, or the worker running a task, can no longer run it."""
 
 
-class WorkerCrashed(BrokenExecutor):
+# concurrent.futures.process imports multiprocessing, which ``import executors`` must not:
+# WorkerCrashed gets BrokenProcessPool as a base here when that module is loaded already,
+# else when a backend that can raise it is imported (_adopt_broken_process_pool).
+_crash_bases: tuple[type[BaseException], ...] = tuple(
+    [sys.modules["concurrent.futures.process"].BrokenProcessPool]
+    if "concurrent.futures.process" in sys.modules
+    else []
+)
+
+
+class WorkerCrashed(BrokenExecutor, *_crash_bases):  # type: ignore[misc]
     """A worker process died while it held the task: killed by a signal or exited early.
+
+    Also a :class:`concurrent.futures.process.BrokenProcessPool`, so that code
+    written for the standard library's pool catches it; unlike that pool, ours
+    is not broken after it.
 
     Raised from ``future.result()`` of the task(s) that worker held. ``exitcode``
     follows :attr:`multiprocessing.Process.exitcode`: a negative number ``-N`` means
@@ -98,7 +121,16 @@ class WorkerCrashed(BrokenExecutor):
 
 
 def _rebuild_crash(message: str, exitcode: int | None, pid: int | None) -> WorkerCrashed:
+    _adopt_broken_process_pool()
     return WorkerCrashed(message, exitcode=exitcode, pid=pid)
+
+
+def _adopt_broken_process_pool() -> None:
+    """Make :class:`WorkerCrashed` a ``BrokenProcessPool`` (imports multiprocessing)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if not issubclass(WorkerCrashed, BrokenProcessPool):
+        WorkerCrashed.__bases__ = (BrokenExecutor, BrokenProcessPool)
 
 
 class WorkerLost(BrokenExecutor):
@@ -113,11 +145,12 @@ class TaskTimeout(ExecutorError, *_timeout_bases):  # type: ignore[misc]
     """
 
 
-class SerializationError(ExecutorError, TypeError):
-    """A function, argument, result or exception could not be pickled.
+class SerializationError(ExecutorError, TypeError, pickle.PicklingError):
+    """A function, argument, result or exception could not be pickled, or unpickled.
 
-    The message names the object and suggests a fix (module-level function,
-    ``serializer="cloudpickle"``, or an in-process backend).
+    The message names the object (or the task whose result would not load in
+    the caller) and suggests a fix: open files, locks and sockets cannot cross
+    to another process; create them in the task, or use an in-process backend.
     """
 
 

@@ -121,6 +121,15 @@ _BUILTINS: tuple[BackendInfo, ...] = (
 _NAME = re.compile(r"[a-z][a-z0-9_.+-]*\Z")
 #: Held while reading or mutating _rows, _aliases, _loaded, _clashes and _plugins_read.
 _lock = threading.RLock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # the parent's may be held by a thread the child lacks
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 _rows: dict[str, BackendInfo] = {row.name: row for row in _BUILTINS}
 _aliases: dict[str, str] = {a: row.name for row in _BUILTINS for a in row.aliases}
 _loaded: dict[str, Factory] = {}

@@ -18,19 +18,27 @@ its ``__cause__``, as :mod:`concurrent.futures` does for processes::
 from __future__ import annotations
 
 import functools
+import io
 import pickle
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .errors import RemoteError, SerializationError
 
 __all__ = [
     "PackedException",
+    "PickledCall",
     "RemoteTraceback",
+    "Unloadable",
+    "auto_dumps",
+    "cloud_dumps",
     "describe",
     "dumps",
     "exception_recipe",
+    "fallback_dumps",
     "get_pickler",
+    "load_error",
+    "load_outcomes",
     "loads",
     "pack_exception",
     "safe_str",
@@ -40,44 +48,102 @@ __all__ = [
 Dumps = Callable[[Any], bytes]
 
 _HINT = (
-    "objects sent to another process must pickle: define functions at module level "
-    "(not lambdas, closures or functions typed into an interactive session), "
-    "or pass serializer='cloudpickle' (pip install 'pluggable-executors[cloudpickle]'), "
-    "or use an in-process backend ('thread', 'inline') or 'fork'"
+    "what crosses to another process is pickled, and some objects cannot be: open files, "
+    "locks, sockets, threads, generators and connections belong to the process that made "
+    "them; create them inside the task (or in an initializer), or use an in-process backend "
+    "('thread', 'inline'); with serializer='pickle', lambdas and closures cannot cross either "
+    "(the default, serializer='auto', sends them by value)"
 )
 
+#: What every backend uses unless told otherwise.
+DEFAULT_SERIALIZER = "auto"
+SERIALIZERS = ("auto", "pickle", "cloudpickle")
 
-def get_pickler(serializer: str = "pickle") -> Dumps:
-    """The ``dumps`` function for *serializer* (``"pickle"`` or ``"cloudpickle"``).
+
+def get_pickler(serializer: str = DEFAULT_SERIALIZER, *, main_by_value: bool = True) -> Dumps:
+    """The ``dumps`` function for *serializer*: ``"auto"``, ``"pickle"`` or ``"cloudpickle"``.
+
+    ``"auto"`` (the default) is plain pickle, by reference, for everything that a
+    fresh process can import, and cloudpickle, by value, for the rest: lambdas,
+    closures, and (when *main_by_value*) functions and classes of ``__main__``,
+    which another interpreter does not have. Pass ``main_by_value=False`` where
+    the receiver is a fork of the sender, whose ``__main__`` is the same.
+    ``"pickle"`` never uses cloudpickle; ``"cloudpickle"`` always does.
 
     :raises InvalidOption: for another name.
-    :raises BackendUnavailable: for ``"cloudpickle"`` when it is not installed.
     """
+    if serializer == "auto":
+        return auto_dumps if main_by_value else fallback_dumps
     if serializer == "pickle":
         return _pickle_dumps
     if serializer == "cloudpickle":
-        try:
-            import cloudpickle
-        except ImportError as exc:
-            from .errors import BackendUnavailable
-
-            raise BackendUnavailable(
-                "serializer='cloudpickle' needs the 'cloudpickle' package; install it with: "
-                "pip install 'pluggable-executors[cloudpickle]'"
-            ) from exc
-
-        def _cloud_dumps(obj: Any) -> bytes:
-            data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            return data
-
-        return _cloud_dumps
+        return cloud_dumps
     from .errors import InvalidOption
 
-    raise InvalidOption(f"serializer must be 'pickle' or 'cloudpickle', got {serializer!r}")
+    raise InvalidOption(
+        f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, got {serializer!r}"
+    )
 
 
 def _pickle_dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def cloud_dumps(obj: Any) -> bytes:
+    """cloudpickle: by value what plain pickle would send by reference to ``__main__`` or
+    cannot send at all; by reference everything importable (imported on first use)."""
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
+
+
+def fallback_dumps(obj: Any) -> bytes:
+    """Plain pickle; :func:`cloud_dumps` only when plain pickle refuses *obj*."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloud_dumps(obj)
+
+
+def auto_dumps(obj: Any) -> bytes:
+    """:func:`fallback_dumps`, and :func:`cloud_dumps` for data naming ``__main__``.
+
+    Plain pickle names a ``__main__`` function or class by reference, which a
+    worker interpreter cannot resolve; the bytes then contain ``__main__``, a
+    check that costs a scan of the bytes (a stray ``"__main__"`` string in the
+    data only means the slower pickler is used).
+    """
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloud_dumps(obj)
+    if b"__main__" in data:
+        return cloud_dumps(obj)
+    return data
+
+
+class PickledCall:
+    """``fn(*args)`` carried as bytes that *pickler* made, called where it is loaded.
+
+    :mod:`multiprocessing` pickles a spawned process's arguments with plain
+    pickle; wrapped in this, an initializer that is a lambda or lives in
+    ``__main__`` gets there by value all the same. It keeps *fn*'s name, for
+    messages about it.
+    """
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], pickler: Dumps) -> None:
+        self.data = dumps(
+            (fn, args),
+            what="the initializer",
+            parts={"the initializer": fn, "initargs": args},
+            pickler=pickler,
+        )
+        self.__qualname__ = str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+
+    def __call__(self) -> Any:
+        fn, args = pickle.loads(self.data)
+        return fn(*args)
 
 
 def describe(obj: Any) -> str:
@@ -97,7 +163,7 @@ def dumps(
     *,
     what: str = "object",
     parts: dict[str, Any] | None = None,
-    pickler: Dumps = _pickle_dumps,
+    pickler: Dumps = auto_dumps,
 ) -> bytes:
     """Pickle *obj*, or raise :class:`~executors.SerializationError` naming what would not pickle.
 
@@ -122,6 +188,154 @@ def dumps(
 def loads(data: bytes) -> Any:
     """Unpickle *data* (cloudpickle output included: it is plain pickle data)."""
     return pickle.loads(data)
+
+
+# -- loading a worker's batch of outcomes: one bad result must not take the rest down --
+
+
+class Unloadable:
+    """Stands in the caller for an outcome's value that could not be unpickled there.
+
+    ``cause`` is what unpickling raised (any exception, SystemExit included: a
+    ``__reduce__`` can return any callable).
+    """
+
+    __slots__ = ("cause",)
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+
+    def error(self, task: str, what: str = "result") -> SerializationError:
+        """The :class:`~executors.SerializationError` for the future of *task* (``crunch()``)."""
+        return load_error(task, self.cause, what)
+
+
+def load_error(task: str, cause: BaseException, what: str = "result") -> SerializationError:
+    """The error of a task whose *what* pickled in the worker but failed to load here."""
+    error = SerializationError(
+        f"the {what} of {task} pickled in the worker but cannot be unpickled in the caller: "
+        f"{type(cause).__name__}: {cause}; return plain data (numbers, strings, lists, dicts, "
+        "dataclasses of those) or objects whose classes the caller can import"
+    )
+    error.__cause__ = cause
+    return error
+
+
+def load_outcomes(data: bytes) -> list[tuple[Any, int, Any]] | None:
+    """Unpickle a worker's ``[(key, kind, value), ...]``; a value that fails becomes
+    :class:`Unloadable`, and the others load as they are.
+
+    The whole list is loaded at once (the fast path); only when that raises is it
+    loaded again, item by item as far as pickle allows, with a pure-Python
+    unpickler that stands a marker for each object that fails. None when even
+    that cannot make sense of *data*.
+    """
+    try:
+        items: list[tuple[Any, int, Any]] = pickle.loads(data)
+    except BaseException:  # any callable can raise anything while loading
+        return _salvage(data)
+    return items
+
+
+def _salvage(data: bytes) -> list[tuple[Any, int, Any]] | None:
+    try:
+        unpickler = _Salvager(data)
+        items = unpickler.load()
+        if not isinstance(items, list):
+            return None
+        for index, cause in unpickler.failures.items():
+            key, kind, _ = items[index]
+            items[index] = (key, kind, Unloadable(cause))
+    except BaseException:  # not a list of outcomes we can split
+        return None
+    return items
+
+
+class _Broken:
+    """What a failed object becomes while salvaging: absorbs whatever the stream does to it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Broken:
+        return self
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def add(self, item: Any) -> None:
+        pass
+
+
+def _guarded(load: Callable[[Any], None], pops: int) -> Callable[[Any], None]:
+    """*load* (an opcode of pickle's Python unpickler that pops *pops* items and pushes
+    one), recording a failure for the outcome being loaded and pushing a marker."""
+
+    def guarded(self: _Salvager) -> None:
+        depth, size = len(self.metastack), len(self.stack)
+        inputs = self.stack[max(0, size - pops) :]
+        try:
+            load(self)
+        except BaseException as exc:
+            # a class or function that failed before (memoized) fails again: same cause
+            cause = next((x.cause for x in inputs if isinstance(x, _Broken)), exc)
+            self.failed(cause)
+            if len(self.metastack) == depth:
+                del self.stack[max(0, size - pops) :]
+            self.stack.append(_Broken(cause))
+
+    return guarded
+
+
+class _Salvager(pickle._Unpickler):
+    """Loads ``[(key, kind, value), ...]``, noting which item's value failed, and why.
+
+    The list's items sit on pickle's stack between a MARK and APPENDS (or, for a
+    single item, after the list itself, before APPEND); an item being loaded is
+    the first ``None`` key there (finished ones are tuples by then).
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
+    for _code, _load in list(dispatch.items()):
+        _pops = {
+            "load_reduce": 2,
+            "load_build": 2,
+            "load_newobj": 2,
+            "load_newobj_ex": 3,
+            "load_stack_global": 2,
+            "load_global": 0,
+            "load_obj": 0,
+        }.get(_load.__name__)
+        if _pops is not None:
+            dispatch[_code] = _guarded(_load, _pops)
+    del _code, _load, _pops
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.failures: dict[int, BaseException] = {}
+        self.stack: list[Any]
+        self.metastack: list[list[Any]]
+
+    def failed(self, exc: BaseException) -> None:
+        stacks = [*self.metastack, self.stack]
+        base = stacks[0]
+        if not base or not isinstance(base[0], list):
+            raise exc  # not a list of outcomes
+        done = len(base[0])
+        level = base[1:] if len(base) > 1 else stacks[1] if len(stacks) > 1 else []
+        index = next((i for i, x in enumerate(level) if x is None), None)
+        if index is None:
+            raise exc
+        self.failures.setdefault(done + index, exc)
 
 
 class RemoteTraceback(Exception):
@@ -171,9 +385,9 @@ def pack_exception(exc: BaseException) -> PackedException:
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     data: bytes | None
     try:
-        data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        data = fallback_dumps(exc)
         pickle.loads(data)
-    except Exception:
+    except BaseException:  # loading may call anything, SystemExit included
         data = exception_recipe(exc)
     return PackedException(data, type_name, safe_str(exc), f'\n"""\n{tb}"""')
 
@@ -230,15 +444,20 @@ def _rebuild(recipe: Any) -> BaseException | None:
     return exc
 
 
-def unpack_exception(packed: PackedException) -> BaseException:
-    """The exception :func:`pack_exception` captured, with its remote traceback as cause."""
+def unpack_exception(packed: PackedException | BaseException) -> BaseException:
+    """The exception :func:`pack_exception` captured, with its remote traceback as cause.
+
+    An exception made in the caller (e.g. by :meth:`Unloadable.error`) is returned as is.
+    """
+    if isinstance(packed, BaseException):
+        return packed
     exc: BaseException | None = None
     if packed.data is not None:
         try:
             exc = pickle.loads(packed.data)
             if isinstance(exc, tuple):
                 exc = _rebuild(exc)
-        except Exception:
+        except BaseException:  # loading may call anything, SystemExit included
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(

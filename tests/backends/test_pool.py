@@ -120,9 +120,10 @@ def test_unpicklable_argument_is_refused_by_submit(pool: PoolExecutor) -> None:
     assert pool.submit(echo, 5).result(timeout=30) == 5
 
 
-def test_lambda_error_says_how_to_fix_it(pool: PoolExecutor) -> None:
-    with pytest.raises(SerializationError, match="serializer='cloudpickle'"):
-        pool.submit(lambda: 1)
+def test_lambda_error_with_plain_pickle_says_how_to_fix_it() -> None:
+    with PoolExecutor(max_workers=1, serializer="pickle") as ex:
+        with pytest.raises(SerializationError, match="serializer='auto'"):
+            ex.submit(lambda: 1)
 
 
 def test_cloudpickle_serializer_runs_lambdas_and_closures() -> None:

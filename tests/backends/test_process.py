@@ -25,11 +25,13 @@ def test_each_task_gets_its_own_named_process() -> None:
     assert names[0][0].endswith("-task-1")
 
 
-def test_fork_start_runs_lambdas_spawn_refuses_them_in_submit() -> None:
+def test_lambdas_run_on_every_start_method_plain_pickle_refuses_them_in_submit() -> None:
     with ProcessExecutor(max_workers=1, start_method="fork") as ex:
         assert ex.submit(lambda: 7).result(timeout=30) == 7
+    with ProcessExecutor(max_workers=1, start_method="spawn") as ex:
+        assert ex.submit(lambda: 7).result(timeout=60) == 7  # by value (cloudpickle)
     with (
-        ProcessExecutor(max_workers=1, start_method="spawn") as ex,
+        ProcessExecutor(max_workers=1, start_method="spawn", serializer="pickle") as ex,
         pytest.raises(SerializationError, match="the function"),
     ):
         ex.submit(lambda: 7)

@@ -184,7 +184,7 @@ def test_spec_options(make: Make) -> None:
         ({"python": "/no/such/python"}, "python must be a Python interpreter .*'/no/such/python'"),
         ({"start_timeout": -1}, "start_timeout must be a positive number"),
         ({"task_timeout": 0}, "task_timeout must be a positive number"),
-        ({"serializer": "json"}, "serializer must be 'pickle' or 'cloudpickle', got 'json'"),
+        ({"serializer": "json"}, "serializer must be one of 'auto', 'pickle', 'cloudpickle', got"),
     ],
 )
 def test_bad_options_are_refused_at_once(options: dict[str, object], match: str) -> None:
@@ -196,8 +196,6 @@ def test_unpicklable_argument_is_refused_by_submit(make: Make) -> None:
     ex = make(max_workers=1)
     with pytest.raises(SerializationError, match=r"cannot pickle argument 2 \(<lock>|argument 2"):
         ex.submit(tasks.shout, "x", threading.Lock())
-    with pytest.raises(SerializationError, match="lambda"):
-        ex.submit(lambda: 1)
     assert ex.submit(tasks.shout, "still fine").result(timeout=30) == "still fine"
 
 

@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import os
 import sys
 import threading
 import weakref
@@ -309,6 +310,9 @@ class LoopRunner:
 
 
 _live: weakref.WeakSet[LoopRunner] = weakref.WeakSet()
+
+if hasattr(os, "register_at_fork"):  # a child has none of its parent's loop threads
+    os.register_at_fork(after_in_child=_live.clear)
 
 
 def _at_exit() -> None:

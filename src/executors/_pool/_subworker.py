@@ -16,7 +16,7 @@ file's code that the caller compiled and marshalled into the STATE file after
 the state (LENGTH bytes); see :mod:`executors._pool.interpreter`::
 
     parent                                       worker
-      | -- hello: (sys.path, initializer, max) -->  |  extend sys.path, map STATE,
+      | -- hello: (sys.path, init, max, level) ->  |  extend sys.path, map STATE,
       |                                             |  run the initializer
       | <-- [(None, READY, (pid, version))] ------  |  or [(None, INIT_FAILED, packed)]
       | -- [payload, ...] ----------------------->  |  run them in order
@@ -275,9 +275,12 @@ def pack(exc: BaseException) -> tuple[bytes | None, str, str, str]:
         tb = f"{message} (its traceback could not be formatted)\n"
     data: bytes | None
     try:
-        data = dumps(exc, PROTOCOL)
+        try:
+            data = dumps(exc, PROTOCOL)
+        except Exception:  # e.g. its class came by value: cloudpickle sends it back so
+            data = (_by_value() or dumps)(exc, PROTOCOL)
         loads(data)
-    except Exception:
+    except BaseException:  # loading may call anything, SystemExit included
         data = _recipe(exc, message)
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return data, type_name, message, f'\n"""\n{tb}"""'
@@ -336,32 +339,143 @@ def _describe(obj: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _picklable(item: tuple[Any, int, Any]) -> tuple[Any, int, Any]:
+def _by_value() -> Callable[..., bytes] | None:
+    """``cloudpickle.dumps`` once a task that came by value loaded it here, else None.
+
+    A result or exception whose class came by value (defined in the caller's
+    ``__main__``) pickles only that way; the caller's cloudpickle maps it back to
+    the caller's own class. This module imports nothing but the standard library.
+    """
+    module = sys.modules.get("cloudpickle")
+    return None if module is None else module.dumps
+
+
+def _dumps_fallback(items: list[tuple[Any, int, Any]]) -> bytes:
+    """*items* pickled after plain pickle refused them: by value if that can, else each
+    result that will not pickle replaced by the facts of its failure."""
+    pickler = _by_value() or dumps
+    try:
+        data: bytes = pickler(items, PROTOCOL)
+    except Exception:
+        data = pickler([_picklable(item, pickler) for item in items], PROTOCOL)
+    return data
+
+
+def _picklable(
+    item: tuple[Any, int, Any], pickler: Callable[..., bytes] = dumps
+) -> tuple[Any, int, Any]:
     """*item*, or the facts of a result that will not pickle (the parent words the error)."""
     key, _kind, value = item
     try:
-        dumps(value, PROTOCOL)
+        pickler(value, PROTOCOL)
     except Exception as exc:
         return key, UNPICKLABLE, (_describe(value), type(exc).__name__, str(exc))
     return item
 
 
 def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
+    lock = __import__("_thread").allocate_lock()  # log records may come from any thread
+
     def send(items: list[tuple[Any, int, Any]]) -> None:
         try:
             data = dumps(items, PROTOCOL)
         except Exception:
-            data = dumps([_picklable(item) for item in items], PROTOCOL)
+            data = _dumps_fallback(items)
         stdout = sys.stdout
         if stdout is not None:
             stdout.flush()  # what the tasks printed comes out before their results
-        if len(data) < 1 << 20:
-            write_all(out_fd, frame(data))
-        else:  # a big result is not copied once more to put its length in front
-            write_all(out_fd, len(data).to_bytes(8, "big"))
-            write_all(out_fd, data)
+        with lock:
+            if len(data) < 1 << 20:
+                write_all(out_fd, frame(data))
+            else:  # a big result is not copied once more to put its length in front
+                write_all(out_fd, len(data).to_bytes(8, "big"))
+                write_all(out_fd, data)
 
     return send
+
+
+# -- logging: a task's records go to the caller's handlers, as from pool workers ---------
+
+
+def _forward_logging(send: Callable[[list[tuple[Any, int, Any]]], None], level: int) -> None:
+    """Send every record logged here to the caller (LOG items), once ``logging`` is imported.
+
+    ``logging`` costs milliseconds to import, which a worker that never logs
+    should not pay: a finder first on ``sys.meta_path`` waits for its import and
+    then installs the handler.
+    """
+    module = sys.modules.get("logging")
+    if module is not None:
+        _install_forwarding(module, send, level)
+        return
+    sys.meta_path.insert(0, _LoggingImport(send, level))
+
+
+class _LoggingImport:
+    """Finds nothing itself; makes the first import of ``logging`` install forwarding."""
+
+    def __init__(self, send: Callable[[list[tuple[Any, int, Any]]], None], level: int) -> None:
+        self.send, self.level = send, level
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                spec.loader = _ThenForward(spec.loader, self.send, self.level)
+                return spec
+        return None
+
+
+class _ThenForward:
+    """``logging``'s own loader, which then installs the forwarding handler."""
+
+    def __init__(
+        self, loader: Any, send: Callable[[list[tuple[Any, int, Any]]], None], level: int
+    ) -> None:
+        self.loader, self.send, self.level = loader, send, level
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        _install_forwarding(module, self.send, self.level)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+def _install_forwarding(
+    logging: Any, send: Callable[[list[tuple[Any, int, Any]]], None], level: int
+) -> None:
+    """The root logger of this worker sends its records to the caller (at *level*)."""
+    name = f"executors-subprocess-worker-{os.getpid()}"
+
+    class Forward(logging.Handler):  # type: ignore[misc]
+        def emit(self, record: Any) -> None:
+            try:
+                message = record.getMessage()
+                if record.exc_info and not record.exc_text:
+                    record.exc_text = logging.Formatter().formatException(record.exc_info)
+                fields = dict(record.__dict__)
+                fields.update(msg=message, args=None, exc_info=None, processName=name)
+                fields.pop("message", None)
+                for key, value in list(fields.items()):
+                    try:
+                        dumps(value, PROTOCOL)
+                    except Exception:  # an extra= that will not pickle travels as its repr
+                        fields[key] = repr(value)
+                send([(None, LOG, logging.makeLogRecord(fields))])
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.handlers = [Forward()]
+    root.setLevel(level)
 
 
 def main(argv: list[str]) -> int:
@@ -373,8 +487,9 @@ def main(argv: list[str]) -> int:
         hello = read_frame(io.FileIO(in_fd, "rb", closefd=False))
         if hello is None:
             return 0
-        first, last, init, max_tasks = loads(hello)
+        first, last, init, max_tasks, log_level = loads(hello)
         sys.path[:] = [*first, *(p for p in sys.path if p not in first), *last]
+        _forward_logging(send, log_level)
         import mmap
 
         state = memoryview(mmap.mmap(state_fd, STATE_SIZE)).cast("d")

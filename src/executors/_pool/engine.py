@@ -23,13 +23,13 @@ from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
 from .._proc.exits import crash_error, timeout_error
-from .._proc.logs import replay_log
+from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
 from .._runtime import Counter
 from .._wording import call_name, initializer_failed
-from ..errors import BrokenExecutor
-from ..serialization import unpack_exception
+from ..errors import BrokenExecutor, SerializationError
+from ..serialization import Unloadable, load_outcomes, unpack_exception
 from . import _subworker
 from .launch import Launcher
 
@@ -436,7 +436,22 @@ class Pool:
                 self.on_death(worker)
             return
         for message in worker.reader.feed(data):
-            self.handle(worker, pickle.loads(message))
+            if not self.deliver(worker, message):
+                return
+
+    def deliver(self, worker: _Worker, message: bytes) -> bool:
+        """Hand one message's outcomes to their tasks; a value that will not load fails its
+        task only. False for a message that cannot be split into outcomes at all (then
+        the worker is killed, and its started tasks fail with SerializationError)."""
+        items = load_outcomes(message)
+        if items is not None:
+            self.handle(worker, items)
+            return True
+        with self.lock:
+            task = next(iter(worker.inflight), None)
+            if task is not None:
+                worker.kill("garbled", task)
+        return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
@@ -458,17 +473,25 @@ class Pool:
             replay_log(record)
         for task, kind, value in done:
             try:
-                if kind == OK:
+                if type(value) is Unloadable:
+                    what = "result" if kind == OK else "exception"
+                    task.set_exception(value.error(call_name(task.fn), what))
+                elif kind == OK:
                     task._finish(value)
                 elif kind != SKIP:
                     task.set_exception(outcome_error(kind, value))
             except InvalidStateError:  # cancelled meanwhile
                 pass
+            except BaseException:  # e.g. a done-callback raising SystemExit: that task only
+                outcome_failed(task)
         if self.broken is not None:
             self.fail_everything(self.broken)
 
     def break_with_initializer(self, value: Any, worker: _Worker) -> None:
-        cause = unpack_exception(packed(value))
+        if type(value) is Unloadable:
+            cause: BaseException = value.error("the initializer", "exception")
+        else:
+            cause = unpack_exception(packed(value))
         self.broken = initializer_failed(self.initializer, cause, f" in worker {worker.pid}")
 
     def on_death(self, worker: _Worker) -> None:
@@ -483,7 +506,7 @@ class Pool:
             if not data:
                 break
             for message in worker.reader.feed(data):
-                self.handle(worker, pickle.loads(message))
+                self.deliver(worker, message)
         if worker.state[_subworker.STARTED] > worker.state[_subworker.FINISHED]:
             command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
@@ -530,6 +553,11 @@ class Pool:
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert self.task_timeout is not None
             return timeout_error(self.task_timeout, running, worker.pid, after)
+        if worker.doomed is not None and worker.doomed[0] == "garbled":
+            return SerializationError(
+                f"worker {worker.pid} sent a message the caller cannot unpickle while "
+                f"running {running}; it was killed; {after}"
+            )
         if worker.doomed is not None and worker.doomed[1] is not task:
             why, other = worker.doomed
             after = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import marshal
 import mmap
 import os
@@ -28,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .._env import worker_environ
 from .._proc.exits import describe_exit
 from .._proc.forking import FORK_LOCK
 from .._runtime import linux_only
@@ -194,7 +196,9 @@ class InterpreterLauncher(Launcher):
         # the caller's sys.path as it is now, so that workers import what the caller can;
         # another interpreter keeps its own and gets executors at the end
         first, last = (list(sys.path), []) if same else ([], [PACKAGE_PARENT])
-        self.hello = pickle.dumps((first, last, init, max_tasks), _subworker.PROTOCOL)
+        # records a task logs go to the caller's handlers, at the caller's level
+        level = logging.getLogger().getEffectiveLevel()
+        self.hello = pickle.dumps((first, last, init, max_tasks, level), _subworker.PROTOCOL)
 
     def start(self, name: str, parent_fds: Callable[[], list[int]]) -> Started:
         """Start one worker on two new pipes (*name* and *parent_fds* are not needed)."""
@@ -226,6 +230,7 @@ class InterpreterLauncher(Launcher):
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 pass_fds=fds,
+                env=worker_environ(),  # no $EXECUTORS_BACKEND: see executors._env
             )
         except OSError as exc:
             raise BrokenExecutor(

@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any, Callable
 
+from .._env import enter_worker
 from .._proc.envelope import pack_outcomes, run_call, run_packed
 from .._proc.forking import close_fds, forking, ignore_sigint
 from .._proc.logs import ForwardHandler, install_log_forwarding
@@ -43,7 +44,8 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     """
     close_fds(close)
     ignore_sigint()
-    pickler = get_pickler(serializer)
+    enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
+    pickler = get_pickler(serializer, main_by_value=False)
     out_fd = results.fileno()
     send_lock = threading.Lock()  # held while writing a frame: log records come from any thread
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _validate
 from ..protocol import OwnsProcesses
-from ..serialization import Dumps, get_pickler
+from ..serialization import Dumps, PickledCall, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,6 +42,11 @@ class ProcessBackend(OwnsProcesses):
         self.start_method = _validate.start_method(value, default=default)
         if self.start_method == "forkserver":
             _preload_in_forkserver(child_module)
+        if self.start_method != "fork" and self._init is not None:  # by value where need be
+            self._init, self._initargs = (
+                PickledCall(self._init, self._initargs, get_pickler(self.serializer)),
+                (),
+            )
         return self.start_method
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from .._env import enter_worker
 from ..serialization import Dumps, get_pickler
 from .envelope import Outcome, pack_outcomes, run_call, run_packed
 from .forking import flush_std_streams, guard_child, ignore_sigint
@@ -35,7 +36,8 @@ def run_in_child(  # noqa: PLR0917 - called positionally by the process backend'
     ignore_sigint()
     handler = ForwardHandler()
     install_log_forwarding(handler, log_level)
-    run_forked(out_fd, call, initializer, initargs, get_pickler(serializer), handler)
+    pickler = get_pickler(serializer, main_by_value=False)  # results: as the parent can load
+    run_forked(out_fd, call, initializer, initargs, pickler, handler)
 
 
 def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
@@ -58,6 +60,7 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
     items: list[tuple[Any, int, Any]] = []
     handler.sink = items
     logging.root.handlers = [handler]
+    enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
     outcome: Outcome = (OK, None)
     if initializer is not None:
         outcome = run_call(initializer, initargs, None, None)

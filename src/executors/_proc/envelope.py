@@ -174,14 +174,18 @@ def outcome_error(kind: int, value: Any) -> BaseException:
     """The exception of an ``ERR``, ``LOAD_FAILED`` or ``UNPICKLABLE`` outcome.
 
     Children send facts (what failed, its type name, its message); the words
-    are chosen here, in the parent, once for every engine.
+    are chosen here, in the parent, once for every engine. An exception made
+    here already (a result that would not load, say) is returned as it is.
     """
+    if isinstance(value, BaseException):
+        return value
     if kind == LOAD_FAILED:
         facts = packed(value)
         error = SerializationError(
             f"the worker could not unpickle the task: {facts.type_name.rpartition('.')[2]}: "
-            f"{facts.message}; is the function's module importable in the worker "
-            "(start method spawn)?"
+            f"{facts.message}; functions and classes of __main__, lambdas and closures "
+            "travel by value, those of other modules by name: is the module importable "
+            "in the worker?"
         )
         error.__cause__ = unpack_exception(facts)
         return error

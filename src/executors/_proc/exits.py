@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 
-from ..errors import TaskTimeout, WorkerCrashed
+from ..errors import TaskTimeout, WorkerCrashed, _adopt_broken_process_pool
+
+_adopt_broken_process_pool()  # the backends that raise WorkerCrashed import this module
 
 __all__ = ["crash_error", "describe_exit", "signal_name", "timeout_error"]
 

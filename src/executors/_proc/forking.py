@@ -31,6 +31,17 @@ FORK_LOCK = threading.Lock()
 _WARNS_ON_FORK = sys.version_info >= (3, 12)
 
 
+def _unlock_in_child() -> None:
+    """A child forked while FORK_LOCK was held (by the forking thread itself, or another)
+    gets it free: a task there may create executors of its own (nesting)."""
+    if FORK_LOCK.locked():
+        FORK_LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_in_child)
+
+
 @contextlib.contextmanager
 def forking() -> Iterator[None]:
     """Hold :data:`FORK_LOCK`; silence Python 3.12+'s warning about forking with threads.
@@ -38,15 +49,20 @@ def forking() -> Iterator[None]:
     Our own threads (a pool's manager) never run in the child and hold no lock
     the child needs; see the "fork safety" section of the ``pool`` docs.
     """
-    if not _WARNS_ON_FORK:
-        with FORK_LOCK:
+    pid = os.getpid()
+    FORK_LOCK.acquire()
+    try:
+        if not _WARNS_ON_FORK:
             yield
-        return
-    with FORK_LOCK, warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
-        )
-        yield
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*multi-threaded, use of fork", category=DeprecationWarning
+            )
+            yield
+    finally:
+        if os.getpid() == pid:  # a child that comes back here got the lock free already
+            FORK_LOCK.release()
 
 
 def ignore_sigint() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable
 
 from .wire import LOG
@@ -31,6 +32,8 @@ class ForwardHandler(logging.Handler):
             copy = logging.makeLogRecord(record.__dict__)
             copy.msg, copy.args, copy.exc_info = message, None, None
             copy.__dict__.pop("message", None)
+            if copy.processName == "MainProcess":  # a fork child: not the caller, say so
+                copy.processName = f"executors-worker-{os.getpid()}"
             if self.send is not None:
                 self.send(copy)
             else:
@@ -49,7 +52,27 @@ def install_log_forwarding(handler: ForwardHandler, level: int) -> None:
 
 
 def replay_log(record: logging.LogRecord) -> None:
-    """In the parent: pass a worker's record to the handlers of its logger."""
-    logger = logging.getLogger(record.name)
-    if logger.isEnabledFor(record.levelno):
-        logger.handle(record)
+    """In the parent: pass a worker's record to the handlers of its logger.
+
+    A record that did not load (see :func:`executors.serialization.load_outcomes`)
+    is dropped; a handler that raises does not stop the caller's manager thread.
+    """
+    if not isinstance(record, logging.LogRecord):
+        return
+    try:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+    except BaseException:  # e.g. SystemExit from a handler; not ours to die of
+        _log.exception("a handler failed on a worker's log record")
+
+
+def outcome_failed(task: Any) -> None:
+    """In a manager thread: setting *task*'s outcome raised (a done-callback, say); log it.
+
+    Whatever one task's outcome does in the caller, the manager serves the others.
+    """
+    _log.exception("handling the outcome of %s raised", getattr(task, "label", None) or task)
+
+
+_log = logging.getLogger("executors")

@@ -59,6 +59,9 @@ class Wakeup:
 
 _managers: weakref.WeakSet[Any] = weakref.WeakSet()
 
+if hasattr(os, "register_at_fork"):  # a child has none of its parent's manager threads
+    os.register_at_fork(after_in_child=_managers.clear)
+
 
 def track_manager(manager: Any) -> None:
     """Stop *manager* at interpreter exit if it is still running then.

@@ -29,14 +29,14 @@ from typing import Any, Callable
 from .. import command
 from .._futures import LazyFuture
 from .._wording import call_name, initializer_failed
-from ..errors import BrokenExecutor
-from ..serialization import unpack_exception
+from ..errors import BrokenExecutor, SerializationError
+from ..serialization import Unloadable, load_outcomes, unpack_exception
 from .backend import ProcessBackend
 from .envelope import outcome_error, packed
 from .exits import crash_error, timeout_error
-from .logs import replay_log
+from .logs import outcome_failed, replay_log
 from .managers import Wakeup, release_manager, track_manager
-from .wire import INIT_FAILED, LOG, OK, FrameReader
+from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -287,9 +287,10 @@ class ChildRunner:
         task.reported = True
         outcome: tuple[int, Any] | None = None
         for frame in task.frames:
-            import pickle
-
-            for _key, kind, value in pickle.loads(frame):
+            items = load_outcomes(frame)
+            if items is None:  # not even its outcome can be told from the rest
+                items = [(None, ERR, Unloadable(SerializationError("a garbled message")))]
+            for _key, kind, value in items:
                 if kind == LOG:
                     replay_log(value)
                 else:
@@ -297,6 +298,10 @@ class ChildRunner:
         task.frames = []
         if task.cancelled():
             return
+        if outcome is not None and type(outcome[1]) is Unloadable:
+            what = "result" if outcome[0] == OK else "exception"
+            kind = ERR if outcome[0] == OK else outcome[0]
+            outcome = (kind, outcome[1].error(task.label, what))
         try:
             if task.killed == "timeout":
                 assert self.task_timeout is not None
@@ -325,6 +330,8 @@ class ChildRunner:
                         t.set_exception(error)
         except InvalidStateError:
             pass
+        except BaseException:  # e.g. a done-callback raising SystemExit: that task only
+            outcome_failed(task)
 
     def close(self) -> None:
         with self.lock:

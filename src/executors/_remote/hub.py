@@ -15,6 +15,7 @@ import collections
 import contextlib
 import functools
 import itertools
+import logging
 import math
 import os
 import pickle
@@ -28,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .. import serialization
 from .._futures import LazyFuture, LeanFuture
+from .._proc.logs import replay_log
 from ..errors import BrokenExecutor, TaskTimeout, WorkerLost
-from .wire import Payload, is_command, nodelay
+from .wire import LOG_TID, Payload, is_command, nodelay
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -355,12 +357,16 @@ class Hub:
 
     def put(self, wid: str, results: Sequence[tuple[int, bool, bytes]]) -> str:
         done: list[tuple[LeanFuture[Any], bool, bytes]] = []
+        logs: list[bytes] = []
         with self.lock:
             worker = self.workers.get(wid)
             if worker is None:
                 return "stop" if self.stopping else "stale"
             worker.last_seen = time.monotonic()
             for tid, ok, data in results:
+                if tid == LOG_TID:  # a record a local worker's task logged
+                    logs.append(data)
+                    continue
                 task = self.tasks.get(tid)
                 if task is None or task.owner != wid:
                     continue  # given to another worker meanwhile: that one's result counts
@@ -372,6 +378,8 @@ class Hub:
                 self.running -= len(done)
                 if self.pending:  # freed capacity may let a waiting taker have some
                     self.wake_all()
+        for data in logs:
+            _replay(data)
         for future, ok, data in done:
             _settle(future, ok, data)
         return "stop" if self.stopping else "ok"
@@ -526,16 +534,31 @@ class Hub:
                 task.set_exception(BrokenExecutor(message))
 
 
-def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
+def _replay(data: bytes) -> None:
+    """Hand a worker's log record to the master's handlers; one that will not load is dropped."""
     try:
-        value = pickle.loads(data)
-    except BaseException as exc:  # SystemExit too: the rest of the batch must be settled
-        future.set_exception(exc)
+        record = pickle.loads(data)
+    except BaseException:
         return
-    if ok:
-        future._finish(value)
-    else:
-        future.set_exception(serialization.unpack_exception(value))
+    replay_log(record)
+
+
+def _settle(future: LeanFuture[Any], ok: bool, data: bytes) -> None:
+    """Set *future* from a worker's pickled outcome; whatever that raises stays with it."""
+    try:
+        try:
+            value = pickle.loads(data)
+        except BaseException as exc:  # a __reduce__ may return any callable
+            what = "result" if ok else "exception"
+            name = f"{serialization.describe(getattr(future, 'fn', None))}()"
+            future.set_exception(serialization.load_error(name, exc, what))
+            return
+        if ok:
+            future._finish(value)
+        else:
+            future.set_exception(serialization.unpack_exception(value))
+    except BaseException:  # e.g. a done-callback raising SystemExit
+        logging.getLogger("executors").exception("handling the outcome of a task raised")
 
 
 class Server(managers.Server):

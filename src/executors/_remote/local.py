@@ -8,6 +8,7 @@ to restart one that died; three that exit before connecting break the executor.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import command
 from .._proc.exits import signal_name
-from .wire import AUTHKEY_ENV, NAME_ENV
+from .wire import AUTHKEY_ENV, LOG_LEVEL_ENV, NAME_ENV
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -45,7 +46,8 @@ class LocalWorkers:
     def spawn(self, slots: int, where: tuple[str, int]) -> None:
         """Start a worker with *slots* task slots that connects to the master at *where*."""
         name = f"local-{secrets.token_hex(4)}"
-        env = dict(os.environ)
+        env = dict(os.environ)  # the worker adjusts it (see executors._env)
+        env[LOG_LEVEL_ENV] = str(logging.getLogger().getEffectiveLevel())
         env[AUTHKEY_ENV] = os.fsdecode(self.authkey)
         env[NAME_ENV] = name
         env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)

@@ -17,6 +17,8 @@ from ..errors import InvalidOption
 
 __all__ = [
     "AUTHKEY_ENV",
+    "LOG_LEVEL_ENV",
+    "LOG_TID",
     "MIN_AUTHKEY",
     "NAME_ENV",
     "Payload",
@@ -30,6 +32,11 @@ __all__ = [
 AUTHKEY_ENV = "EXECUTORS_AUTHKEY"
 #: Environment variable a master sets for the local workers it starts (their name).
 NAME_ENV = "EXECUTORS_WORKER_NAME"
+#: Environment variable a master sets for the local workers it starts: its root logging
+#: level; such a worker sends the records its tasks log to the master's handlers.
+LOG_LEVEL_ENV = "EXECUTORS_WORKER_LOG_LEVEL"
+#: The task id of a log record among a worker's results.
+LOG_TID = -1
 MIN_AUTHKEY = 16
 
 #: A task as it travels: the pickled function, and the pickled ``(args, kwargs, context)``.

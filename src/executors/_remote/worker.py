@@ -76,9 +76,21 @@ from multiprocessing import AuthenticationError, connection, managers
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _wording, command, context, registry, serialization
+from .._env import enter_worker
+from .._proc.logs import ForwardHandler, install_log_forwarding
 from ..errors import BrokenExecutor, InvalidOption, SerializationError
 from ..spec import parse_spec
-from .wire import AUTHKEY_ENV, NAME_ENV, Payload, check_authkey, is_command, nodelay, parse_address
+from .wire import (
+    AUTHKEY_ENV,
+    LOG_LEVEL_ENV,
+    LOG_TID,
+    NAME_ENV,
+    Payload,
+    check_authkey,
+    is_command,
+    nodelay,
+    parse_address,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -157,9 +169,10 @@ def execute(payload: Payload) -> tuple[bool, bytes]:
         args, kwargs, values = pickle.loads(call_data)
     except BaseException as exc:
         error = SerializationError(
-            f"the worker could not load the task: {type(exc).__name__}: {exc}; the function "
-            "and its arguments must be importable on the worker (defined in a module that "
-            "is installed there, not in __main__ or a notebook)"
+            f"the worker could not load the task: {type(exc).__name__}: {exc}; functions "
+            "and classes of __main__, lambdas and closures travel by value, but those of "
+            "other modules travel by name: their modules must be importable on the worker "
+            "(installed there, or on its PYTHONPATH)"
         )
         error.__cause__ = exc
         return False, _pack(error)
@@ -170,11 +183,12 @@ def execute(payload: Payload) -> tuple[bool, bytes]:
     try:
         return True, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        try:
-            serialization.dumps(result, what=f"the result of {serialization.describe(fn)}")
+        try:  # by value what plain pickle refuses (a class the task got by value, say)
+            what = f"the result of {serialization.describe(fn)}"
+            data = serialization.dumps(result, what=what, pickler=serialization.fallback_dumps)
         except SerializationError as exc:
             return False, _pack(exc)
-        raise  # pragma: no cover - the second attempt pickled what the first could not
+        return True, data
 
 
 def execute_many(payloads: list[Payload]) -> tuple[list[tuple[bool, bytes]], float]:
@@ -483,6 +497,9 @@ class Worker:
             threading.Thread(
                 target=self._watch_parent, name="executors-worker-parent", daemon=True
             ).start()
+        level = os.environ.pop(LOG_LEVEL_ENV, "")
+        if level.isdigit():  # a local worker: its tasks' records go to the master's handlers
+            install_log_forwarding(ForwardHandler(send=self._log), int(level))
         self._install(self._connect(None))
         sender = threading.Thread(target=self._send_loop, name="executors-worker-sender")
         sender.start()
@@ -501,6 +518,22 @@ class Worker:
         if self._cannot_start is not None:
             raise WorkerExit(EXIT_CANNOT_START, str(self._cannot_start))
         return EXIT_OK
+
+    def _log(self, record: logging.LogRecord) -> None:
+        """Queue a record (a ForwardHandler's copy) to go to the master with the results."""
+        record.processName = f"executors-remote-{self.name}"
+        try:
+            data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an extra= that will not pickle travels as its repr
+            fields = {k: _picklable_or_repr(v) for k, v in record.__dict__.items()}
+            data = pickle.dumps(logging.makeLogRecord(fields), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._cond:
+            session = self._session
+            if session is None:
+                return
+            self._outbox.append((session.wid, LOG_TID, True, data))
+            if threading.current_thread() is not threading.main_thread():
+                self._cond.notify_all()
 
     def kill_tasks(self) -> None:
         """Kill everything the running tasks run: commands, engine processes, their children."""
@@ -817,9 +850,21 @@ class Worker:
             session.link.close()
 
 
+def _picklable_or_repr(value: Any) -> Any:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return repr(value)
+    return value
+
+
 def main(argv: Sequence[str] = ()) -> int:
     """``python -m executors worker HOST:PORT [--workers N] [--backend SPEC] [--keep-alive]``."""
     args = _parser().parse_args(argv)
+    enter_worker()  # tasks here get the default backend: see executors._env
+    asked = os.environ.get("EXECUTORS_BACKEND")
+    if asked:  # the same for the tasks its engine's processes run, if it has any
+        os.environ["EXECUTORS_WORKER_BACKEND"] = asked
     try:
         address = parse_address(args.address, source="the command line")
         authkey = check_authkey(None, source=f"${AUTHKEY_ENV}")

@@ -102,7 +102,7 @@ class AsyncioExecutor(BaseExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = "auto",
         max_tasks_per_child: int | None = None,
     ) -> None:
         #: Seconds a task may run: a coroutine is then cancelled, a plain function's

@@ -33,7 +33,7 @@ from .._pool.interpreter import InterpreterLauncher, resolve_python
 from .._proc.backend import ProcessBackend
 from ..command import Command, run_command
 from ..errors import BrokenExecutor, InvalidOption
-from ..serialization import dumps
+from ..serialization import DEFAULT_SERIALIZER, dumps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -60,7 +60,8 @@ class SubprocessExecutor(ProcessBackend):
     :param fresh: start a new interpreter for every task (clean state; costs a start each).
     :param max_tasks_per_child: replace a worker after this many tasks (None: never).
     :param initializer: called with *initargs* in every new worker interpreter.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (for lambdas and closures).
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and what ``__main__`` defines), ``"pickle"`` or ``"cloudpickle"``.
     :param start_timeout: seconds a new worker may take to become ready.
     :param task_timeout: seconds a Python task may run; past it its worker is
         killed and the task fails with :class:`~executors.TaskTimeout` (None: no limit;
@@ -84,7 +85,7 @@ class SubprocessExecutor(ProcessBackend):
         max_tasks_per_child: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         start_timeout: float = 60.0,
         task_timeout: float | None = None,
     ) -> None:

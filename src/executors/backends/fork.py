@@ -17,7 +17,7 @@ from .._proc.forking import flush_std_streams, forking
 from .._proc.logs import ForwardHandler
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from .._runtime import Counter
-from ..serialization import Dumps
+from ..serialization import DEFAULT_SERIALIZER, Dumps, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,7 +42,8 @@ class ForkExecutor(ChildBackend):
     :param initializer: called as ``initializer(*initargs)`` in each child first.
     :param task_timeout: seconds a task may run before its child is killed
         (:class:`~executors.errors.TaskTimeout`).
-    :param serializer: how results travel back: ``"pickle"`` or ``"cloudpickle"``.
+    :param serializer: how results travel back: ``"auto"`` (default: plain pickle,
+        cloudpickle for what it refuses), ``"pickle"`` or ``"cloudpickle"``.
     :param max_tasks_per_child: accepted; every value is met (one child per task).
 
     >>> import os
@@ -62,12 +63,13 @@ class ForkExecutor(ChildBackend):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         max_tasks_per_child: int | None = None,
     ) -> None:
         #: Accepted so one spec fits every backend: each task has a child of its own.
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
-        pickler = self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
+        self._take_options(max_workers, initializer, initargs, task_timeout, serializer)
+        pickler = get_pickler(serializer, main_by_value=False)  # the child's __main__ is ours
         launch = functools.partial(_launch, self._init, self._initargs, pickler, ForwardHandler())
         self._runner = ChildRunner(
             f"executors-fork-{next(_names)}",

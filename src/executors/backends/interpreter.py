@@ -52,8 +52,9 @@ class InterpreterExecutor(BaseExecutor):
     Each worker is a thread driving its own interpreter with its own GIL, so
     pure-Python number crunching uses every core, as ``pool`` does, but a task
     starts in microseconds and nothing forks. Functions, arguments and results
-    cross by pickle, as on ``pool``: define functions in a module (each
-    interpreter has its own empty ``__main__``) or pass ``serializer="cloudpickle"``.
+    cross by pickle, as on ``pool``: those of a module by name, those of the
+    caller's ``__main__`` (each interpreter has its own, empty), lambdas and
+    closures by value (cloudpickle).
     Interpreters share no module state: :data:`executors.context.worker` and
     globals a task sets stay in its interpreter. Extension modules that do not
     support subinterpreters (many C extensions, for now) refuse to import there;
@@ -66,7 +67,8 @@ class InterpreterExecutor(BaseExecutor):
     :param max_workers: interpreters (and threads); default: the CPU count.
     :param initializer: called as ``initializer(*initargs)`` in each new interpreter;
         if it raises, every task fails with :class:`~executors.BrokenExecutor`.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures).
+    :param serializer: ``"auto"`` (default; see :doc:`/pickling`), ``"pickle"`` or
+        ``"cloudpickle"``.
     :param thread_name_prefix: names of the threads that drive the interpreters.
     :param task_timeout: seconds a task may run; at the deadline its future fails
         with :class:`~executors.TaskTimeout`. An interpreter cannot be stopped
@@ -91,7 +93,7 @@ class InterpreterExecutor(BaseExecutor):
         *,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
-        serializer: str = "pickle",
+        serializer: str = "auto",
         thread_name_prefix: str = "executors-interpreter",
         task_timeout: float | None = None,
         max_tasks_per_child: int | None = None,

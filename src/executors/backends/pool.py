@@ -22,6 +22,7 @@ from .._pool.processes import ProcessLauncher, pool_worker
 from .._proc.backend import ProcessBackend
 from .._validate import positive_int
 from ..protocol import _as_plain, _is_coroutine_function
+from ..serialization import DEFAULT_SERIALIZER, get_pickler
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -54,7 +55,9 @@ class PoolExecutor(ProcessBackend):
         it can fill :data:`executors.context.worker`.
     :param max_tasks_per_child: replace a worker after it ran this many tasks.
     :param start_method: ``"fork"`` (default on Linux), ``"forkserver"`` or ``"spawn"``.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures).
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and, unless the workers are forked, what ``__main__``
+        defines), ``"pickle"`` (never by value) or ``"cloudpickle"`` (always).
     :param task_timeout: seconds a single task may run before it is killed.
 
     >>> from executors import get_executor
@@ -74,7 +77,7 @@ class PoolExecutor(ProcessBackend):
         initargs: Iterable[Any] = (),
         max_tasks_per_child: int | None = None,
         start_method: str | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         task_timeout: float | None = None,
     ) -> None:
         self._pickler = self._take_options(
@@ -82,6 +85,8 @@ class PoolExecutor(ProcessBackend):
         )
         self.max_tasks_per_child = _validate.max_tasks_per_child(max_tasks_per_child)
         self._take_start_method(start_method, default_start_method(), pool_worker.__module__)
+        # forked workers have our __main__: its functions go by reference there
+        self._pickler = get_pickler(serializer, main_by_value=self.start_method != "fork")
         self._dumps: Callable[[Any], bytes] = (
             functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             if serializer == "pickle"

@@ -17,6 +17,7 @@ from .._proc.envelope import capture, pack_call
 from .._proc.forking import forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from .._runtime import Counter
+from ..serialization import DEFAULT_SERIALIZER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,7 +43,8 @@ class ProcessExecutor(ChildBackend):
         the platform's (:func:`multiprocessing.get_start_method`).
     :param initializer: called as ``initializer(*initargs)`` in each process first.
     :param task_timeout: seconds a task may run before its process is killed.
-    :param serializer: ``"pickle"`` or ``"cloudpickle"``.
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and what ``__main__`` defines), ``"pickle"`` or ``"cloudpickle"``.
     :param max_tasks_per_child: accepted; every value is met (one process per task).
 
     >>> from executors import get_executor
@@ -62,7 +64,7 @@ class ProcessExecutor(ChildBackend):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         max_tasks_per_child: int | None = None,
     ) -> None:
         #: Accepted so one spec fits every backend: each task has a child of its own.

@@ -10,7 +10,6 @@ import atexit
 import collections
 import functools
 import logging
-import pickle
 import secrets
 import socket
 import threading
@@ -27,7 +26,7 @@ from .._remote.local import LocalWorkers
 from ..command import kill_process_tree
 from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import OwnsProcesses
-from ..serialization import get_pickler
+from ..serialization import DEFAULT_SERIALIZER, get_pickler
 from ..spec import parse_spec
 
 if TYPE_CHECKING:
@@ -78,8 +77,9 @@ class RemoteExecutor(OwnsProcesses):
     :param heartbeat_timeout: seconds of silence after which a worker is lost.
     :param prefetch: at most this many tasks wait on a worker beyond those it
         runs (it asks for about 5 ms of work by its own timing; 0 turns it off).
-    :param serializer: ``"pickle"`` or ``"cloudpickle"`` (lambdas and closures; the
-        workers need cloudpickle installed too).
+    :param serializer: ``"auto"`` (default: plain pickle; cloudpickle, by value, for
+        lambdas, closures and what ``__main__`` defines: a worker needs nothing but
+        this package), ``"pickle"`` or ``"cloudpickle"``.
     :param max_tasks_per_child: passed to the local workers' engine (``pool`` and
         ``subprocess`` replace a worker process after that many tasks).
     :param task_timeout: seconds a task may run, timed by the master, before
@@ -122,7 +122,7 @@ class RemoteExecutor(OwnsProcesses):
         warn_no_workers: float | None = 10.0,
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
-        serializer: str = "pickle",
+        serializer: str = DEFAULT_SERIALIZER,
         max_tasks_per_child: int | None = None,
     ) -> None:
         self.serializer, self._pickler = serializer, get_pickler(serializer)
@@ -161,7 +161,9 @@ class RemoteExecutor(OwnsProcesses):
         init, args = _validate.initializer(initializer, initargs)
         init_data = None
         if init is not None:
-            init_data = serialization.dumps((init, args), what="the initializer and initargs")
+            init_data = serialization.dumps(
+                (init, args), what="the initializer and initargs", pickler=self._pickler
+            )
 
         self._hub = Hub(
             self.max_workers,
@@ -269,32 +271,30 @@ class RemoteExecutor(OwnsProcesses):
         bound = context.current()
         values = dict(bound) if bound else None
         # A plain function pickles as its name, the same every time: pickle it once.
+        # (One sent by value, from __main__ or a closure, is pickled anew: its globals may change.)
         fn_data = self._functions.get(fn) if type(fn) is types.FunctionType else None
         hub = self._hub
         eager = hub.held < EAGER_BYTES  # read without the lock: a hint is enough
         call_data = b""
         try:
             if fn_data is None:
-                fn_data = (
-                    pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
-                    if self.serializer == "pickle"
-                    else self._pickler(fn)
-                )
-                if type(fn) is types.FunctionType:
+                fn_data = self._pickler(fn)
+                if type(fn) is types.FunctionType and b"cloudpickle" not in fn_data:
                     if len(self._functions) >= 256:
                         self._functions.clear()
                     self._functions[fn] = fn_data
             call = (args, kwargs or None, values)
             if eager:
-                plain = self.serializer == "pickle"
-                call_data = pickle.dumps(call, protocol=5) if plain else self._pickler(call)
+                call_data = self._pickler(call)
         except Exception:
             parts = {
                 "the function": fn,
                 **{f"argument {i + 1}": a for i, a in enumerate(args)},
                 **{f"keyword argument {k!r}": v for k, v in kwargs.items()},
             }
-            serialization.dumps((fn, args, kwargs, values), what="the task", parts=parts)
+            serialization.dumps(
+                (fn, args, kwargs, values), what="the task", parts=parts, pickler=self._pickler
+            )
             raise  # pragma: no cover - the second attempt pickled what the first could not
         task = hub.task_class(fn_data, call_data, fn)
         if not eager:

@@ -202,7 +202,7 @@ class ThreadExecutor(BaseExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         task_timeout: float | None = None,
-        serializer: str = "pickle",
+        serializer: str = "auto",
         max_tasks_per_child: int | None = None,
     ) -> None:
         self.max_workers = _validate.max_workers(max_workers, default=self.default_max_workers())
