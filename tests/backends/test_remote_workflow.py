@@ -11,6 +11,7 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -211,10 +212,10 @@ def test_a_backlog_of_large_arguments_is_not_all_held_pickled(start_worker: Star
     data = b"x" * (4 * 1024 * 1024)
     futures = [ex.submit(len, data) for _ in range(20)]  # 80 MB of arguments, no worker yet
     assert ex._hub.held <= EAGER_BYTES + len(data) + 1024
-    late = ex.submit(square, lambda: 1)  # beyond the budget: pickled on the way out
+    late = ex.submit(square, threading.Lock())  # beyond the budget: pickled on the way out
     proc = start_worker(ex.address, "--backend", "thread", "--workers", "2")
     assert [f.result(timeout=120) for f in futures] == [len(data)] * 20
-    with pytest.raises(SerializationError, match=r"cannot pickle argument 1 \(.*lambda"):
+    with pytest.raises(SerializationError, match=r"cannot pickle argument 1 \(.*lock"):
         late.result(timeout=60)
     assert ex._hub.held == 0
     assert ex.submit(square, 4).result(timeout=60) == 16
