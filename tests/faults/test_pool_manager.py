@@ -62,10 +62,10 @@ class _WindowLock:
         self.inner.__exit__(*exc)
         if self.armed and self.looked and threading.current_thread() is self.manager:
             self.looked = False
-            self.armed -= 1
             helper = threading.Thread(target=self.submit_one)
             helper.start()
             helper.join()
+            self.armed -= 1  # after the submit: the test counts the futures once this is 0
 
     def acquire(self, *args: Any) -> bool:
         return bool(self.inner.acquire(*args))

@@ -23,6 +23,7 @@ from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
 from .._proc.exits import crash_error, timeout_error
+from .._proc.forking import close_process
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
@@ -519,7 +520,7 @@ class Pool:
         with self.lock:
             if not worker.ready and self.broken is None:  # it never started: nothing will
                 self.broken = self.launcher.start_failed(worker.process, exitcode)
-            worker.process.close()
+            close_process(worker.process)
             self.workers.remove(worker)
             started = int(worker.state[_subworker.STARTED])
             requeue = []
@@ -626,7 +627,7 @@ class Pool:
                 command.kill_process_tree(w.pid)
                 w.process.join()
             w.close_fds()
-            w.process.close()
+            close_process(w.process)
         self.workers.clear()
         release_manager(self)
 

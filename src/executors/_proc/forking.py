@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -18,6 +18,7 @@ __all__ = [
     "FORK_LOCK",
     "PARENT_POLL",
     "close_fds",
+    "close_process",
     "flush_std_streams",
     "forking",
     "guard_child",
@@ -112,3 +113,14 @@ def _watch_parent(ppid: int) -> None:  # pragma: no cover - runs until the proce
     if os.getpgrp() == os.getpid():
         os.killpg(0, signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def close_process(process: Any) -> None:
+    """``process.close()``, never while another thread starts a ``multiprocessing`` child.
+
+    ``Process.start()`` polls every child in multiprocessing's global list, and
+    ``close()`` sets a child's handle to None before taking it off that list: a
+    start in another thread between the two fails with AttributeError.
+    """
+    with FORK_LOCK, contextlib.suppress(ValueError):
+        process.close()

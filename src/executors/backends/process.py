@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from .. import _validate
 from .._proc.child import process_child
 from .._proc.envelope import capture, pack_call
-from .._proc.forking import forking
+from .._proc.forking import close_process, forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from .._runtime import Counter
 from ..serialization import DEFAULT_SERIALIZER
@@ -166,6 +165,5 @@ def _reap(task: ChildTask) -> int:
     while code is None and time.monotonic() < deadline:
         time.sleep(0.001)
         code = process.exitcode
-    with contextlib.suppress(ValueError):
-        process.close()
+    close_process(process)
     return -1 if code is None else code
