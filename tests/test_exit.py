@@ -31,10 +31,18 @@ SCRIPT = textwrap.dedent(
 )
 
 
+#: Open defect (#11): on Python 3.12+ only the first of three tasks runs at exit on these
+#: backends (3.12 refuses new threads and forks during interpreter shutdown); not fixed yet.
+KNOWN_312 = {"fork", "process", "asyncio"}
+KNOWN_312_REASON = "3.12+: tasks left at exit stop after the first on fork, process, asyncio (#11)"
+
+
 @pytest.mark.parametrize("how", ["shutdown-no-wait", "drop", "end"])
 def test_submitted_tasks_run_when_the_script_ends(
-    backend_name: str, how: str, tmp_path: Path
+    backend_name: str, how: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    if sys.version_info >= (3, 12) and backend_name.partition("?")[0] in KNOWN_312:
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_312_REASON, strict=False))
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     done = tmp_path / "done"
