@@ -169,9 +169,10 @@ class LoopRunner:
             first = not self.stopping
             self.stopping = True
         if cancel_futures:
+            # Only what has not started (concurrent.futures): running coroutines finish;
+            # stopping one is an explicit act, its future's cancel().
             for fut in list(self.incoming):  # the loop skips them when it pops them
                 fut.cancel()
-            self.call(_cancel_all_tasks, self.loop)
         if first:
             self.call(self.begin_close)
         if wait and threading.get_ident() != self.thread_id:
@@ -332,7 +333,8 @@ getattr(threading, "_register_atexit", atexit.register)(_at_exit)
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    # The running coroutines' tasks (their futures end cancelled) and any task they spawned.
+    # The running coroutines' tasks (their futures end cancelled) and any task they spawned;
+    # not shutdown()'s (running tasks finish there), but the tests' tear-down.
     for task in asyncio.all_tasks(loop):
         loop.call_soon(task.cancel)
 

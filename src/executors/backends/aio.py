@@ -172,8 +172,9 @@ class AsyncioExecutor(BaseExecutor):
         :param wait: block until the loop is closed and every thread has ended
             (ignored when called from a task on this executor's own loop, which
             cannot wait for itself).
-        :param cancel_futures: cancel pending tasks *and* running coroutines;
-            running plain functions finish.
+        :param cancel_futures: cancel the tasks that have not started, as
+            :mod:`concurrent.futures` does; running ones (coroutines and plain
+            functions) finish. To stop a running coroutine, cancel its future.
         """
         self._runner.shutdown(wait, cancel_futures)
 
