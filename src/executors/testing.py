@@ -110,6 +110,11 @@ async def async_add(a: int, b: int = 0) -> int:
     return a + b
 
 
+def make_adder(n: int) -> Callable[[int], int]:
+    """An importable function whose result is a lambda: plain pickle cannot send it back."""
+    return lambda x: x + n
+
+
 class Box:
     """A result that can be watched with a weak reference."""
 
@@ -296,6 +301,11 @@ class SubmitTests(_Suite):
         assert executor.submit(fn, 2, b=3).result(timeout=30) == 5
         assert list(executor.map(fn, range(5), range(5))) == [0, 2, 4, 6, 8]
         assert list(executor.map(fn, range(40), chunksize=7)) == list(range(40))
+
+    def test_a_result_that_needs_cloudpickle_comes_back(self, executor: Executor) -> None:
+        # The function goes by reference; only its result (a lambda) needs cloudpickle.
+        adder = executor.submit(make_adder, 3).result(timeout=60)
+        assert adder(4) == 7
 
     def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
         with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
