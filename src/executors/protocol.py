@@ -25,6 +25,7 @@ from . import _chunks
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
 from .sync import SharedObjects
+from .timeouts import Timed, rewrap, split
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -117,6 +118,8 @@ def _is_coroutine_function(fn: object) -> bool:
         return bool(fn.__code__.co_flags & CO_COROUTINE)  # type: ignore[attr-defined]
     if kind in _PLAIN:
         return False
+    if kind is Timed:
+        return _is_coroutine_function(fn.fn)  # type: ignore[attr-defined]
     from ._coroutines import is_async
 
     return is_async(fn)  # type: ignore[arg-type]
@@ -127,7 +130,7 @@ def _as_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
     worker (:func:`executors._coroutines.run_coroutine`, which process backends can pickle)."""
     from ._coroutines import run_coroutine
 
-    return functools.partial(run_coroutine, fn)
+    return rewrap(fn, lambda inner: functools.partial(run_coroutine, inner))
 
 
 def _not_callable(fn: object, where: str) -> TypeError:
@@ -272,10 +275,16 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             )
         positive_int("buffersize", buffersize)
         size = positive_int("chunksize", chunksize)
-        tune = size is None and buffersize is None and self._tunes_map(fn)
+        fn, seconds = split(fn, None)  # with_timeout: a deadline for each task of the map
+        # Each item its own task when it has a deadline of its own (unless chunksize says).
+        tune = size is None and buffersize is None and seconds is None and self._tunes_map(fn)
         if (tune or (size or 1) > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
             fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
+        each: Callable[..., Any] = fn if seconds is None else Timed(fn, seconds)
+        run_chunk: Callable[..., Any] = (
+            _chunks.run_chunk if seconds is None else Timed(_chunks.run_chunk, seconds)
+        )
 
         submit: Callable[..., Future[Any]] = self.submit
         stop: _chunks.Stop | None = None
@@ -286,11 +295,11 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
             starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
         elif size is None or size == 1:
-            starts = (submit(fn, *args) for args in zip(*iterables))
+            starts = (submit(each, *args) for args in zip(*iterables))
         else:
             stop = _chunks.Stop()
             chunks = _batched(zip(*iterables), size)
-            starts = (submit(_chunks.run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
+            starts = (submit(run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
 
         results: Iterator[Any]
         if buffersize is None:

@@ -45,9 +45,12 @@ class TaskFuture(LeanFuture[Any]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         is_async: bool,
+        *,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()
         self._runner = runner
+        self._timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self._fn: Callable[..., Any] | None = fn
         self._args = args
         self._kwargs = kwargs
@@ -96,9 +99,6 @@ class TaskFuture(LeanFuture[Any]):
 class LoopRunner:
     """The loop thread and its bookkeeping; holds no reference to the executor (so it can be
     collected, which stops the loop)."""
-
-    #: Seconds a task may run (set by the executor); see :mod:`executors._deadline`.
-    task_timeout: float | None = None
 
     def __init__(
         self,
@@ -239,10 +239,10 @@ class LoopRunner:
         if not fut._set_running():
             return  # cancelled while it waited
         self.running += 1
-        if self.task_timeout is not None:
+        if fut._timeout is not None:
             assert fut._fn is not None
             cancel = functools.partial(_cancel_task_of, fut) if fut._is_async else None
-            _deadline.watch(fut, self.task_timeout, _deadline.describe(fut._fn), cancel)
+            _deadline.watch(fut, fut._timeout, _deadline.describe(fut._fn), cancel)
         if not fut._is_async:
             try:
                 done = self.pool.submit(self.call_in_thread, fut)
