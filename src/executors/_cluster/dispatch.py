@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
+from .._deadline import describe
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..protocol import BaseExecutor
@@ -63,7 +64,8 @@ class EngineFuture(Future[R]):
     """
 
     _stop: Callable[[], bool] | None = None
-    _timeout: float | None = None  # its own deadline (executors.with_timeout)
+    _timeout: float | None = None  # its deadline: task_timeout, or its own (with_timeout)
+    _label = "the task"  # its function's name, for the TaskTimeout message
 
     def cancel(self) -> bool:
         if super().cancel():
@@ -139,6 +141,7 @@ class Dispatcher:
         fn, future._timeout = split(fn, self.task_timeout)
         if future._timeout is not None:
             self._timed = True
+            future._label = describe(fn)
         task: Task = (fn, args, kwargs, context.capture())
         with self._lock:
             if self._broken is not None:
@@ -227,7 +230,7 @@ class Dispatcher:
             _settle(
                 future,
                 False,
-                TaskTimeout(f"the task ran longer than task_timeout={seconds:g} s"),
+                TaskTimeout(f"{future._label} ran longer than task_timeout={seconds:g} s"),
             )
             self.engine.stop(handle)
 
