@@ -3,15 +3,17 @@
 :func:`with_timeout` gives one task the ``task_timeout`` the executor option gives
 every task, in its place: the same :class:`~executors.TaskTimeout` at the deadline,
 and the same fate for the worker. Where a backend can stop a running task (``fork``,
-``process``, ``pool``, ``subprocess``, ``remote`` process workers) the task's
-worker is killed and replaced, and the executor stays usable. Where it cannot
-(``thread``, ``asyncio``'s plain functions, ``interpreter``, ``inline``, and the
-``dask`` and ``ray`` threads), the future fails at the deadline and the task runs
-on to its end; what it returns then is dropped. A coroutine on ``asyncio`` is
-cancelled.
+``process``, ``pool``, ``subprocess``; ``remote`` with a process engine or a local
+worker running only that task; ``ray``) the task is killed (its worker replaced),
+and the executor stays usable. Where it cannot (``thread``, ``asyncio``'s plain
+functions, ``interpreter``, ``dask``), the future fails at the deadline and the
+task runs on to its end; what it returns then is dropped. A coroutine on
+``asyncio`` is cancelled. ``inline`` runs the task inside ``submit()``: its future
+fails when the task returns after the deadline.
 
-A backend reads the deadline with :func:`split` when a task is submitted; the
-wrapper itself never reaches a worker.
+A backend reads the deadline with :func:`split` when a task is submitted and
+runs the function inside; only ``remote`` sends the wrapper on, so that the
+worker's own engine keeps the deadline too.
 """
 
 from __future__ import annotations
