@@ -8,7 +8,6 @@ import pytest
 from executors import registry
 from executors.testing import check_no_leaks
 
-
 # A shell starts background jobs with SIGINT ignored, and children inherit that: the
 # Ctrl-C tests would then test nothing (the signal never arrives). A handler set here
 # is reset to the default in every child the tests start.
