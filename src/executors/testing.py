@@ -512,6 +512,21 @@ class CancelTests(_Suite):
         ex.shutdown(wait=True)
         assert os.listdir(tmp_path) == ["blocker"]
 
+    def test_wait_and_as_completed_see_cancelled_tasks_at_once(
+        self, make: Make, tmp_path: Path
+    ) -> None:
+        # Not only once a worker would have dequeued them: nothing will (they hung for ever).
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        blocker = ex.submit(touch, str(tmp_path / "blocker"), None, 3.0)
+        pending = [ex.submit(touch, str(tmp_path / f"p{i}")) for i in range(2)]
+        assert all(f.cancel() for f in pending)
+        not_done = cf.wait(pending, timeout=1.5).not_done
+        assert not not_done
+        assert not blocker.done()
+        assert set(cf.as_completed(pending, timeout=1.5)) == set(pending)
+        blocker.result(timeout=30)
+
     def test_cancel_a_finished_task_returns_false(self, executor: Executor) -> None:
         future = executor.submit(echo, 1)
         assert future.result(timeout=30) == 1
