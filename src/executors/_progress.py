@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import shutil
 import sys
 import threading
@@ -124,6 +125,14 @@ class _Bar(Reporter):
         raise NotImplementedError
 
 
+def _width(stream: TextIO) -> int:
+    """The columns of the terminal *stream* writes to; 0 when it does not say."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # no descriptor, or not a terminal
+        return 0
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -157,7 +166,7 @@ class _PlainBar(_Bar):
         if not force and self._shown and now - self._drawn < 0.1:
             return
         self._drawn = now
-        width = shutil.get_terminal_size((80, 24)).columns
+        width = _width(stream=self.stream) or shutil.get_terminal_size((80, 24)).columns
         self.stream.write("\r" + self.line(width)[: width - 1] + "\033[K")
         self.stream.flush()
         self._shown = True
@@ -182,7 +191,11 @@ class _TqdmBar(_Bar):
         tqdm: Any = importlib.import_module("tqdm")
         # monitor_interval=0: our ticker redraws, and no thread of tqdm's is left behind
         kind = type("_Tqdm", (tqdm.tqdm,), {"monitor_interval": 0})
-        self.bar = kind(total=total, file=stream, unit=unit, leave=leave, dynamic_ncols=True)
+        # tqdm hides its bar on a terminal that reports no size (a fresh pty): give one
+        size: dict[str, Any] = {"dynamic_ncols": True}
+        if not _width(stream):
+            size = {"ncols": 80, "nrows": 24}
+        self.bar = kind(total=total, file=stream, unit=unit, leave=leave, **size)
         super().__init__(total, stream, unit, leave)
 
     def advance(self, n: int = 1, failed: int = 0) -> None:
