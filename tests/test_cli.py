@@ -72,3 +72,13 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown command 'nope'" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["--help"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_the_installed_version(flag: str) -> None:
+    from importlib.metadata import version
+
+    out = run_cli(flag)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"executors {version('pluggable-executors')}\n"  # what pip installed
+    assert "[--version]" in run_cli("--help").stdout
