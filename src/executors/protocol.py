@@ -29,8 +29,6 @@ from .sync import SharedObjects
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._progress import ProgressArg
-
 __all__ = ["BaseExecutor", "Executor", "OwnsProcesses"]
 
 P = ParamSpec("P")
@@ -73,7 +71,7 @@ class Executor(Protocol):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
-        progress: ProgressArg = False,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Like :func:`map`, run concurrently; see :meth:`BaseExecutor.map`."""
         ...
@@ -244,7 +242,7 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
-        progress: ProgressArg = False,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Return an iterator of ``fn(*args)`` over the zipped *iterables*.
 

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from concurrent.futures import Future
 
-    from .._progress import ProgressArg
-
 __all__ = ["PoolExecutor"]
 
 R = TypeVar("R")
@@ -136,7 +134,7 @@ class PoolExecutor(ProcessBackend):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
-        progress: ProgressArg = False,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """As :meth:`BaseExecutor.map`; the chunk size adapts to the input when not given.
 
