@@ -342,3 +342,36 @@ def test_listed_in_the_main_help() -> None:
         [PY, "-m", "executors", "--help"], capture_output=True, text=True, timeout=50, check=False
     )
     assert "run       run a command once per input" in result.stdout
+
+
+def test_no_bar_while_inputs_are_typed_on_the_terminal() -> None:
+    pty = pytest.importorskip("pty", reason="no pseudo-terminals on this platform")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [PY, "-m", "executors", "run", "--", PY, "-c", "print('job ran')"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while b"reading inputs from stdin" not in seen:
+            seen += os.read(controller, 4096)
+        os.write(controller, b"x\n\x04")  # one input, then Ctrl-D
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=50) == 0
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"job ran" in seen
+    assert b"job/s" not in seen  # the bar would have redrawn over what the user typed

@@ -262,8 +262,9 @@ def run(argv: Sequence[str] = ()) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     show = args.progress
-    if show is None:
-        show = sys.stdout.isatty() and sys.stderr.isatty()
+    if show is None:  # not while the user types inputs: the redrawn bar would mix with them
+        typing = given is None and sys.stdin.isatty()
+        show = sys.stdout.isatty() and sys.stderr.isatty() and not typing
     total = len(given) if given is not None else None
     make = reporter(bool(show), total, force=True, unit="job")
     tally = _Tally(make() if make is not None else Reporter(total))
