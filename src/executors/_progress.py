@@ -4,7 +4,7 @@
 
     progress=True ──────> stderr a terminal? ──no──> None: nothing drawn, no cost
                                 │ yes
-                                ├── tqdm installed ('executors[progress]') ──> _TqdmBar
+                                ├── tqdm installed ('pluggable-executors[progress]') ──> _TqdmBar
                                 └── otherwise ─────────────────────────────> _PlainBar
     progress=fn ────────> _Callback: fn(done, total) as each result is taken
 

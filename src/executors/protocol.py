@@ -258,7 +258,7 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         :param ordered: True yields results in input order; False as they finish.
         :param progress: True draws a progress bar with rate and ETA on stderr
             when it is a terminal (with tqdm when installed: ``pip install
-            'executors[progress]'``), and nothing otherwise; a callable is
+            'pluggable-executors[progress]'``), and nothing otherwise; a callable is
             called with ``(done, total)`` as each result is taken, in the
             thread iterating the map. Items are counted, never chunks; *total*
             is None when no input has a length.
