@@ -44,7 +44,9 @@ def _explain(exc: BaseException) -> BaseException:
 
 def _outcome(kind: int, value: Any) -> bytes:
     try:
-        return fallback_dumps((kind, value))  # cloudpickle for what plain pickle refuses
+        # cloudpickle when plain pickle refuses: a result whose class came by value
+        # (defined in the caller's __main__) goes back by value, as the same class.
+        return fallback_dumps((kind, value))
     except Exception as exc:
         error = SerializationError(
             f"cannot pickle the result of the task ({describe(value)}): "
