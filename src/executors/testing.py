@@ -839,9 +839,7 @@ class CommonOptionTests(_Suite):
         # still usable (a builtin: a fresh worker loads it at once, well within the limit)
         assert ex.submit(abs, -7).result(timeout=30) == 7
 
-    def test_with_timeout_gives_one_task_its_own_deadline(
-        self, make: Make, tmp_path: Path
-    ) -> None:
+    def test_with_timeout_gives_one_task_its_own_deadline(self, make: Make, tmp_path: Path) -> None:
         ex = make(max_workers=2)
         late = tmp_path / "late"
         start = time.monotonic()

@@ -92,9 +92,7 @@ def with_timeout(seconds: float) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
-def split(
-    fn: Callable[..., R], default: float | None
-) -> tuple[Callable[..., R], float | None]:
+def split(fn: Callable[..., R], default: float | None) -> tuple[Callable[..., R], float | None]:
     """``(function, seconds)`` of a submitted task: its own deadline, else *default*."""
     if type(fn) is Timed:
         return fn.fn, fn.seconds

@@ -254,6 +254,23 @@ def test_a_keep_alive_worker_waiting_for_a_master_stops_on_sigterm(start_worker:
     assert "error" not in err
 
 
+def test_a_worker_at_a_port_that_never_answers_keeps_waiting_and_says_so(
+    start_worker: Start,
+) -> None:
+    # Something listens there (the kernel accepts) but never speaks the protocol: the
+    # handshake times out and counts as "no master yet" (it waited silently for ever).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        proc = start_worker(("127.0.0.1", port), "--backend", "thread", "--keep-alive")
+        seen = read_until(proc, f"waiting for a master at 127.0.0.1:{port}", timeout=45)
+        proc.send_signal(signal.SIGTERM)
+        status, err = finish(proc, seen)
+    assert status == 0, err
+    assert "Traceback" not in err
+
+
 def test_a_master_shutting_down_turns_new_workers_away() -> None:
     from executors._remote.hub import Hub
 

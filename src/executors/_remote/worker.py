@@ -69,6 +69,7 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -212,13 +213,40 @@ def _pack(exc: BaseException) -> bytes:
     return pickle.dumps(serialization.pack_exception(exc), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: Seconds to connect and to finish the handshake. Whatever listens there and does not
+#: answer (not a master, a master frozen, the port our own connection took) counts as
+#: no master: the worker retries, instead of waiting for ever.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _receive_timeout(fd: int, seconds: float) -> None:
+    """Blocking reads on *fd* fail (EAGAIN) after *seconds*; 0 waits for ever."""
+    sock = socket.socket(fileno=fd)
+    try:
+        whole = int(seconds)
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            socket.SO_RCVTIMEO,
+            struct.pack("ll", whole, int((seconds - whole) * 1e6)),
+        )
+    finally:
+        sock.detach()
+
+
 def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
     """:func:`multiprocessing.connection.Client` for TCP, with Nagle's algorithm off."""
-    sock = socket.create_connection(address)
+    sock = socket.create_connection(address, timeout=HANDSHAKE_TIMEOUT)
+    sock.settimeout(None)  # blocking again: the Connection reads the descriptor itself
     conn = connection.Connection(sock.detach())
-    nodelay(conn)
-    connection.answer_challenge(conn, authkey)
-    connection.deliver_challenge(conn, authkey)
+    try:
+        nodelay(conn)
+        _receive_timeout(conn.fileno(), HANDSHAKE_TIMEOUT)
+        connection.answer_challenge(conn, authkey)
+        connection.deliver_challenge(conn, authkey)
+        _receive_timeout(conn.fileno(), 0)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
