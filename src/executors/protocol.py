@@ -15,11 +15,20 @@ import itertools
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from inspect import CO_COROUTINE
 from types import BuiltinFunctionType, FunctionType
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 from . import _chunks, _progress
 from ._compat import ParamSpec, Self
@@ -56,7 +65,15 @@ class Executor(Protocol):
         """The registry name of the backend, e.g. ``"thread"``."""
         ...
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)``; return a future for its result.
 
         A coroutine function is run to completion on every backend: the future holds
@@ -200,7 +217,15 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         """Why this backend cannot run here (platform, package), or None when it can."""
         return None
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
         A coroutine function runs to completion (on an event loop of the worker), and

@@ -317,7 +317,7 @@ class SubmitTests(_Suite):
 
     def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
         with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
-            executor.submit(42)  # type: ignore[arg-type]
+            executor.submit(42)  # type: ignore[call-overload]
 
     def test_result_timeout_raises_timeout_error(self, executor: Executor) -> None:
         self.needs_pending(executor)

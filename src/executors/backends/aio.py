@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union, overload
 
 from .. import _validate
 from .._aio.loop import LoopRunner, TaskFuture
@@ -22,7 +22,7 @@ from ..protocol import BaseExecutor, _not_callable
 from ..timeouts import split
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Coroutine, Iterable
 
 __all__ = ["AsyncioExecutor"]
 
@@ -140,7 +140,15 @@ class AsyncioExecutor(BaseExecutor):
         """The event loop the tasks run on (in the executor's own thread)."""
         return self._runner.loop
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)``: a coroutine function as a task, a plain one on a thread.
 
         :raises TypeError: for a coroutine *object* (pass the function and its arguments).

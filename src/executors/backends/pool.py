@@ -13,7 +13,7 @@ import pickle
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, overload
 
 from .. import _chunks, _progress, _validate
 from .._compat import ParamSpec
@@ -26,7 +26,7 @@ from ..serialization import DEFAULT_SERIALIZER, get_pickler
 from ..timeouts import Timed, split
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Coroutine, Iterable, Iterator
     from concurrent.futures import Future
 
 __all__ = ["PoolExecutor"]
@@ -105,7 +105,15 @@ class PoolExecutor(ProcessBackend):
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` on a worker; the task is pickled here.
 
         :raises SerializationError: naming the function or argument that does not pickle.
