@@ -25,9 +25,6 @@ from . import fault_tasks as t
 
 QUICK = 50
 
-#: Until the fix: the worker's unsent results die with it.
-LOST = pytest.mark.xfail(reason="a dead worker's unsent results are lost (#14)", strict=True)
-
 
 def _spec(spec: str) -> Any:
     reason = registry.unavailable_reason(spec.partition("?")[0])
@@ -74,7 +71,6 @@ def _in_one_message(ex: Executor, tmp_path: Path, tasks: Callable[[], list[Futur
         release.set()
 
 
-@LOST
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_finished_tasks_keep_their_results_when_the_worker_dies(
@@ -97,7 +93,6 @@ def test_finished_tasks_keep_their_results_when_the_worker_dies(
         assert ex.submit(t.double, 21).result(timeout=60) == 42  # still usable
 
 
-@LOST
 @pytest.mark.parametrize("spec", SPECS)
 def test_cancelling_a_running_task_keeps_the_results_before_it(spec: str, tmp_path: Path) -> None:
     with get_executor(spec, max_workers=1) as ex:

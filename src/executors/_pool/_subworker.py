@@ -187,7 +187,6 @@ def serve(
     queue: deque[bytes] = deque()
     out: list[tuple[Any, int, Any]] = []
     seq = 0
-    last_flush = time.monotonic()
     while True:
         if not queue:
             if out:
@@ -201,13 +200,15 @@ def serve(
                 return
             queue.extend(loads(data))
             data = None
-            last_flush = time.monotonic()
             continue
-        now = time.monotonic()
         payload = queue.popleft()
-        state[START_TIME] = now
+        skip = state[RING_START + seq % RING] == seq + 1
+        if out and not skip:  # before a task that may kill this process: see serve's doc
+            send(out)
+            out = []
+        state[START_TIME] = time.monotonic()
         state[STARTED] = seq + 1
-        if state[RING_START + seq % RING] == seq + 1:
+        if skip:
             out.append((None, SKIP, None))
         else:
             kind, value = run(payload)
@@ -219,11 +220,6 @@ def serve(
         if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
             send(out)
             return
-        end = time.monotonic()
-        if end - now > 0.001 or end - last_flush > 0.002:  # a slow task, or 2 ms of fast ones
-            send(out)
-            out = []
-            last_flush = end
 
 
 #: Seconds between a worker's checks that its parent (the caller) is still alive.

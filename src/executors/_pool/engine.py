@@ -436,9 +436,18 @@ class Pool:
             if worker.sentinel is None:  # no sentinel to wait for (no pidfd_open)
                 self.on_death(worker)
             return
+        items: list[tuple[Any, int, Any]] = []
+        ok = True
         for message in worker.reader.feed(data):
-            if not self.deliver(worker, message):
-                return
+            loaded = load_outcomes(message)
+            if loaded is None:
+                ok = False
+                break
+            items += loaded
+        if items:  # the messages one read brings are handled at once
+            self.handle(worker, items)
+        if not ok:
+            self.garbled(worker)
 
     def deliver(self, worker: _Worker, message: bytes) -> bool:
         """Hand one message's outcomes to their tasks; a value that will not load fails its
@@ -448,11 +457,14 @@ class Pool:
         if items is not None:
             self.handle(worker, items)
             return True
+        self.garbled(worker)
+        return False
+
+    def garbled(self, worker: _Worker) -> None:
         with self.lock:
             task = next(iter(worker.inflight), None)
             if task is not None:
                 worker.kill("garbled", task)
-        return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
