@@ -80,7 +80,7 @@ class _Worker:
         self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
         started = pool.launcher.start(f"{pool.name}-worker-{index}", pool.parent_fds)
-        self.process, self.state = started.process, started.state
+        self.process, self.state, self.unsent = started.process, started.state, started.unsent
         if started.hello is not None:
             self.out.append(memoryview(frame(started.hello)))
         task_w, res_r = started.tasks_fd, started.results_fd
@@ -524,6 +524,7 @@ class Pool:
             command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
+        self.recover(worker)
         for fd in (worker.results_fd, worker.tasks_fd):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
@@ -559,6 +560,29 @@ class Pool:
                 self.replace_worker()
         if self.broken is not None:
             self.fail_everything(self.broken)
+
+    def recover(self, worker: _Worker) -> None:
+        """Deliver the results a dead worker had finished but not sent (it kept copies in
+        shared memory: see :func:`executors._pool._subworker.serve`)."""
+        size = int(worker.state[_subworker.UNSENT])
+        with self.lock:
+            if not size or not worker.inflight:
+                return
+            expected = worker.inflight[0].seq  # those before it came through the pipe
+        data = bytes(memoryview(worker.unsent).cast("B")[:size])
+        items: list[tuple[Any, int, Any]] = []
+        for message in FrameReader().feed(data):
+            for item in load_outcomes(message) or [(None, -1, None)]:
+                if not isinstance(item[0], int) or item[0] > expected:
+                    break  # not what the worker wrote: keep what came before
+                if item[0] == expected:  # (a smaller key: sent before it died, too)
+                    items.append(item)
+                    expected += 1
+            else:
+                continue
+            break
+        if items:
+            self.handle(worker, items)
 
     def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
