@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from executors import TaskTimeout, WorkerCrashed, get_executor, registry
+from executors import SerializationError, TaskTimeout, WorkerCrashed, get_executor, registry
 from executors.protocol import Executor
 
 from . import fault_tasks as t
@@ -110,3 +110,29 @@ def test_cancelling_a_running_task_keeps_the_results_before_it(spec: str, tmp_pa
         failed = {i: f.exception(timeout=60) for i, f in enumerate(quick)}
         assert {i: e for i, e in failed.items() if e is not None} == {}
         assert ex.submit(t.double, 21).result(timeout=60) == 42
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_outcomes_read_from_a_dead_worker_keep_their_kind(spec: str, tmp_path: Path) -> None:
+    with get_executor(spec, max_workers=1) as ex:
+        assert ex.submit(t.double, 1).result(timeout=60) == 2
+
+        def submit() -> list[Future[Any]]:
+            return [
+                ex.submit(t.double, 4),
+                ex.submit(t.raises),
+                ex.submit(t.unloadable, ValueError),
+                ex.submit(t.returns_lock),
+                ex.submit(t.exit_3),
+            ]
+
+        value, raised, unloadable, unpicklable, crashed = _in_one_message(ex, tmp_path, submit)
+        with pytest.raises(WorkerCrashed):
+            crashed.result(timeout=60)
+        assert value.result(timeout=60) == 8
+        with pytest.raises(ValueError, match="boom"):
+            raised.result(timeout=60)
+        with pytest.raises(SerializationError, match="refuses to load"):
+            unloadable.result(timeout=60)
+        with pytest.raises(SerializationError, match="lock"):
+            unpicklable.result(timeout=60)

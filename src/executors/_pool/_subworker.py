@@ -187,13 +187,12 @@ def serve(  # noqa: PLR0917
     ``RING_START + seq % RING`` holds ``seq + 1`` when it cancelled task *seq*
     before it started.
 
-    Results go to the parent in batches (*send*), each item keyed by the task's
-    number. Until a result is sent, a copy of it is kept in *unsent* (shared
-    memory: a writable byte view of ``UNSENT_SIZE`` bytes) as frames of
-    ``pack([item])``, and ``state[UNSENT]`` says how many bytes of it are in
-    use: a task that kills this process cannot take the results of the tasks
-    before it along (the parent reads them there). A result that does not fit
-    is sent at once.
+    Results go to the parent in batches (*send*). Until a result is sent, a copy
+    of it is kept in *unsent* (shared memory: a writable byte view of
+    ``UNSENT_SIZE`` bytes) as a record (:func:`_keep`), and ``state[UNSENT]``
+    says how many bytes of it are in use: a task that kills this process cannot
+    take the results of the tasks before it along (the parent reads them
+    there). A result that does not fit is sent at once.
     """
     ppid = os.getppid()
     guard(ppid)
@@ -221,10 +220,10 @@ def serve(  # noqa: PLR0917
         state[START_TIME] = now
         state[STARTED] = seq + 1
         if state[RING_START + seq % RING] == seq + 1:
-            item: tuple[Any, int, Any] = (seq, SKIP, None)
+            item: tuple[Any, int, Any] = (None, SKIP, None)
         else:
             kind, value = run(payload)
-            item = (seq, kind, value)
+            item = (None, kind, value)
             del value  # an idle worker keeps no task's result alive...
         del payload  # ...nor its arguments (as multiprocessing's workers do)
         out.append(item)
@@ -234,7 +233,7 @@ def serve(  # noqa: PLR0917
         # Sent now: the last of the queue or of the worker, a slow task, 2 ms of fast ones.
         flush = not queue or last or end - now > 0.001 or end - last_flush > 0.002
         if not flush:  # kept in shared memory until it is sent, unless it does not fit
-            used = _keep(unsent, used, item, pack)
+            used = _keep(unsent, used, seq - 1, item, pack)
             if used:
                 state[UNSENT] = used  # only now: the parent reads whole frames
             else:
@@ -253,19 +252,21 @@ def serve(  # noqa: PLR0917
 def _keep(
     unsent: Any,
     used: int,
+    seq: int,
     item: tuple[Any, int, Any],
     pack: Callable[[list[tuple[Any, int, Any]]], bytes],
 ) -> int:
-    """Write ``frame(pack([item]))`` into *unsent* at *used*; the bytes now in use, or 0 when
-    it does not fit (or will not pickle: sending the batch deals with that)."""
+    """Write task *seq*'s record into *unsent* at *used*: *seq* (8 bytes, big-endian), then
+    ``frame(pack([item]))``. The bytes now in use, or 0 when it does not fit (or will not
+    pickle: sending the batch deals with that)."""
     try:
         data = pack([item])
     except Exception:
         return 0
-    end = used + 8 + len(data)
+    end = used + 16 + len(data)
     if end > UNSENT_SIZE:
         return 0
-    unsent[used:end] = frame(data)
+    unsent[used:end] = seq.to_bytes(8, "big") + frame(data)
     return end
 
 

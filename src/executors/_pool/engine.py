@@ -562,8 +562,8 @@ class Pool:
             self.fail_everything(self.broken)
 
     def recover(self, worker: _Worker) -> None:
-        """Deliver the results a dead worker had finished but not sent (it kept copies in
-        shared memory: see :func:`executors._pool._subworker.serve`)."""
+        """Deliver the results a dead worker had finished but not sent: it kept copies in
+        shared memory (records of :func:`executors._pool._subworker._keep`)."""
         size = int(worker.state[_subworker.UNSENT])
         with self.lock:
             if not size or not worker.inflight:
@@ -571,16 +571,19 @@ class Pool:
             expected = worker.inflight[0].seq  # those before it came through the pipe
         data = bytes(memoryview(worker.unsent).cast("B")[:size])
         items: list[tuple[Any, int, Any]] = []
-        for message in FrameReader().feed(data):
-            for item in load_outcomes(message) or [(None, -1, None)]:
-                if not isinstance(item[0], int) or item[0] > expected:
-                    break  # not what the worker wrote: keep what came before
-                if item[0] == expected:  # (a smaller key: sent before it died, too)
-                    items.append(item)
-                    expected += 1
-            else:
-                continue
-            break
+        at = 0
+        while at + 16 <= len(data):
+            seq = int.from_bytes(data[at : at + 8], "big")
+            end = at + 16 + int.from_bytes(data[at + 8 : at + 16], "big")
+            if seq > expected or end > len(data):
+                break  # not what the worker wrote: keep what came before
+            if seq == expected:  # (a smaller one was sent before it died, too)
+                loaded = load_outcomes(data[at + 16 : end])
+                if loaded is None or len(loaded) != 1:
+                    break
+                items += loaded
+                expected += 1
+            at = end
         if items:
             self.handle(worker, items)
 
