@@ -7,7 +7,9 @@ sends ``[payload, ...]`` (each a pickled ``(fn, args, kwargs)``); the
 worker answers ``[(key, kind, value), ...]`` (kinds below), after any task that
 took over 1 ms, after 2 ms of quicker ones, and whenever it runs out of work.
 Its *state* is shared memory of doubles: tasks started and finished, when the
-current one started, and a ring of cancel marks (see :func:`serve`).
+current one started, bytes of unsent results in use, and a ring of cancel
+marks; then ``UNSENT_SIZE`` bytes where it keeps a copy of each result it has
+not sent yet, which the parent reads if the worker dies (see :func:`serve`).
 
 A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
 [LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
