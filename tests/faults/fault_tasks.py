@@ -247,3 +247,7 @@ def wait_for_file(path: str, timeout: float = 60.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def nothing() -> None:
+    """A task run for its effect: returns None."""

@@ -120,16 +120,20 @@ def test_outcomes_read_from_a_dead_worker_keep_their_kind(spec: str, tmp_path: P
         def submit() -> list[Future[Any]]:
             return [
                 ex.submit(t.double, 4),
+                ex.submit(t.nothing),
                 ex.submit(t.raises),
                 ex.submit(t.unloadable, ValueError),
                 ex.submit(t.returns_lock),
                 ex.submit(t.exit_3),
             ]
 
-        value, raised, unloadable, unpicklable, crashed = _in_one_message(ex, tmp_path, submit)
+        value, none, raised, unloadable, unpicklable, crashed = _in_one_message(
+            ex, tmp_path, submit
+        )
         with pytest.raises(WorkerCrashed):
             crashed.result(timeout=60)
         assert value.result(timeout=60) == 8
+        assert none.result(timeout=60) is None
         with pytest.raises(ValueError, match="boom"):
             raised.result(timeout=60)
         with pytest.raises(SerializationError, match="refuses to load"):

@@ -258,17 +258,22 @@ def _keep(
     item: tuple[Any, int, Any],
     pack: Callable[[list[tuple[Any, int, Any]]], bytes],
 ) -> int:
-    """Write task *seq*'s record into *unsent* at *used*: *seq* (8 bytes, big-endian), then
-    ``frame(pack([item]))``. The bytes now in use, or 0 when it does not fit (or will not
-    pickle: sending the batch deals with that)."""
-    try:
-        data = pack([item])
-    except Exception:
-        return 0
+    """Write task *seq*'s record into *unsent* at *used*: *seq* and a length (8 bytes each,
+    big-endian), then ``pack([item])`` of that length; an empty record stands for the
+    commonest item, ``(None, OK, None)`` (a task run for its effect), which is not
+    pickled. The bytes now in use, or 0 when it does not fit (or will not pickle:
+    sending the batch deals with that)."""
+    if item[1] == OK and item[2] is None:
+        data = b""
+    else:
+        try:
+            data = pack([item])
+        except Exception:
+            return 0
     end = used + 16 + len(data)
     if end > UNSENT_SIZE:
         return 0
-    unsent[used:end] = seq.to_bytes(8, "big") + frame(data)
+    unsent[used:end] = ((seq << 64) | len(data)).to_bytes(16, "big") + data
     return end
 
 

@@ -578,7 +578,8 @@ class Pool:
             if seq > expected or end > len(data):
                 break  # not what the worker wrote: keep what came before
             if seq == expected:  # (a smaller one was sent before it died, too)
-                loaded = load_outcomes(data[at + 16 : end])
+                record = data[at + 16 : end]
+                loaded = load_outcomes(record) if record else [(None, OK, None)]
                 if loaded is None or len(loaded) != 1:
                     break
                 items += loaded
