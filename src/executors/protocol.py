@@ -21,10 +21,11 @@ from inspect import CO_COROUTINE
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from . import _chunks
+from . import _chunks, _progress
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
 from .sync import SharedObjects
+from .timeouts import Timed, rewrap, split
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -71,6 +72,7 @@ class Executor(Protocol):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Like :func:`map`, run concurrently; see :meth:`BaseExecutor.map`."""
         ...
@@ -117,6 +119,8 @@ def _is_coroutine_function(fn: object) -> bool:
         return bool(fn.__code__.co_flags & CO_COROUTINE)  # type: ignore[attr-defined]
     if kind in _PLAIN:
         return False
+    if kind is Timed:
+        return _is_coroutine_function(fn.fn)  # type: ignore[attr-defined]
     from ._coroutines import is_async
 
     return is_async(fn)  # type: ignore[arg-type]
@@ -127,7 +131,7 @@ def _as_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
     worker (:func:`executors._coroutines.run_coroutine`, which process backends can pickle)."""
     from ._coroutines import run_coroutine
 
-    return functools.partial(run_coroutine, fn)
+    return rewrap(fn, lambda inner: functools.partial(run_coroutine, inner))
 
 
 def _not_callable(fn: object, where: str) -> TypeError:
@@ -241,6 +245,7 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Return an iterator of ``fn(*args)`` over the zipped *iterables*.
 
@@ -254,6 +259,12 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             does; N reads the input lazily with at most N tasks in flight, so an
             endless generator works.
         :param ordered: True yields results in input order; False as they finish.
+        :param progress: True draws a progress bar with rate and ETA on stderr
+            when it is a terminal (with tqdm when installed: ``pip install
+            'pluggable-executors[progress]'``), and nothing otherwise; a callable is
+            called with ``(done, total)`` as each result is taken, in the
+            thread iterating the map. Items are counted, never chunks; *total*
+            is None when no input has a length.
 
         When the consumer stops early, or a task raises, what is still pending is
         cancelled.
@@ -262,9 +273,16 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         >>> with get_executor() as ex:
         ...     list(ex.map(pow, [2, 3], [5, 2]))
         [32, 9]
+        >>> seen = []
+        >>> with get_executor() as ex:
+        ...     list(ex.map(abs, [-1, -2, -3], progress=lambda done, total: seen.append(done)))
+        [1, 2, 3]
+        >>> seen
+        [1, 2, 3]
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
+        _progress.reporter(progress, None)  # a bad value fails here, not at the first next()
         if not iterables:
             raise TypeError(
                 f"map() needs at least one iterable to call {fn!r} over, as the built-in "
@@ -272,25 +290,33 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             )
         positive_int("buffersize", buffersize)
         size = positive_int("chunksize", chunksize)
-        tune = size is None and buffersize is None and self._tunes_map(fn)
+        fn, seconds = split(fn, None)  # with_timeout: a deadline for each task of the map
+        # Each item its own task when it has a deadline of its own (unless chunksize says).
+        tune = size is None and buffersize is None and seconds is None and self._tunes_map(fn)
         if (tune or (size or 1) > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
             fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
+        each: Callable[..., Any] = fn if seconds is None else Timed(fn, seconds)
+        run_chunk: Callable[..., Any] = (
+            _chunks.run_chunk if seconds is None else Timed(_chunks.run_chunk, seconds)
+        )
 
         submit: Callable[..., Future[Any]] = self.submit
         stop: _chunks.Stop | None = None
+        total = _progress.total_of(iterables) if progress else None
         if tune:
             # Self-tuning chunks: the input is read now, as one task per item would.
             cols, n = _chunks.columns(iterables)
+            total = n
             stop = _chunks.Stop()
             sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
             starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
         elif size is None or size == 1:
-            starts = (submit(fn, *args) for args in zip(*iterables))
+            starts = (submit(each, *args) for args in zip(*iterables))
         else:
             stop = _chunks.Stop()
             chunks = _batched(zip(*iterables), size)
-            starts = (submit(_chunks.run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
+            starts = (submit(run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
 
         results: Iterator[Any]
         if buffersize is None:
@@ -304,7 +330,9 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             results = _ordered_lazy(starts, buffersize, end_time)
         else:
             results = _unordered_lazy(starts, buffersize, end_time)
-        return results if stop is None else _chunks.flatten(results, stop)
+        if stop is not None:
+            results = _chunks.flatten(results, stop)
+        return _progress.track(results, progress, total)
 
     def __enter__(self) -> Self:
         return self

@@ -40,6 +40,7 @@ import pytest
 from . import context, registry
 from .errors import InvalidOption, TaskTimeout
 from .protocol import Executor
+from .timeouts import with_timeout
 
 __all__ = [
     "CancelTests",
@@ -52,6 +53,7 @@ __all__ = [
     "LargeDataTests",
     "MapTests",
     "OptionTests",
+    "ProgressTests",
     "SharedObjectTests",
     "ShutdownTests",
     "SubmitTests",
@@ -108,6 +110,17 @@ async def async_add(a: int, b: int = 0) -> int:
     """A coroutine function: every backend runs it to completion and returns its result."""
     await asyncio.sleep(0.001)
     return a + b
+
+
+def make_adder(n: int) -> Callable[[int], int]:
+    """An importable function whose result is a lambda: plain pickle cannot send it back."""
+    return lambda x: x + n
+
+
+async def async_sleep(seconds: float) -> str:
+    """A coroutine function that waits *seconds*."""
+    await asyncio.sleep(seconds)
+    return "slept"
 
 
 class Box:
@@ -296,6 +309,11 @@ class SubmitTests(_Suite):
         assert executor.submit(fn, 2, b=3).result(timeout=30) == 5
         assert list(executor.map(fn, range(5), range(5))) == [0, 2, 4, 6, 8]
         assert list(executor.map(fn, range(40), chunksize=7)) == list(range(40))
+
+    def test_a_result_that_needs_cloudpickle_comes_back(self, executor: Executor) -> None:
+        # The function goes by reference; only its result (a lambda) needs cloudpickle.
+        adder = executor.submit(make_adder, 3).result(timeout=60)
+        assert adder(4) == 7
 
     def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
         with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
@@ -498,6 +516,55 @@ class MapTests(_Suite):
         assert len(os.listdir(tmp_path)) <= 1  # the first may have finished; never the rest
 
 
+class ProgressTests(_Suite):
+    """``map(progress=...)``: counts items (never chunks) with every option of ``map``."""
+
+    @staticmethod
+    def _counter() -> tuple[list[tuple[int, int | None]], Callable[[int, int | None], None]]:
+        calls: list[tuple[int, int | None]] = []
+        return calls, lambda done, total: calls.append((done, total))
+
+    def test_progress_counts_items_not_chunks(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        assert list(executor.map(add, range(300), range(300), progress=count)) == [
+            2 * i for i in range(300)
+        ]
+        assert calls == [(i, 300) for i in range(1, 301)]
+
+    def test_progress_with_chunksize_unordered_and_buffersize(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        results = executor.map(
+            echo, iter(range(40)), chunksize=7, buffersize=3, ordered=False, progress=count
+        )
+        assert sorted(results) == list(range(40))
+        assert calls == [(i, None) for i in range(1, 41)]  # no input has a length
+
+    def test_progress_stops_at_a_failing_item(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        with pytest.raises(ValueError, match="item 12 is bad"):
+            list(executor.map(fail_on, range(40), [12] * 40, chunksize=5, progress=count))
+        assert calls == [(i, 40) for i in range(1, 13)]
+
+    def test_progress_with_a_timeout(self, executor: Executor) -> None:
+        self.needs_pending(executor)
+        calls, count = self._counter()
+        results = executor.map(time.sleep, [0, 0, 2.0], timeout=1.0, chunksize=1, progress=count)
+        with pytest.raises(cf.TimeoutError):
+            list(results)
+        assert calls == [(i, 3) for i in range(1, len(calls) + 1)]
+        assert len(calls) < 3
+
+    def test_progress_true_prints_nothing_off_a_terminal(
+        self, executor: Executor, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        assert list(executor.map(echo, range(20), progress=True)) == list(range(20))
+        assert "20/20" not in capfd.readouterr().err
+
+    def test_a_bad_progress_value_raises_at_the_call(self, executor: Executor) -> None:
+        with pytest.raises(TypeError, match=r"progress must be True, False or a callable"):
+            executor.map(echo, [1], progress="yes")  # type: ignore[arg-type]
+
+
 class CancelTests(_Suite):
     def test_cancel_a_pending_task(self, make: Make, tmp_path: Path) -> None:
         ex = make(max_workers=1)
@@ -511,6 +578,21 @@ class CancelTests(_Suite):
         blocker.result(timeout=30)
         ex.shutdown(wait=True)
         assert os.listdir(tmp_path) == ["blocker"]
+
+    def test_wait_and_as_completed_see_cancelled_tasks_at_once(
+        self, make: Make, tmp_path: Path
+    ) -> None:
+        # Not only once a worker would have dequeued them: nothing will (they hung for ever).
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        blocker = ex.submit(touch, str(tmp_path / "blocker"), None, 3.0)
+        pending = [ex.submit(touch, str(tmp_path / f"p{i}")) for i in range(2)]
+        assert all(f.cancel() for f in pending)
+        not_done = cf.wait(pending, timeout=1.5).not_done
+        assert not not_done
+        assert not blocker.done()
+        assert set(cf.as_completed(pending, timeout=1.5)) == set(pending)
+        blocker.result(timeout=30)
 
     def test_cancel_a_finished_task_returns_false(self, executor: Executor) -> None:
         future = executor.submit(echo, 1)
@@ -757,6 +839,51 @@ class CommonOptionTests(_Suite):
         # still usable (a builtin: a fresh worker loads it at once, well within the limit)
         assert ex.submit(abs, -7).result(timeout=30) == 7
 
+    def test_with_timeout_gives_one_task_its_own_deadline(
+        self, make: Make, tmp_path: Path
+    ) -> None:
+        ex = make(max_workers=2)
+        late = tmp_path / "late"
+        start = time.monotonic()
+        future = ex.submit(with_timeout(0.5)(touch), str(late), "ran", 4.0)
+        untimed = ex.submit(touch, str(tmp_path / "untimed"), "ran", 1.0)
+        with pytest.raises(TaskTimeout, match=r"touch.* ran longer than task_timeout=0\.5"):
+            future.result(timeout=30)
+        if not getattr(ex, "runs_in_submit", False):  # inline can only tell once it returns
+            assert time.monotonic() - start < 3.5  # before the task itself would end
+        assert untimed.result(timeout=30) == "ran"  # no deadline: the executor has none
+        if getattr(ex, "stops_tasks", False):  # its worker was killed: the task never ends
+            time.sleep(4.0 - (time.monotonic() - start) + 0.5)
+            assert not late.exists()
+        assert ex.submit(abs, -7).result(timeout=30) == 7  # still usable
+
+    def test_with_timeout_replaces_task_timeout(self, make: Make) -> None:
+        ex = make(max_workers=2, task_timeout=0.3)
+        assert ex.submit(with_timeout(30)(time.sleep), 1.0).result(timeout=30) is None
+        with pytest.raises(TaskTimeout):
+            ex.submit(time.sleep, 2.0).result(timeout=30)
+
+    def test_with_timeout_in_map_applies_to_each_item(self, make: Make) -> None:
+        ex = make(max_workers=2)
+        results = ex.map(with_timeout(0.5)(time.sleep), [0.0, 2.0])
+        assert next(results) is None
+        with pytest.raises(TaskTimeout):
+            next(results)
+
+    def test_with_timeout_on_a_coroutine_function(self, make: Make) -> None:
+        ex = make(max_workers=2)
+        # (typed as the coroutine, not its result, for now: the results are Any here)
+        short: Any = with_timeout(0.3)(async_sleep)
+        long: Any = with_timeout(5)(async_sleep)
+        with pytest.raises(TaskTimeout):
+            ex.submit(short, 2.0).result(timeout=30)
+        assert ex.submit(long, 0.01).result(timeout=30) == "slept"
+
+    def test_with_timeout_checks_its_seconds(self) -> None:
+        for bad in (0, -1, None, "5", True):
+            with pytest.raises(InvalidOption, match=r"with_timeout\(\) needs a positive number"):
+                with_timeout(bad)  # type: ignore[arg-type]
+
     def test_a_bad_serializer_names_the_choices(self, backend_name: str) -> None:
         with pytest.raises(InvalidOption, match="serializer"):
             registry.get_executor(backend_name, **{**self.options, "serializer": "json"})
@@ -766,6 +893,7 @@ class ExecutorConformance(
     SubmitTests,
     ExceptionTests,
     MapTests,
+    ProgressTests,
     CancelTests,
     CommonOptionTests,
     ShutdownTests,

@@ -18,10 +18,13 @@ from typing import Any, Callable, ClassVar, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
+from .._deadline import describe
+from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
+from ..timeouts import split
 from .runner import Batch, Outcome, Task
 
 __all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
@@ -53,7 +56,7 @@ class Engine(Protocol):
         """Release the cluster (or the connection to it)."""
 
 
-class EngineFuture(Future[R]):
+class EngineFuture(LeanFuture[R]):
     """A :class:`concurrent.futures.Future` whose ``cancel()`` can stop a running task.
 
     While its task runs alone in a batch on an engine that can stop tasks (Ray),
@@ -62,9 +65,11 @@ class EngineFuture(Future[R]):
     """
 
     _stop: Callable[[], bool] | None = None
+    _timeout: float | None = None  # its deadline: task_timeout, or its own (with_timeout)
+    _label = "the task"  # its function's name, for the TaskTimeout message
 
     def cancel(self) -> bool:
-        if super().cancel():
+        if self._cancel_now():
             return True
         with self._condition:
             stop = self._stop
@@ -111,9 +116,10 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.task_timeout = task_timeout
-        # (deadline, seq, future, handle) of tasks sent alone under a task_timeout;
+        # (deadline, seq, future, handle, seconds) of tasks sent alone under a deadline;
         # one watchdog thread per executor, started with the first.
-        self._deadlines: list[tuple[float, int, EngineFuture[Any], Any]] = []
+        self._deadlines: list[tuple[float, int, EngineFuture[Any], Any, float]] = []
+        self._timed = task_timeout is not None  # a task has had a deadline: no batching
         self._seq = 0
         self._watchdog: threading.Thread | None = None
         self.max_workers = max_workers
@@ -133,6 +139,10 @@ class Dispatcher:
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
         future: EngineFuture[R] = EngineFuture()
+        fn, future._timeout = split(fn, self.task_timeout)
+        if future._timeout is not None:
+            self._timed = True
+            future._label = describe(fn)
         task: Task = (fn, args, kwargs, context.capture())
         with self._lock:
             if self._broken is not None:
@@ -145,7 +155,7 @@ class Dispatcher:
 
     def _batch_size(self) -> int:
         per_task = self._per_task
-        if per_task is None or per_task >= _BATCH_SECONDS or self.task_timeout is not None:
+        if per_task is None or per_task >= _BATCH_SECONDS or self._timed:
             return 1
         # Spread what is queued over the free slots, so batching never idles a worker.
         spread = -(-len(self._queue) // max(1, self.max_workers - self._in_flight))
@@ -185,15 +195,15 @@ class Dispatcher:
                 continue
             if len(items) == 1:
                 items[0][0]._stop = lambda h=handle: self.engine.stop(h)
-                if self.task_timeout is not None:
-                    self._watch(items[0][0], handle)
+                seconds = items[0][0]._timeout
+                if seconds is not None:
+                    self._watch(items[0][0], handle, seconds)
 
-    def _watch(self, future: EngineFuture[Any], handle: Any) -> None:
-        assert self.task_timeout is not None
+    def _watch(self, future: EngineFuture[Any], handle: Any, seconds: float) -> None:
         with self._lock:
             self._seq += 1
-            deadline = time.monotonic() + self.task_timeout
-            heapq.heappush(self._deadlines, (deadline, self._seq, future, handle))
+            deadline = time.monotonic() + seconds
+            heapq.heappush(self._deadlines, (deadline, self._seq, future, handle, seconds))
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._expire, name="executors-engine-timeouts", daemon=True
@@ -204,7 +214,6 @@ class Dispatcher:
     def _expire(self) -> None:
         """Fail each task still running at its deadline with TaskTimeout, and stop it if the
         engine can (Ray); dask cannot, so its worker finishes it and the result is dropped."""
-        assert self.task_timeout is not None
         while True:
             with self._lock:
                 while True:
@@ -212,7 +221,7 @@ class Dispatcher:
                         return
                     now = time.monotonic()
                     if self._deadlines and self._deadlines[0][0] <= now:
-                        _, _, future, handle = heapq.heappop(self._deadlines)
+                        _, _, future, handle, seconds = heapq.heappop(self._deadlines)
                         break
                     wait = self._deadlines[0][0] - now if self._deadlines else None
                     self._lock.wait(wait)
@@ -222,7 +231,7 @@ class Dispatcher:
             _settle(
                 future,
                 False,
-                TaskTimeout(f"the task ran longer than task_timeout={self.task_timeout} s"),
+                TaskTimeout(f"{future._label} ran longer than task_timeout={seconds:g} s"),
             )
             self.engine.stop(handle)
 

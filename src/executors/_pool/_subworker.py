@@ -391,14 +391,21 @@ def _describe(obj: Any) -> str:
 
 
 def _by_value() -> Callable[..., bytes] | None:
-    """``cloudpickle.dumps`` once a task that came by value loaded it here, else None.
+    """``cloudpickle.dumps``, imported on first need; None where it is not installed.
 
-    A result or exception whose class came by value (defined in the caller's
-    ``__main__``) pickles only that way; the caller's cloudpickle maps it back to
-    the caller's own class. This module imports nothing but the standard library.
+    Called only once plain pickle has refused a result or exception: a lambda or
+    closure a task returns, or a class that came by value (defined in the caller's
+    ``__main__``), which the caller's cloudpickle maps back to the caller's own
+    class. A task that came by reference may return such a thing too, so this does
+    not wait for a by-value task to have imported cloudpickle; the fast path never
+    imports it.
     """
-    module = sys.modules.get("cloudpickle")
-    return None if module is None else module.dumps
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - a dependency; a worker's odd sys.path
+        return None
+    dumps_by_value: Callable[..., bytes] = cloudpickle.dumps
+    return dumps_by_value
 
 
 def _dumps_fallback(items: list[tuple[Any, int, Any]]) -> bytes:

@@ -31,6 +31,7 @@ from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
+from ..timeouts import split
 from . import _subworker
 from .launch import Launcher
 
@@ -54,11 +55,14 @@ class Task(LazyFuture[Any]):
     ``running()`` asks the worker's shared state instead.
     """
 
-    def __init__(self, pool: Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+    def __init__(
+        self, pool: Pool, payload: bytes, fn: Callable[..., Any], timeout: float | None
+    ) -> None:
         super().__init__()
         self._pool = pool
         self.payload = payload
         self.fn = fn
+        self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self.worker: _Worker | None = None
         self.seq = 0
 
@@ -141,6 +145,9 @@ class Pool:
         self.cpus = _validate.cpu_count()
         self.initializer = initializer  # run by the workers; named when it fails
         self.max_tasks, self.task_timeout = max_tasks, task_timeout
+        #: The shortest deadline a task has had here (None: no task has had one); from
+        #: then on the manager checks deadlines while tasks run.
+        self.shortest = task_timeout
         # Held while mutating pending, workers, sleeping, closing and broken, each
         # worker's inflight, dispatched, doomed and replaced, a task's worker and seq,
         # and a worker's cancel marks. Never held while writing to a pipe or setting a
@@ -334,15 +341,15 @@ class Pool:
                     self.flush(worker)
                 else:
                     self.receive(worker)
-            if self.task_timeout is not None:
+            if self.shortest is not None:
                 self.check_timeouts()
             if self.launcher.greets:
                 self.check_starts()
 
     def poll_interval(self) -> float | None:
         interval = None
-        if self.task_timeout is not None and any(w.inflight for w in self.workers):
-            interval = min(0.02, self.task_timeout / 4)
+        if self.shortest is not None and any(w.inflight for w in self.workers):
+            interval = min(0.02, self.shortest / 4)
         if self.launcher.greets and not all(w.ready for w in self.workers):
             interval = min(interval or 0.05, 0.05)
         return interval
@@ -592,8 +599,8 @@ class Pool:
         running = call_name(task.fn)
         after = f"the {self.launcher.owner} replaced it and is still usable"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
-            assert self.task_timeout is not None
-            return timeout_error(self.task_timeout, running, worker.pid, after)
+            assert task.timeout is not None
+            return timeout_error(task.timeout, running, worker.pid, after)
         if worker.doomed is not None and worker.doomed[0] == "garbled":
             return SerializationError(
                 f"worker {worker.pid} sent a message the caller cannot unpickle while "
@@ -609,7 +616,6 @@ class Pool:
         return crash_error(worker.pid, exitcode, running, after)
 
     def check_timeouts(self) -> None:
-        assert self.task_timeout is not None
         now = time.monotonic()
         with self.lock:
             for w in self.workers:
@@ -618,10 +624,11 @@ class Pool:
                 started = int(w.state[_subworker.STARTED])
                 if started <= int(w.state[_subworker.FINISHED]):
                     continue
-                if now - w.state[_subworker.START_TIME] > self.task_timeout:
-                    running = next((t for t in w.inflight if t.seq == started - 1), None)
-                    if running is not None:
-                        w.kill("timeout", running)
+                running = next((t for t in w.inflight if t.seq == started - 1), None)
+                if running is None or running.timeout is None:
+                    continue
+                if now - w.state[_subworker.START_TIME] > running.timeout:
+                    w.kill("timeout", running)
 
     def check_starts(self) -> None:
         """Break the pool when a worker has not greeted after ``launcher.start_timeout``."""
@@ -685,13 +692,17 @@ def submit_call(  # noqa: PLR0917
     *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
     the part that would not pickle in a :class:`~executors.SerializationError`.
     """
+    fn, timeout = split(fn, pool.task_timeout)
     values = capture()
     pool.wait_for_room()  # before pickling: what waits holds no pickled copy
     try:
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
-    task = Task(pool, payload, fn)
+    task = Task(pool, payload, fn, timeout)
+    if timeout is not None and (pool.shortest is None or timeout < pool.shortest):
+        with pool.lock:
+            pool.shortest = timeout if pool.shortest is None else min(pool.shortest, timeout)
     pool.submit(task)
     if len(payload) >= BIG:
         with pool.lock:

@@ -80,6 +80,7 @@ from .._env import enter_worker
 from .._proc.logs import ForwardHandler, install_log_forwarding
 from ..errors import BrokenExecutor, InvalidOption, SerializationError
 from ..spec import parse_spec
+from ..timeouts import Timed, with_timeout
 from .wire import (
     AUTHKEY_ENV,
     LOG_LEVEL_ENV,
@@ -148,6 +149,15 @@ def _load(fn_data: bytes) -> Callable[..., Any]:
             _functions.clear()
         _functions[fn_data] = fn
     return fn
+
+
+def _own_timeout(fn_data: bytes) -> float | None:
+    """The task's own deadline (:func:`executors.with_timeout`), which the engine keeps."""
+    try:
+        fn = _load(fn_data)
+    except BaseException:  # execute() reports it
+        return None
+    return fn.seconds if type(fn) is Timed else None
 
 
 def _runs_command(fn_data: bytes) -> bool:
@@ -663,8 +673,12 @@ class Worker:
             if not group:
                 continue
             tids = [tid for tid, _ in group]
+            run: Callable[..., Any] = execute_many
+            seconds = _own_timeout(group[0][1][0]) if len(group) == 1 else None
+            if seconds is not None:  # the engine kills it where it can, as with task_timeout
+                run = with_timeout(seconds)(execute_many)
             try:
-                future = self._engine.submit(execute_many, [payload for _, payload in group])
+                future = self._engine.submit(run, [payload for _, payload in group])
             except BaseException as exc:
                 self._done(wid, tids, None, exc)
             else:

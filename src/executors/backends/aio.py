@@ -19,6 +19,7 @@ from .._coroutines import is_async as _is_async
 from ..awaitable import _refuse_coroutine_object
 from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor, _not_callable
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -126,7 +127,6 @@ class AsyncioExecutor(BaseExecutor):
         self._runner = LoopRunner(
             new_loop, self.max_workers, pool, f"{thread_name_prefix}-loop", (init, args)
         )
-        self._runner.task_timeout = self.task_timeout
         # Dropped without shutdown(): the loop finishes what it has, then closes.
         weakref.finalize(self, self._runner.shutdown, False, False)
 
@@ -158,7 +158,8 @@ class AsyncioExecutor(BaseExecutor):
         runner = self._runner
         if runner.broken is not None:
             raise runner.broken
-        fut = TaskFuture(runner, fn, args, kwargs, _is_async(fn))
+        fn, timeout = split(fn, self.task_timeout)
+        fut = TaskFuture(runner, fn, args, kwargs, _is_async(fn), timeout=timeout)
         runner.submit(fut)
         return fut
 
@@ -172,8 +173,9 @@ class AsyncioExecutor(BaseExecutor):
         :param wait: block until the loop is closed and every thread has ended
             (ignored when called from a task on this executor's own loop, which
             cannot wait for itself).
-        :param cancel_futures: cancel pending tasks *and* running coroutines;
-            running plain functions finish.
+        :param cancel_futures: cancel the tasks that have not started, as
+            :mod:`concurrent.futures` does; running ones (coroutines and plain
+            functions) finish. To stop a running coroutine, cancel its future.
         """
         self._runner.shutdown(wait, cancel_futures)
 

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _deadline, _validate, context
 from .._compat import ParamSpec
+from .._futures import LeanFuture
 from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
 from ..serialization import dumps, get_pickler
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -139,6 +141,7 @@ class InterpreterExecutor(BaseExecutor):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
+        fn, timeout = split(fn, self.task_timeout)
         bound = context.current()
         values = dict(bound) if bound else None
         task = (fn, args, kwargs or None, values)
@@ -150,9 +153,9 @@ class InterpreterExecutor(BaseExecutor):
             parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
             parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
             payload = dumps(task, what="the task", parts=parts, pickler=self._pickler)
-        future: Future[R] = Future()
-        label = _deadline.describe(fn) if self.task_timeout is not None else ""
-        self._workers.submit(future, payload, label)
+        future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
+        label = _deadline.describe(fn) if timeout is not None else ""
+        self._workers.submit(future, payload, label, timeout)
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:

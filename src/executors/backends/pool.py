@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _chunks, _validate
+from .. import _chunks, _progress, _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
 from .._pool.processes import ProcessLauncher, pool_worker
@@ -23,6 +23,7 @@ from .._proc.backend import ProcessBackend
 from .._validate import positive_int
 from ..protocol import _as_plain, _is_coroutine_function
 from ..serialization import DEFAULT_SERIALIZER, get_pickler
+from ..timeouts import Timed, split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -134,31 +135,37 @@ class PoolExecutor(ProcessBackend):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """As :meth:`BaseExecutor.map`; the chunk size adapts to the input when not given.
 
         Inputs with a length are cut into about eight chunks per worker (at most
-        50,000 items each); others go one item per task.
+        50,000 items each); others go one item per task, and so do the items of a
+        function with a deadline of its own (:func:`~executors.with_timeout`).
         """
+        fn, seconds = split(fn, None)
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
-        if chunksize is not None or not callable(fn):
+        if chunksize is not None or not callable(fn) or seconds is not None:
             size = positive_int("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
             return super().map(
-                fn,
+                fn if seconds is None else Timed(fn, seconds),
                 *iterables,
                 timeout=timeout,
                 chunksize=size,
                 buffersize=buffersize,
                 ordered=ordered,
+                progress=progress,
             )
+        _progress.reporter(progress, None)  # a bad value fails now
+        total = _progress.total_of(iterables) if progress else None
         stop = _chunks.Stop()
         chunks = _columns(iterables, size)
         results = super().map(
-            _chunks.run_chunk,
+            _chunks.run_chunk if seconds is None else Timed(_chunks.run_chunk, seconds),
             itertools.repeat(fn),
             chunks,
             itertools.repeat(stop),
@@ -167,7 +174,7 @@ class PoolExecutor(ProcessBackend):
             buffersize=buffersize,
             ordered=ordered,
         )
-        return _chunks.flatten(results, stop)
+        return _progress.track(_chunks.flatten(results, stop), progress, total)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks, cancel pending ones if asked, wait for the rest if asked."""

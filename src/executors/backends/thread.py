@@ -21,9 +21,11 @@ from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
 from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
+from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
+from ..timeouts import Timed, split
 
 __all__ = ["ThreadExecutor"]
 
@@ -116,8 +118,11 @@ def _work(shared: _Shared) -> None:
         future, ctx, fn, args, kwargs = item
         del item
         if future.set_running_or_notify_cancel():
-            if timeout is not None:
-                _deadline.watch(future, timeout, _deadline.describe(fn))
+            seconds = timeout
+            if type(fn) is Timed:  # a deadline of its own (executors.with_timeout)
+                fn, seconds = split(fn, timeout)
+            if seconds is not None:
+                _deadline.watch(future, seconds, _deadline.describe(fn))
             try:
                 result = ctx.run(fn, *args, **kwargs)
             except BaseException as exc:
@@ -232,7 +237,7 @@ class ThreadExecutor(BaseExecutor):
             raise _not_callable(fn, "submit()")
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
-        future: Future[R] = Future()
+        future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
         shared = self._shared
         with shared.lock:
             if shared.broken is not None:
