@@ -84,7 +84,7 @@ class _Worker:
         self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
         started = pool.launcher.start(f"{pool.name}-worker-{index}", pool.parent_fds)
-        self.process, self.state = started.process, started.state
+        self.process, self.state, self.unsent = started.process, started.state, started.unsent
         if started.hello is not None:
             self.out.append(memoryview(frame(started.hello)))
         task_w, res_r = started.tasks_fd, started.results_fd
@@ -443,9 +443,18 @@ class Pool:
             if worker.sentinel is None:  # no sentinel to wait for (no pidfd_open)
                 self.on_death(worker)
             return
+        items: list[tuple[Any, int, Any]] = []
+        ok = True
         for message in worker.reader.feed(data):
-            if not self.deliver(worker, message):
-                return
+            loaded = load_outcomes(message)
+            if loaded is None:
+                ok = False
+                break
+            items += loaded
+        if items:  # the messages one read brings are handled at once
+            self.handle(worker, items)
+        if not ok:
+            self.garbled(worker)
 
     def deliver(self, worker: _Worker, message: bytes) -> bool:
         """Hand one message's outcomes to their tasks; a value that will not load fails its
@@ -455,11 +464,14 @@ class Pool:
         if items is not None:
             self.handle(worker, items)
             return True
+        self.garbled(worker)
+        return False
+
+    def garbled(self, worker: _Worker) -> None:
         with self.lock:
             task = next(iter(worker.inflight), None)
             if task is not None:
                 worker.kill("garbled", task)
-        return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
@@ -519,6 +531,7 @@ class Pool:
             command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
+        self.recover(worker)
         for fd in (worker.results_fd, worker.tasks_fd):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
@@ -554,6 +567,33 @@ class Pool:
                 self.replace_worker()
         if self.broken is not None:
             self.fail_everything(self.broken)
+
+    def recover(self, worker: _Worker) -> None:
+        """Deliver the results a dead worker had finished but not sent: it kept copies in
+        shared memory (records of :func:`executors._pool._subworker._keep`)."""
+        size = int(worker.state[_subworker.UNSENT])
+        with self.lock:
+            if not size or not worker.inflight:
+                return
+            expected = worker.inflight[0].seq  # those before it came through the pipe
+        data = bytes(memoryview(worker.unsent).cast("B")[:size])
+        items: list[tuple[Any, int, Any]] = []
+        at = 0
+        while at + 16 <= len(data):
+            seq = int.from_bytes(data[at : at + 8], "big")
+            end = at + 16 + int.from_bytes(data[at + 8 : at + 16], "big")
+            if seq > expected or end > len(data):
+                break  # not what the worker wrote: keep what came before
+            if seq == expected:  # (a smaller one was sent before it died, too)
+                record = data[at + 16 : end]
+                loaded = load_outcomes(record) if record else [(None, OK, None)]
+                if loaded is None or len(loaded) != 1:
+                    break
+                items += loaded
+                expected += 1
+            at = end
+        if items:
+            self.handle(worker, items)
 
     def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
