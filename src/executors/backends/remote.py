@@ -106,7 +106,7 @@ class RemoteExecutor(OwnsProcesses):
 
     name: ClassVar[str] = "remote"
     map_chunk_cap: ClassVar[int] = 1000  # one chunk is one message through the hub
-    sharing: ClassVar[str] = "none"
+    sharing: ClassVar[str] = "manager"
 
     def __init__(
         self,
@@ -367,6 +367,10 @@ class RemoteExecutor(OwnsProcesses):
         for pid in self._worker_pids():
             kill_process_tree(pid, sig)
         self.shutdown(wait=True)
+
+    def _shared_served(self) -> tuple[tuple[str, int], bytes]:
+        """``ex.Queue()`` and the rest are served on the master's interface, with its key."""
+        return (self.address[0], 0), self._authkey
 
     def __repr__(self) -> str:
         host, port = self.address
