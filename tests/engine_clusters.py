@@ -32,7 +32,15 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["Detached", "leftovers", "start_dask", "start_ray", "stop_all"]
+__all__ = [
+    "Detached",
+    "leftovers",
+    "start_dask",
+    "start_ray",
+    "stop_all",
+    "warm_dask",
+    "warm_dask_threads",
+]
 
 BIN = Path(sys.executable).parent
 # Tasks from tests/ travel by name, and dask's scheduler unpickles them too: the
@@ -217,6 +225,21 @@ def warm_dask(client: object) -> None:
     future.add_done_callback(lambda f: done.set())
     future.result()
     done.wait(30)
+
+
+def warm_dask_threads() -> None:
+    """Start the two threads dask keeps for the rest of the process without a cluster
+    (its offload pool, and the pool that runs future callbacks): as :func:`warm_dask`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import client, utils
+
+    utils._offload_executor.submit(int).result()
+    future = client.Future
+    if future._cb_executor is None or future._cb_executor_pid != os.getpid():
+        future._cb_executor = ThreadPoolExecutor(1, thread_name_prefix="Dask-Callback-Thread")
+        future._cb_executor_pid = os.getpid()
+    future._cb_executor.submit(int).result()
 
 
 def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:

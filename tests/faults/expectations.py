@@ -65,11 +65,17 @@ NA_THREAD_TREE = (
     "(its future does fail with TaskTimeout: see hang-timeout)"
 )
 NA_CLUSTER_TIMEOUT = "n/a: takes no task_timeout (the cluster's scheduler runs the task)"
+NA_DASK_TREE = (
+    "n/a: dask's nanny replaces a dead worker but does not stop the processes it started, "
+    "and the worker processes are dask's, not this library's (Ray kills a dead worker's "
+    "process group)"
+)
 
 _I = NA_IN_PROCESS
 _T = NA_NO_TIMEOUT
 _G = NA_THREAD_TREE
 _C = NA_CLUSTER_TIMEOUT
+_D = NA_DASK_TREE
 
 # fmt: off
 #: fault -> one outcome per backend, in the order of BACKENDS.
@@ -90,7 +96,7 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "sys-exit":                 ("SystemExit",     "SystemExit",     "SystemExit",     "SystemExit",                "SystemExit",         "SystemExit",         "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit"),
     "hang-timeout":             ("TaskTimeout",    "TaskTimeout",    "TaskTimeout",    _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
     "hang-grandchild-timeout":  (_G,               _G,               _G,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
-    "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
+    "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                _D,                          "WorkerLost"),
     "log-unpicklable-extra":    ("ok",             "ok",             "ok",             "ok",                        "ok",                 "ok",                 "ok",                        "ok",                        "ok",                        "ok",                        "ok"),
 }
 # fmt: on

@@ -9,6 +9,7 @@ import collections
 import functools
 import heapq
 import logging
+import pickle
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
-from .runner import Batch, Outcome, Task
+from .runner import Batch, Outcome, load_result, pack_task
 
 __all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
 
@@ -78,7 +79,8 @@ class EngineFuture(Future[R]):
         return True
 
 
-_Item = tuple["EngineFuture[Any]", Task]
+#: A queued task: its future, its function (for messages) and the task pickled.
+_Item = tuple["EngineFuture[Any]", Callable[..., Any], bytes]
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
@@ -91,7 +93,16 @@ def _settle(future: Future[Any], ok: bool, value: Any) -> None:
         pass
 
 
-def _replay(records: list[logging.LogRecord]) -> None:
+def _replay(data: bytes) -> None:
+    try:
+        records: list[logging.LogRecord] = pickle.loads(data)
+    except BaseException as exc:  # an extra= whose class the caller cannot import
+        logging.getLogger("executors").warning(
+            "the log records of a cluster task could not be unpickled here: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return
     for record in records:
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):
@@ -133,13 +144,17 @@ class Dispatcher:
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
         future: EngineFuture[R] = EngineFuture()
-        task: Task = (fn, args, kwargs, context.capture())
         with self._lock:
             if self._broken is not None:
                 raise self._broken
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append((future, task))
+        # Pickled here, in the caller's thread: what will not pickle fails submit().
+        payload = pack_task((fn, args, kwargs, context.capture()))
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.append((future, fn, payload))
         self._pump()
         return future
 
@@ -176,7 +191,7 @@ class Dispatcher:
                 self._init,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
-                [task for _, task in items],
+                [payload for _, _, payload in items],
             )
             try:
                 handle = self.engine.send(batch, functools.partial(self._done, items))
@@ -236,28 +251,31 @@ class Dispatcher:
             self._pump()
 
     def _deliver(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
-        for future, _ in items:
+        for future, _, _ in items:
             future._stop = None
         if isinstance(outcome, BaseException):
-            for future, _ in items:
+            for future, _, _ in items:
                 _settle(future, False, outcome)
             return
         _replay(outcome.records)
         if outcome.broken is not None:
-            self._break(unpack_exception(outcome.broken), [f for f, _ in items])
+            self._break(unpack_exception(outcome.broken), [f for f, _, _ in items])
             return
         if outcome.results:
             seconds = outcome.seconds / len(outcome.results)
             old = self._per_task
             self._per_task = seconds if old is None else (old + seconds) / 2
-        for (future, _), (ok, value) in zip(items, outcome.results):
-            _settle(future, ok, value if ok else unpack_exception(value))
+        for (future, fn, _), (ok, value) in zip(items, outcome.results):
+            if ok:
+                _settle(future, *load_result(fn, value))
+            else:
+                _settle(future, False, unpack_exception(value))
 
     def _break(self, cause: BaseException, running: list[EngineFuture[Any]]) -> None:
         broken = initializer_failed(self._init, cause, " on a cluster worker")
         with self._lock:
             self._broken = self._broken or broken
-            queued = [f for f, _ in self._queue]
+            queued = [f for f, _, _ in self._queue]
             self._queue.clear()
         for future in running + [f for f in queued if f.set_running_or_notify_cancel()]:
             _settle(future, False, broken)
@@ -266,7 +284,7 @@ class Dispatcher:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                for future, _ in self._queue:
+                for future, _, _ in self._queue:
                     future.cancel()
                 self._queue.clear()
             if self._closed or self._closer is not None:

@@ -10,7 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._cluster.runner import Batch, run_batch
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -122,4 +122,21 @@ def _outcome(future: Any) -> Any:
         from concurrent.futures import CancelledError
 
         return CancelledError(f"dask cancelled the task {future.key!r}")
-    return future.exception()
+    return _library_error(future.exception())
+
+
+def _library_error(exc: BaseException) -> BaseException:
+    """dask's KilledWorker (the task's workers died, as often as the scheduler allows) as
+    :class:`~executors.WorkerLost`; other engine errors as they are."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        last = getattr(exc.last_worker, "address", exc.last_worker)
+        lost = WorkerLost(
+            f"the dask workers running task {exc.task!r} died each time it ran (the last was "
+            f"{last}); dask gave up after {exc.allowed_failures} retries: raise "
+            "distributed.scheduler.allowed-failures, or check what kills the workers"
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._cluster.runner import Batch, run_batch
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -102,7 +102,7 @@ class RayEngine:
 
     def send(self, batch: Batch, done: Done) -> Any:
         ref = self._remote.remote(batch)
-        ref.future().add_done_callback(lambda f: done(f.exception() or f.result()))
+        ref.future().add_done_callback(lambda f: done(_outcome(f)))
         return ref
 
     def stop(self, handle: Any) -> bool:
@@ -113,3 +113,25 @@ class RayEngine:
         if not self._closed:
             self._closed = True
             release()
+
+
+def _outcome(future: Any) -> Any:
+    exc = future.exception()
+    return future.result() if exc is None else _library_error(exc)
+
+
+def _library_error(exc: BaseException) -> BaseException:
+    """Ray's errors for a task whose worker (or node) died, after Ray's own retries, as
+    :class:`~executors.WorkerLost`; other engine errors as they are."""
+    from ray import exceptions
+
+    died = (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.OutOfMemoryError)
+    if isinstance(exc, died):
+        lost = WorkerLost(
+            f"the Ray worker running the task died each time it ran ({type(exc).__name__}); "
+            "Ray gave up after the task's retries: raise retries=, or check what kills the "
+            "workers (its python-core-worker-*.log files)"
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc
