@@ -23,6 +23,7 @@ import io
 import logging
 import pickle
 import traceback
+from collections.abc import Mapping
 from typing import Any, Callable, ClassVar
 
 from .errors import RemoteError, SerializationError
@@ -33,6 +34,7 @@ __all__ = [
     "RemoteTraceback",
     "Unloadable",
     "auto_dumps",
+    "call_parts",
     "cloud_dumps",
     "describe",
     "dumps",
@@ -186,6 +188,21 @@ def dumps(
         raise SerializationError(
             f"cannot pickle {culprit}: {type(error).__name__}: {error}; {_HINT}"
         ) from error
+
+
+def call_parts(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    values: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The pieces of a task, labelled for the message of :func:`dumps`: ``"the function"``,
+    ``"argument 2"``, ``"keyword argument 'key'"``, ``"context value 'name'"``."""
+    parts: dict[str, Any] = {"the function": fn}
+    parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
+    parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
+    parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
+    return parts
 
 
 def loads(data: bytes) -> Any:

@@ -15,17 +15,16 @@ import time
 import uuid
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
-from typing import Any, Callable, ClassVar, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
-from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
 from .runner import Batch, Outcome, load_result, pack_task
 
-__all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
+__all__ = ["Dispatcher", "Done", "Engine", "EngineFuture"]
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -49,6 +48,9 @@ class Engine(Protocol):
 
     def stop(self, handle: Any) -> bool:
         """Stop the batch of *handle* if the engine can (True), else False."""
+
+    def capacity(self) -> int:
+        """Tasks the cluster can run at once now (its worker threads, or CPUs)."""
 
     def close(self) -> None:
         """Release the cluster (or the connection to it)."""
@@ -307,33 +309,3 @@ class Dispatcher:
         if watchdog is not None:
             watchdog.join()
         self.engine.close()
-
-
-class EngineExecutor(BaseExecutor):
-    """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
-
-    #: Workers may be on other machines: no manager-backed ``ex.Queue()`` and friends.
-    sharing: ClassVar[str] = "none"
-    max_workers: int
-    task_timeout: float | None
-    _dispatcher: Dispatcher
-
-    def _submit(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Future[R]:
-        return self._dispatcher.submit(fn, args, kwargs)
-
-    def _default_chunksize(self, iterables: tuple[Any, ...]) -> int:
-        # As the pool: about eight chunks per worker for inputs with a length, so a
-        # map of a million tiny items is a few dozen engine tasks, not a million.
-        sizes = [len(it) for it in iterables if hasattr(it, "__len__")]
-        if not sizes:
-            return 1
-        return max(1, min(min(sizes) // (self.max_workers * 8), 50_000))
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking tasks, cancel queued ones if asked, wait for the rest if asked.
-
-        The cluster (or the connection to it) is released once the last task is done.
-        """
-        self._dispatcher.shutdown(wait, cancel_futures)

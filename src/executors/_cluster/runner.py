@@ -30,6 +30,7 @@ from ..errors import SerializationError
 from ..serialization import (
     PackedException,
     auto_dumps,
+    call_parts,
     dumps,
     load_error,
     pack_exception,
@@ -72,10 +73,7 @@ def pack_task(task: Task) -> bytes:
     try:
         return auto_dumps(task)
     except Exception:
-        parts: dict[str, Any] = {"the function": fn}
-        parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
-        parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
-        parts.update({f"context value {k!r}": v for k, v in values.items()})
+        parts = call_parts(fn, args, kwargs, values)
         return dumps(task, what=f"the task {call_name(fn)}", parts=parts)
 
 

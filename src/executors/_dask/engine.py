@@ -9,8 +9,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._cluster.executor import import_engine
 from .._cluster.runner import Batch, run_batch
-from ..errors import BackendUnavailable, WorkerLost
+from ..errors import WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -22,17 +23,6 @@ __all__ = ["DaskEngine", "connect"]
 # turned off around our own submits. The config is global, hence the lock.
 _SUBMIT_LOCK = threading.Lock()
 _NO_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "1 PiB"}
-
-
-def _import() -> Any:
-    try:
-        import distributed
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "backend 'dask' needs the 'distributed' package; install it with: "
-            "pip install 'pluggable-executors[dask]'"
-        ) from exc
-    return distributed
 
 
 def _scheduler_address(address: str | None) -> str | None:
@@ -53,7 +43,7 @@ def connect(
     security: Any,
 ) -> tuple[Any, Any]:
     """A client, and the LocalCluster it runs on (None when attached to a running scheduler)."""
-    distributed = _import()
+    distributed = import_engine("dask", "distributed")
     target = _scheduler_address(address)
     if target is not None:
         return distributed.Client(target, security=security, set_as_default=False), None
@@ -87,7 +77,7 @@ class DaskEngine:
         self.cluster = cluster
         self._options = {k: v for k, v in submit_options.items() if v is not None}
 
-    def threads(self) -> int:
+    def capacity(self) -> int:
         """Worker threads the scheduler knows now."""
         return int(sum(self.client.nthreads().values()))
 

@@ -23,6 +23,7 @@ from ..errors import SerializationError
 from ..serialization import (
     Dumps,
     PackedException,
+    call_parts,
     describe,
     dumps,
     pack_exception,
@@ -84,10 +85,7 @@ def pack_call(
     try:
         return pickler(call)
     except Exception:
-        parts: dict[str, Any] = {"the function": fn}
-        parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
-        parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
-        parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
+        parts = call_parts(fn, args, kwargs, values)
         return dumps(call, what=f"the task {call_name(fn)}", parts=parts, pickler=pickler)
 
 

@@ -10,6 +10,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._cluster.executor import import_engine
 from .._cluster.runner import Batch, run_batch
 from ..errors import BackendUnavailable, WorkerLost
 
@@ -24,17 +25,6 @@ _owned = False
 _remote: Any = None  # ray.remote(run_batch), made once per process
 
 
-def _import() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "backend 'ray' needs the 'ray' package; install it with: "
-            "pip install 'pluggable-executors[ray]'"
-        ) from exc
-    return ray
-
-
 def _address(address: str | None) -> str | None:
     """A spec's ``host:port`` is a Ray Client address; anything with a scheme passes as is."""
     if address is None:
@@ -47,7 +37,7 @@ def _address(address: str | None) -> str | None:
 def acquire(address: str | None, num_cpus: int | None, object_store_memory: int | None) -> Any:
     """Join (or start) this process's Ray; pair with :func:`release`."""
     global _users, _owned, _remote
-    ray = _import()
+    ray = import_engine("ray", "ray")
     with _lock:
         if not ray.is_initialized():
             target = _address(address)
@@ -80,7 +70,7 @@ def acquire(address: str | None, num_cpus: int | None, object_store_memory: int 
 def release() -> None:
     """One executor is done with Ray; the last one stops the Ray it started."""
     global _users, _owned
-    ray = _import()
+    ray = import_engine("ray", "ray")
     with _lock:
         _users -= 1
         if _users == 0 and _owned:
@@ -96,7 +86,7 @@ class RayEngine:
         self._remote = _remote.options(**{k: v for k, v in task_options.items() if v is not None})
         self._closed = False
 
-    def cpus(self) -> int:
+    def capacity(self) -> int:
         """CPUs in the cluster now."""
         return int(self._ray.cluster_resources().get("CPU", 1))
 
