@@ -263,7 +263,10 @@ class Dispatcher:
         if outcome.broken is not None:
             self._break(unpack_exception(outcome.broken), [f for f, _, _ in items])
             return
-        if outcome.results:
+        # Only batches that succeeded teach the time per task: a task that fails at once
+        # says nothing of how long the others take, and sending them all in one batch
+        # after it would let map() no longer cancel them when it stops at that error.
+        if outcome.results and all(ok for ok, _ in outcome.results):
             seconds = outcome.seconds / len(outcome.results)
             old = self._per_task
             self._per_task = seconds if old is None else (old + seconds) / 2
