@@ -65,17 +65,11 @@ NA_THREAD_TREE = (
     "(its future does fail with TaskTimeout: see hang-timeout)"
 )
 NA_CLUSTER_TIMEOUT = "n/a: takes no task_timeout (the cluster's scheduler runs the task)"
-NA_DASK_TREE = (
-    "n/a: dask's nanny replaces a dead worker but does not stop the processes it started, "
-    "and the worker processes are dask's, not this library's (Ray kills a dead worker's "
-    "process group)"
-)
 
 _I = NA_IN_PROCESS
 _T = NA_NO_TIMEOUT
 _G = NA_THREAD_TREE
 _C = NA_CLUSTER_TIMEOUT
-_D = NA_DASK_TREE
 
 # fmt: off
 #: fault -> one outcome per backend, in the order of BACKENDS.
@@ -96,7 +90,7 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "sys-exit":                 ("SystemExit",     "SystemExit",     "SystemExit",     "SystemExit",                "SystemExit",         "SystemExit",         "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit",                "SystemExit"),
     "hang-timeout":             ("TaskTimeout",    "TaskTimeout",    "TaskTimeout",    _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
     "hang-grandchild-timeout":  (_G,               _G,               _G,               _T,                          "TaskTimeout",        "TaskTimeout",        "TaskTimeout",               "TaskTimeout",               "TaskTimeout",               _C,                          _C),
-    "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                _D,                          "WorkerLost"),
+    "crash-grandchild":         (_I,               _I,               _I,               _I,                          "WorkerCrashed",      "WorkerCrashed",      "WorkerCrashed",             "WorkerCrashed",             "WorkerLost",                "WorkerLost",                "WorkerLost"),
     "log-unpicklable-extra":    ("ok",             "ok",             "ok",             "ok",                        "ok",                 "ok",                 "ok",                        "ok",                        "ok",                        "ok",                        "ok"),
 }
 # fmt: on
@@ -121,6 +115,9 @@ NOTES = (
     "a type the caller cannot import arrives as RemoteError.",
     "A task's grandchildren die with it: its worker leads a process group, killed when "
     "the task times out, is cancelled or its worker dies.",
+    "dask: on a LocalCluster the executor started, each worker leads a process group that "
+    "a watcher kills when the worker dies; on a cluster it joins, the workers are not the "
+    "library's, and what a dead worker's task started is left to that cluster.",
 )
 
 

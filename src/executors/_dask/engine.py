@@ -6,23 +6,78 @@ See :mod:`executors._dask` for the data flow.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from .._cluster.executor import import_engine
-from .._cluster.runner import Batch, run_batch
+from .._cluster.runner import Batch, Outcome, run_batch
 from ..errors import WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
 
-__all__ = ["DaskEngine", "connect"]
+__all__ = ["DaskEngine", "connect", "run_batch_in_group"]
 
 # dask warns about task graphs over 10 MB (and pytest's "error" filter makes that
 # an exception); a big argument is this library's normal case, so the warning is
 # turned off around our own submits. The config is global, hence the lock.
 _SUBMIT_LOCK = threading.Lock()
 _NO_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "1 PiB"}
+
+
+#: Run by a worker of a LocalCluster we own: waits for the worker (argv[1]) to be gone,
+#: then kills its process group, where everything its tasks started is.
+_WATCHER = """
+import os, signal, sys, time
+pid = int(sys.argv[1])
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+try:
+    os.killpg(pid, signal.SIGKILL)
+except OSError:
+    pass
+"""
+_group_lock = threading.Lock()
+_group_of: int | None = None  # the pid that made this process a group leader
+
+
+def run_batch_in_group(batch: Batch) -> Outcome:
+    """:func:`run_batch` on a worker of a LocalCluster the executor started.
+
+    The worker first makes itself the leader of a process group, watched by a
+    process outside it that kills the group once the worker is gone: so what a
+    task started dies with its worker, as on Ray, whose raylet kills a dead
+    worker's group. dask's nanny replaces a dead worker but stops nothing it
+    started. (Not done on a cluster the executor joins: its workers are not ours.)
+    """
+    global _group_of
+    pid = os.getpid()
+    with _group_lock:
+        if _group_of != pid and hasattr(os, "setpgid"):
+            _group_of = pid
+            try:
+                if os.getpgid(0) != pid:
+                    os.setpgid(0, 0)
+                # sh leaves the watcher running and exits: the watcher is nobody's child
+                # (no process tree, the caller's included, counts it) and outside the group.
+                subprocess.run(
+                    ["sh", "-c", '"$0" -c "$1" "$2" &', sys.executable, _WATCHER, str(pid)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    check=False,
+                )
+            except OSError:  # not allowed here (a session leader): tasks run all the same
+                pass
+    return run_batch(batch)
 
 
 def _scheduler_address(address: str | None) -> str | None:
@@ -85,7 +140,8 @@ class DaskEngine:
         import dask
 
         with _SUBMIT_LOCK, dask.config.set(_NO_GRAPH_WARNING):
-            future = self.client.submit(run_batch, batch, pure=False, **self._options)
+            run = run_batch if self.cluster is None else run_batch_in_group
+            future = self.client.submit(run, batch, pure=False, **self._options)
         future.add_done_callback(lambda f: done(_outcome(f)))
         return future
 
