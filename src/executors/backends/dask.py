@@ -36,7 +36,8 @@ class DaskExecutor(EngineExecutor):
     :param security: a ``distributed.security.Security`` (TLS), or True for
         a LocalCluster with temporary credentials.
     :param resources: dask worker resources each task needs, e.g. ``{"GPU": 1}``.
-    :param retries: times dask reruns a task whose worker died.
+    :param retries: times dask reruns a task that raised (a task whose worker died is
+        rerun as ``distributed.scheduler.allowed-failures`` says).
     :param task_timeout: seconds a task may run; then its future raises
         :class:`~executors.TaskTimeout` (dask cannot stop the task: its worker
         finishes it and the result is dropped).
