@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -7,6 +8,12 @@ import pytest
 
 from executors import registry
 from executors.testing import check_no_leaks
+
+# A shell starts background jobs with SIGINT ignored, and children inherit that: the
+# Ctrl-C tests would then test nothing (the signal never arrives). A handler set here
+# is reset to the default in every child the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def backend_params() -> list[object]:

@@ -110,10 +110,6 @@ def _env(**extra: str) -> dict[str, str]:
 def test_script_functions_lambdas_and_closures_run_on_every_backend(
     spec: str, kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if spec.startswith("interpreter"):  # open defect (#11, #16): not yet by value there
-        request.applymarker(
-            pytest.mark.xfail(reason="interpreter: __main__ objects do not cross yet", strict=False)
-        )
     script = tmp_path / "fan_out.py"
     script.write_text(SCRIPT)
     proc = _run(script, kind, _env(EXECUTORS_BACKEND=spec, EXECUTORS_MAX_WORKERS="2"), tmp_path)

@@ -72,3 +72,45 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown command 'nope'" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["--help"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_the_installed_version(flag: str) -> None:
+    from importlib.metadata import version
+
+    out = run_cli(flag)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"executors {version('pluggable-executors')}\n"  # what pip installed
+    assert "[--version]" in run_cli("--help").stdout
+
+
+def _documented_options(program: str) -> set[str]:
+    """The ``.. option::`` names docs/cli.rst lists under ``.. program:: <program>``."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.rst").read_text()
+    section = page.split(f".. program:: {program}\n", 1)[1].split(".. program::", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith(".. option:: "):
+            for name in line[len(".. option:: ") :].split(", "):
+                names.add(name.split()[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("program", "module"),
+    [("run", "executors._cli.run"), ("worker", "executors._remote.worker")],
+)
+def test_the_cli_page_lists_every_option(program: str, module: str) -> None:
+    import importlib
+
+    parser = importlib.import_module(module)._parser()
+    options = {
+        name
+        for action in parser._actions
+        for name in action.option_strings
+        if name not in ("-h", "--help")
+    }
+    assert options  # the parser was read
+    assert options == _documented_options(f"python -m executors {program}") - {"HOST:PORT"}

@@ -153,6 +153,35 @@ def test_halt_starts_no_new_job_after_a_failure(tmp_path: Path) -> None:
     assert "exited with status 1" in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["thread", "subprocess", "pool"])
+def test_halt_with_one_job_at_a_time_starts_nothing_after_the_failure(
+    backend: str, tmp_path: Path
+) -> None:
+    # the second job fails at once: with -j 1 no third job may start, on any backend
+    code = "import sys; open(sys.argv[1], 'w'); sys.exit(sys.argv[1].endswith('1'))"
+    inputs = [str(tmp_path / str(i)) for i in range(8)]
+    result = run("-b", backend, "-j", "1", "--halt", "--", PY, "-c", code, ":::", *inputs)
+    assert result.returncode == 1
+    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
+    summary = result.stderr.splitlines()
+    assert summary[0] == "1 of 2 jobs failed (6 not started, --halt):"  # skipped are not failed
+    assert summary[1].startswith("  job 2 (input ")
+    assert len(summary) == 2
+
+
+def test_a_substituted_input_is_not_substituted_again() -> None:
+    code = "import sys; print(' '.join(sys.argv[1:]))"
+    template = ("{}", "{.}", "{/}", "x{/.}y", "{#}")
+    result = run("--", PY, "-c", code, *template, ":::", "d/we{}rd.txt", "a{.}b{#}")
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout
+        == "d/we{}rd.txt d/we{}rd we{}rd.txt xwe{}rdy 1\na{.}b{#} a{ a{.}b{#} xa{y 2\n"
+    )
+    shell = run("--shell", "--", "echo {.} {}", ":::", "we{}rd.txt")
+    assert shell.stdout == "we{}rd we{}rd.txt\n"
+
+
 def test_jobs_really_run_side_by_side(tmp_path: Path) -> None:
     # each job waits until all three have started: it only passes if -j 3 runs them at once
     code = (
@@ -197,9 +226,40 @@ def test_remote_backend_runs_jobs_on_its_workers_in_order() -> None:
 def test_progress_only_when_asked_or_on_a_terminal() -> None:
     quiet = run("--", "true", ":::", "1", "2")
     assert quiet.stderr == ""
-    shown = run("--progress", "--", "true", ":::", "1", "2")
-    assert "[###############...............] 1/2" in shown.stderr
-    assert "2/2, 0 failed" in shown.stderr
+    shown = run("--progress", "--", "sh", "-c", "exit {}", ":::", "0", "1")
+    assert " 1/2 [" in shown.stderr
+    assert " 2/2 [" in shown.stderr
+    assert "job/s, 1 failed]" in shown.stderr  # the rate, and how many failed so far
+    assert shown.stderr.splitlines()[-2] == "1 of 2 jobs failed:"
+
+
+PLAIN = "import sys; sys.modules['tqdm'] = None; from executors.__main__ import main; main()"
+
+
+@pytest.mark.parametrize("bar", ["tqdm", "plain"])
+def test_the_progress_clock_moves_while_a_job_runs(bar: str, tmp_path: Path) -> None:
+    # the job ends only once the tool has drawn its line again with no job done
+    log = tmp_path / "stderr"
+    code = (
+        "import sys, time; deadline = time.monotonic() + 30\n"
+        "while open(sys.argv[1]).read().count('0/1 [') < 2:\n"
+        "    if time.monotonic() > deadline: sys.exit('the progress line was not redrawn')\n"
+        "    time.sleep(0.05)\n"
+    )
+    if bar == "tqdm":
+        pytest.importorskip("tqdm")
+    launch = [PY, "-c", PLAIN, "run"] if bar == "plain" else [PY, "-m", "executors", "run"]
+    with log.open("w") as err:
+        status = subprocess.run(
+            [*launch, "--progress", "--", PY, "-c", code, str(log), ":::", "x"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=50,
+            check=False,
+        ).returncode
+    assert status == 0, log.read_text()
+    assert "1/1 [" in log.read_text()
 
 
 @pytest.mark.parametrize("backend", ["subprocess", "thread", "remote", "pool", "process", "fork"])
@@ -247,7 +307,7 @@ def test_progress_is_drawn_on_a_terminal() -> None:
         os.close(controller)
         if terminal != -1:
             os.close(terminal)
-    assert b"3/3, 0 failed" in seen
+    assert b" 3/3 [" in seen
     assert b"\r" in seen
 
 
@@ -282,3 +342,36 @@ def test_listed_in_the_main_help() -> None:
         [PY, "-m", "executors", "--help"], capture_output=True, text=True, timeout=50, check=False
     )
     assert "run       run a command once per input" in result.stdout
+
+
+def test_no_bar_while_inputs_are_typed_on_the_terminal() -> None:
+    pty = pytest.importorskip("pty", reason="no pseudo-terminals on this platform")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [PY, "-m", "executors", "run", "--", PY, "-c", "print('job ran')"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while b"reading inputs from stdin" not in seen:
+            seen += os.read(controller, 4096)
+        os.write(controller, b"x\n\x04")  # one input, then Ctrl-D
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=50) == 0
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"job ran" in seen
+    assert b"job/s" not in seen  # the bar would have redrawn over what the user typed

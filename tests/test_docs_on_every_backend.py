@@ -35,6 +35,7 @@ PAGES = [
     "docs/context.rst",
     "docs/errors.rst",
     "docs/migrating.rst",
+    "docs/progress.rst",
 ]
 MODULES = ["executors", "executors.context", "executors.examples", "executors.protocol"]
 TUTORIAL = sorted(p.name for p in (ROOT / "docs" / "tutorial").glob("*.rst") if p.stem != "index")

@@ -1,4 +1,4 @@
-"""``python -m executors``: ``info`` (which backends work here) and ``demo``.
+"""``python -m executors``: ``info`` (which backends work here), ``demo``, and ``--version``.
 
 Further subcommands are listed in ``_COMMANDS`` as ``"module:function"`` and
 imported only when run; each function takes the remaining ``argv`` and returns
@@ -111,10 +111,14 @@ def demo(argv: Sequence[str] = ()) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m executors`` and the ``executors`` script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-V", "--version"):
+        print(f"executors {sys.modules['executors'].__version__}")
+        return 0
     if not args or args[0] in ("-h", "--help"):
-        print("usage: python -m executors COMMAND [ARGS...]\n\ncommands:")
+        print("usage: python -m executors [--version] COMMAND [ARGS...]\n\ncommands:")
         for name, (_, text) in sorted(_COMMANDS.items()):
             print(f"  {name:<8}  {text}")
+        print("\n'python -m executors COMMAND --help' describes a command's options.")
         return 0 if args else 2
     command = _COMMANDS.get(args[0])
     if command is None:

@@ -127,12 +127,33 @@ class LeanFuture(Future[R]):
         """Whether a result may still arrive (PENDING or RUNNING); reads the state lock-free."""
         return self._state in _OPEN
 
+    def cancel(self) -> bool:
+        """As :meth:`concurrent.futures.Future.cancel`; ``wait()`` sees it done at once."""
+        return self._cancel_now()
+
     def _cancel_now(self) -> bool:
         """:meth:`concurrent.futures.Future.cancel` itself: cancels a future not yet running.
 
-        For subclasses whose ``cancel()`` also stops a running task.
+        The standard executors tell ``wait()`` and ``as_completed()`` about a cancelled
+        future only when a worker later dequeues it; engines here drop it instead, so
+        they are told now (CANCELLED_AND_NOTIFIED), and :meth:`set_running_or_notify_cancel`
+        returns False for it as for any cancelled future. For subclasses whose
+        ``cancel()`` also stops a running task.
         """
-        return Future.cancel(self)
+        if not Future.cancel(self):
+            return False
+        with self._condition:
+            if self._state == CANCELLED:
+                self._state = CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+        return True
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """As :class:`concurrent.futures.Future`'s; False for a future already told cancelled."""
+        if self._state == CANCELLED_AND_NOTIFIED:
+            return False
+        return super().set_running_or_notify_cancel()
 
     def _cancel_running(self, stop: Callable[[], object] | None = None) -> bool:
         """Move a RUNNING future to cancelled, telling waiters and callbacks; False if not running.

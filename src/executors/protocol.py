@@ -21,7 +21,7 @@ from inspect import CO_COROUTINE
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from . import _chunks
+from . import _chunks, _progress
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
 from .sync import SharedObjects
@@ -71,6 +71,7 @@ class Executor(Protocol):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Like :func:`map`, run concurrently; see :meth:`BaseExecutor.map`."""
         ...
@@ -241,6 +242,7 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """Return an iterator of ``fn(*args)`` over the zipped *iterables*.
 
@@ -254,6 +256,12 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             does; N reads the input lazily with at most N tasks in flight, so an
             endless generator works.
         :param ordered: True yields results in input order; False as they finish.
+        :param progress: True draws a progress bar with rate and ETA on stderr
+            when it is a terminal (with tqdm when installed: ``pip install
+            'pluggable-executors[progress]'``), and nothing otherwise; a callable is
+            called with ``(done, total)`` as each result is taken, in the
+            thread iterating the map. Items are counted, never chunks; *total*
+            is None when no input has a length.
 
         When the consumer stops early, or a task raises, what is still pending is
         cancelled.
@@ -262,9 +270,16 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         >>> with get_executor() as ex:
         ...     list(ex.map(pow, [2, 3], [5, 2]))
         [32, 9]
+        >>> seen = []
+        >>> with get_executor() as ex:
+        ...     list(ex.map(abs, [-1, -2, -3], progress=lambda done, total: seen.append(done)))
+        [1, 2, 3]
+        >>> seen
+        [1, 2, 3]
         """
         if not callable(fn):
             raise _not_callable(fn, "map()")
+        _progress.reporter(progress, None)  # a bad value fails here, not at the first next()
         if not iterables:
             raise TypeError(
                 f"map() needs at least one iterable to call {fn!r} over, as the built-in "
@@ -279,9 +294,11 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
 
         submit: Callable[..., Future[Any]] = self.submit
         stop: _chunks.Stop | None = None
+        total = _progress.total_of(iterables) if progress else None
         if tune:
             # Self-tuning chunks: the input is read now, as one task per item would.
             cols, n = _chunks.columns(iterables)
+            total = n
             stop = _chunks.Stop()
             sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
             starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
@@ -304,7 +321,9 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             results = _ordered_lazy(starts, buffersize, end_time)
         else:
             results = _unordered_lazy(starts, buffersize, end_time)
-        return results if stop is None else _chunks.flatten(results, stop)
+        if stop is not None:
+            results = _chunks.flatten(results, stop)
+        return _progress.track(results, progress, total)
 
     def __enter__(self) -> Self:
         return self

@@ -52,6 +52,7 @@ __all__ = [
     "LargeDataTests",
     "MapTests",
     "OptionTests",
+    "ProgressTests",
     "SharedObjectTests",
     "ShutdownTests",
     "SubmitTests",
@@ -498,6 +499,55 @@ class MapTests(_Suite):
         assert len(os.listdir(tmp_path)) <= 1  # the first may have finished; never the rest
 
 
+class ProgressTests(_Suite):
+    """``map(progress=...)``: counts items (never chunks) with every option of ``map``."""
+
+    @staticmethod
+    def _counter() -> tuple[list[tuple[int, int | None]], Callable[[int, int | None], None]]:
+        calls: list[tuple[int, int | None]] = []
+        return calls, lambda done, total: calls.append((done, total))
+
+    def test_progress_counts_items_not_chunks(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        assert list(executor.map(add, range(300), range(300), progress=count)) == [
+            2 * i for i in range(300)
+        ]
+        assert calls == [(i, 300) for i in range(1, 301)]
+
+    def test_progress_with_chunksize_unordered_and_buffersize(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        results = executor.map(
+            echo, iter(range(40)), chunksize=7, buffersize=3, ordered=False, progress=count
+        )
+        assert sorted(results) == list(range(40))
+        assert calls == [(i, None) for i in range(1, 41)]  # no input has a length
+
+    def test_progress_stops_at_a_failing_item(self, executor: Executor) -> None:
+        calls, count = self._counter()
+        with pytest.raises(ValueError, match="item 12 is bad"):
+            list(executor.map(fail_on, range(40), [12] * 40, chunksize=5, progress=count))
+        assert calls == [(i, 40) for i in range(1, 13)]
+
+    def test_progress_with_a_timeout(self, executor: Executor) -> None:
+        self.needs_pending(executor)
+        calls, count = self._counter()
+        results = executor.map(time.sleep, [0, 0, 2.0], timeout=1.0, chunksize=1, progress=count)
+        with pytest.raises(cf.TimeoutError):
+            list(results)
+        assert calls == [(i, 3) for i in range(1, len(calls) + 1)]
+        assert len(calls) < 3
+
+    def test_progress_true_prints_nothing_off_a_terminal(
+        self, executor: Executor, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        assert list(executor.map(echo, range(20), progress=True)) == list(range(20))
+        assert "20/20" not in capfd.readouterr().err
+
+    def test_a_bad_progress_value_raises_at_the_call(self, executor: Executor) -> None:
+        with pytest.raises(TypeError, match=r"progress must be True, False or a callable"):
+            executor.map(echo, [1], progress="yes")  # type: ignore[arg-type]
+
+
 class CancelTests(_Suite):
     def test_cancel_a_pending_task(self, make: Make, tmp_path: Path) -> None:
         ex = make(max_workers=1)
@@ -511,6 +561,21 @@ class CancelTests(_Suite):
         blocker.result(timeout=30)
         ex.shutdown(wait=True)
         assert os.listdir(tmp_path) == ["blocker"]
+
+    def test_wait_and_as_completed_see_cancelled_tasks_at_once(
+        self, make: Make, tmp_path: Path
+    ) -> None:
+        # Not only once a worker would have dequeued them: nothing will (they hung for ever).
+        ex = make(max_workers=1)
+        self.needs_pending(ex)
+        blocker = ex.submit(touch, str(tmp_path / "blocker"), None, 3.0)
+        pending = [ex.submit(touch, str(tmp_path / f"p{i}")) for i in range(2)]
+        assert all(f.cancel() for f in pending)
+        not_done = cf.wait(pending, timeout=1.5).not_done
+        assert not not_done
+        assert not blocker.done()
+        assert set(cf.as_completed(pending, timeout=1.5)) == set(pending)
+        blocker.result(timeout=30)
 
     def test_cancel_a_finished_task_returns_false(self, executor: Executor) -> None:
         future = executor.submit(echo, 1)
@@ -766,6 +831,7 @@ class ExecutorConformance(
     SubmitTests,
     ExceptionTests,
     MapTests,
+    ProgressTests,
     CancelTests,
     CommonOptionTests,
     ShutdownTests,

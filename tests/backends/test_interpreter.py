@@ -50,16 +50,15 @@ def test_an_extension_that_refuses_subinterpreters_is_named_with_the_fix() -> No
 
 
 @needs_interpreters
-@pytest.mark.xfail(
-    reason="by-value pickling (serializer='auto') changed this; open (#16)", strict=False
-)
 def test_a_function_of_main_says_how_to_send_it() -> None:
     namespace: dict[str, object] = {"__name__": "__main__"}
     exec("def typed_in():\n    return 1\n", namespace)
     typed_in = namespace["typed_in"]
     sys.modules["__main__"].typed_in = typed_in  # type: ignore[attr-defined]
     try:
-        with get_executor("interpreter", max_workers=1) as ex:
+        # By reference (serializer="pickle"): the worker's own __main__ lacks it. The
+        # default ("auto") sends it by value (tests/test_by_value.py).
+        with get_executor("interpreter", max_workers=1, serializer="pickle") as ex:
             with pytest.raises(SerializationError, match="its own empty __main__.*cloudpickle"):
                 ex.submit(typed_in).result(timeout=30)  # type: ignore[arg-type]
     finally:

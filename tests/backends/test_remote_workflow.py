@@ -240,14 +240,16 @@ def test_arguments_pickled_on_the_way_out_use_the_executors_serializer(
 
 def test_a_keep_alive_worker_waiting_for_a_master_stops_on_sigterm(start_worker: Start) -> None:
     with socket.socket() as s:
+        # Bound and never listening for the whole test: connections are refused, and
+        # no other test's master can take the port meanwhile.
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nobody listens there
-    proc = start_worker(("127.0.0.1", port), "--backend", "thread", "--keep-alive")
-    seen = read_until(proc, f"waiting for a master at 127.0.0.1:{port}")
-    time.sleep(0.5)
-    assert proc.poll() is None  # waits for a master as long as it takes
-    proc.send_signal(signal.SIGTERM)
-    status, err = finish(proc, seen)
+        port = s.getsockname()[1]
+        proc = start_worker(("127.0.0.1", port), "--backend", "thread", "--keep-alive")
+        seen = read_until(proc, f"waiting for a master at 127.0.0.1:{port}", timeout=40)
+        time.sleep(0.5)
+        assert proc.poll() is None  # waits for a master as long as it takes
+        proc.send_signal(signal.SIGTERM)
+        status, err = finish(proc, seen)
     assert status == 0, err
     assert "error" not in err
 

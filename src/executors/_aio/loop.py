@@ -246,6 +246,11 @@ class LoopRunner:
             try:
                 done = self.pool.submit(self.call_in_thread, fut)
             except RuntimeError as exc:  # the pool is broken, or the interpreter is exiting
+                if "interpreter shutdown" in str(exc):
+                    # Python 3.12 starts no thread while it shuts down: a task left at
+                    # exit runs here, on the loop's thread (nothing else waits for it).
+                    self.call_in_thread(fut)
+                    return
                 _settle(fut.set_exception, exc)
                 self.release()
             else:

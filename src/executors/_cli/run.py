@@ -10,10 +10,15 @@ Inputs come after ``:::``, else from stdin (one per line, blank lines skipped).
 ``{}`` in the command is replaced by the input (``{.}`` without its extension,
 ``{/}`` its base name, ``{//}`` its directory, ``{/.}`` the base name without
 extension, ``{#}`` the job number); with none of them the input is appended as
-the last argument. Each job's stdout and stderr are kept and printed whole, in
-input order (``--as-finished``: as jobs end). A progress line is drawn on stderr
-when stdout is a terminal. The exit status is 0 when every job succeeded, 1 when
-any failed (a summary of which goes to stderr), 2 for a usage error, 130 on Ctrl-C.
+the last argument; each is replaced once, so an input containing ``{}`` is
+passed as it is. Each job's stdout and stderr are kept and printed whole, in
+input order (``--as-finished``: as jobs end). The progress bar of
+``map(progress=True)`` (``executors._progress``: tqdm when installed) is drawn
+on stderr when stdout and stderr are terminals, its clock moving while jobs run.
+``--halt`` starts no job after a failure: with it, a job is submitted only when
+a worker is free, so none is left queued to start after the failure. The exit
+status is 0 when every job succeeded, 1 when any failed (a summary of which goes
+to stderr), 2 for a usage error, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ import argparse
 import collections
 import concurrent.futures as cf
 import os
+import re
 import shlex
 import sys
-import time
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from .. import registry
+from .._progress import Reporter, reporter
 from ..command import Command, CommandResult, CommandTimeout, kill_running
 from ..errors import ExecutorError
 
@@ -91,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run COMMAND through /bin/sh (inputs are quoted when substituted)",
     )
-    parser.add_argument("--halt", action="store_true", help="start no new job after a failure")
+    parser.add_argument(
+        "--halt",
+        action="store_true",
+        help="start no new job after a failure; the jobs already running finish",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the commands instead of running them"
     )
@@ -102,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="progress",
         action="store_true",
         default=None,
-        help="draw the progress line on stderr even when stdout is not a terminal",
+        help="draw the progress bar on stderr even when it or stdout is not a terminal",
     )
     progress.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never draw it"
@@ -126,21 +136,28 @@ def _split(
     return args, command, inputs
 
 
+_TOKEN = re.compile(r"\{(?:/\.|//|/|\.|#)?\}")  # _TOKENS, the longest first
+
+
 def _fill(template: str, value: str, number: int, quote: bool) -> str:
-    stem = os.path.splitext(value)[0]
+    """*template* with each replacement string replaced, in one pass over the template,
+    so text an input brings in (``we{}rd.txt``) is never replaced again."""
     base = os.path.basename(value)
     parts = {
         "{/.}": os.path.splitext(base)[0],
         "{//}": os.path.dirname(value) or ".",
         "{/}": base,
-        "{.}": stem,
+        "{.}": os.path.splitext(value)[0],
         "{}": value,
     }
-    out = template.replace("{#}", str(number))
-    for token in ("{/.}", "{//}", "{/}", "{.}", "{}"):
-        if token in out:
-            out = out.replace(token, shlex.quote(parts[token]) if quote else parts[token])
-    return out
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group()
+        if token == "{#}":
+            return str(number)
+        return shlex.quote(parts[token]) if quote else parts[token]
+
+    return _TOKEN.sub(replace, template)
 
 
 def _commands(
@@ -180,35 +197,15 @@ def _write(stream: TextIO, data: bytes | str) -> None:
         stream.flush()
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int | None) -> None:
-        self.enabled = enabled
-        self.total = total
-        self.done = self.failed = 0
-        self.start = time.monotonic()
-        self.shown = False
+class _Tally:
+    """What happened to the jobs: failures, and how many ran or were never started."""
 
-    def clear(self) -> None:
-        if self.enabled and self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.shown = False
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.start
-        if self.total:
-            width = 30
-            filled = width * self.done // self.total
-            bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-        else:
-            bar = f"{self.done} done"
-        sys.stderr.write(f"\r{bar}, {self.failed} failed, {elapsed:.1f} s")
-        sys.stderr.flush()
-        self.shown = True
+    def __init__(self, reporter: Reporter) -> None:
+        self.progress = reporter
+        self.failures: list[tuple[_Job, str]] = []
+        self.ran = 0
+        self.skipped = 0  # cancelled before they started (--halt)
+        self.halted = False
 
 
 def _outcome(job: _Job) -> tuple[bytes | str, bytes | str, str | None]:
@@ -265,31 +262,47 @@ def run(argv: Sequence[str] = ()) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     show = args.progress
-    if show is None:
-        show = sys.stdout.isatty() and sys.stderr.isatty()
-    progress = _Progress(bool(show), len(given) if given is not None else None)
-    failures: list[tuple[_Job, str]] = []
+    if show is None:  # not while the user types inputs: the redrawn bar would mix with them
+        typing = given is None and sys.stdin.isatty()
+        show = sys.stdout.isatty() and sys.stderr.isatty() and not typing
+    total = len(given) if given is not None else None
+    make = reporter(bool(show), total, force=True, unit="job")
+    tally = _Tally(make() if make is not None else Reporter(total))
     order: collections.deque[_Job] = collections.deque()
     try:
-        _drive(ex, commands, args, progress, failures, order)
+        _drive(ex, commands, args, tally, order)
     except KeyboardInterrupt:
-        progress.clear()
+        tally.progress.close()
         return _interrupted(ex, order)
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
+        tally.progress.close()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         kill_running()
         ex.shutdown(wait=True, cancel_futures=True)
         return 141
+    finally:
+        tally.progress.close()
     ex.shutdown(wait=True)
-    progress.clear()
-    if failures:
-        print(f"{len(failures)} of {progress.done} jobs failed:", file=sys.stderr)
-        for job, reason in failures:
+    if tally.failures:
+        print(
+            f"{len(tally.failures)} of {tally.ran} jobs failed{_halt_note(tally, total)}:",
+            file=sys.stderr,
+        )
+        for job, reason in tally.failures:
             print(
                 f"  job {job.number} (input {job.input!r}): {reason}: {job.shown}", file=sys.stderr
             )
         return 1
     return 0
+
+
+def _halt_note(tally: _Tally, total: int | None) -> str:
+    if not tally.halted:
+        return ""
+    if total is None:
+        return " (no more started, --halt)"
+    left = total - tally.ran
+    return f" ({left} not started, --halt)" if left else ""
 
 
 def _interrupted(ex: Any, order: collections.deque[_Job]) -> int:
@@ -326,44 +339,79 @@ def _interrupted(ex: Any, order: collections.deque[_Job]) -> int:
     return 130
 
 
-def _drive(  # noqa: PLR0917
+def _failed(future: cf.Future[CommandResult]) -> bool:
+    """Whether a finished job failed (a cancelled one never ran: it did not fail)."""
+    if future.cancelled():
+        return False
+    return future.exception() is not None or future.result().returncode != 0
+
+
+def _wait_any(futures: list[cf.Future[CommandResult]]) -> set[cf.Future[CommandResult]]:
+    """The futures done, waiting for one when none is. A future this tool cancelled counts
+    as done at once: ``cf.wait`` would wait until the backend notices the cancel."""
+    done = {f for f in futures if f.done()}
+    return done or cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
+
+
+def _drive(
     ex: Any,
     commands: Iterator[tuple[int, str, Command]],
     args: argparse.Namespace,
-    progress: _Progress,
-    failures: list[tuple[_Job, str]],
+    tally: _Tally,
     order: collections.deque[_Job],
 ) -> None:
-    window = max(64, 4 * int(getattr(ex, "max_workers", None) or 1))
-    halted = False
+    workers = getattr(ex, "max_workers", None)
+    window = max(64, 4 * int(workers or 1))
+    # --halt: a job is submitted only when a worker is free and no job has failed, so
+    # none waits in the backend's queue to start after a failure (-j 1 included).
+    slots = int(workers or window)
+
+    def halt() -> None:
+        """Start no more jobs; the running ones finish (cancelling would kill them)."""
+        if not tally.halted:
+            tally.halted = True
+            for other in order:
+                if not other.future.running():
+                    other.future.cancel()
 
     def finish(job: _Job) -> None:
-        nonlocal halted
+        if job.future.cancelled():
+            tally.skipped += 1
+            return
         out, err, reason = _outcome(job)
-        progress.clear()
-        _write(sys.stdout, out)
-        _write(sys.stderr, err)
+        with tally.progress.hidden():
+            _write(sys.stdout, out)
+            _write(sys.stderr, err)
+        tally.ran += 1
         if reason is not None:
-            failures.append((job, reason))
-            if args.halt and not halted:
-                halted = True
-                for other in order:
-                    other.future.cancel()
-        progress.update(reason is not None)
+            tally.failures.append((job, reason))
+            if args.halt:
+                halt()
+        tally.progress.advance(1, failed=reason is not None)
 
     def settle(block_until: int) -> None:
         while len(order) > block_until:
             if not args.as_finished:
-                cf.wait([order[0].future])
+                _wait_any([order[0].future])
                 finish(order.popleft())
                 continue
-            done, _ = cf.wait([j.future for j in order], return_when=cf.FIRST_COMPLETED)
+            done = _wait_any([j.future for j in order])
             for job in [j for j in order if j.future in done]:
                 order.remove(job)
                 finish(job)
 
+    def free_slot() -> bool:
+        """Wait for a free worker; False when a job has failed (start no more)."""
+        running = [j.future for j in order if not j.future.done()]
+        while len(running) >= slots:
+            _wait_any(running)
+            running = [f for f in running if not f.done()]
+        if any(j.future.done() and _failed(j.future) for j in order):
+            halt()
+        return not tally.halted
+
     for number, value, cmd in commands:
-        if halted:
+        if tally.halted or (args.halt and not free_slot()):
             break
         shown = cmd.args if isinstance(cmd.args, str) else shlex.join(cmd.args)
         order.append(_Job(number, value, shown, ex.submit(cmd)))

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
+from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..serialization import unpack_exception
@@ -56,7 +57,7 @@ class Engine(Protocol):
         """Release the cluster (or the connection to it)."""
 
 
-class EngineFuture(Future[R]):
+class EngineFuture(LeanFuture[R]):
     """A :class:`concurrent.futures.Future` whose ``cancel()`` can stop a running task.
 
     While its task runs alone in a batch on an engine that can stop tasks (Ray),
@@ -67,7 +68,7 @@ class EngineFuture(Future[R]):
     _stop: Callable[[], bool] | None = None
 
     def cancel(self) -> bool:
-        if super().cancel():
+        if self._cancel_now():
             return True
         with self._condition:
             stop = self._stop

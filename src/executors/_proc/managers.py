@@ -12,10 +12,11 @@ import atexit
 import contextlib
 import os
 import selectors
+import sys
 import weakref
 from typing import Any
 
-__all__ = ["Wakeup", "release_manager", "track_manager"]
+__all__ = ["Wakeup", "refused_at_exit", "release_manager", "track_manager"]
 
 
 class Wakeup:
@@ -78,6 +79,44 @@ def release_manager(manager: Any) -> None:
     _managers.discard(manager)
 
 
+#: Per backend name: tasks that could not start while the interpreter shut down.
+_refused: dict[str, int] = {}
+
+
+def refused_at_exit(exc: BaseException, backend: str) -> BaseException:
+    """*exc*, or a clearer error if it is Python refusing a fork or thread at exit.
+
+    Python 3.12 refuses new processes and threads once the interpreter shuts down, so
+    a task still queued then cannot start. It is counted, and reported on stderr at
+    exit (nobody may be left to read its future).
+    """
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or "at interpreter shutdown" not in text:
+        return exc
+    _refused[backend] = _refused.get(backend, 0) + 1
+    return RuntimeError(
+        f"this task could not start: the program ended first, and Python {_version()} "
+        f"cannot start a process or thread while it shuts down ({text}); wait for the "
+        "tasks before the program ends: ex.shutdown(), or `with get_executor() as ex:`"
+    )
+
+
+def _version() -> str:
+    return ".".join(map(str, sys.version_info[:2]))
+
+
+def report_refused() -> None:
+    """Say on stderr which tasks never ran because the program ended first."""
+    for backend, count in sorted(_refused.items()):
+        sys.stderr.write(
+            f"executors: {count} task(s) submitted to {backend} never ran: "
+            f"the program ended first, and Python {_version()} cannot start processes or "
+            "threads while it shuts down. Wait for them before the program ends: "
+            "ex.shutdown(), or `with get_executor() as ex:`.\n"
+        )
+    _refused.clear()
+
+
 @atexit.register
 def _stop_managers() -> None:
     # As concurrent.futures: at exit, every task submitted and not cancelled still runs.
@@ -85,3 +124,4 @@ def _stop_managers() -> None:
         manager.shutdown(cancel_futures=False)
     for manager in list(_managers):
         manager.thread.join()
+    report_refused()

@@ -35,7 +35,7 @@ from .backend import ProcessBackend
 from .envelope import outcome_error, packed
 from .exits import crash_error, timeout_error
 from .logs import outcome_failed, replay_log
-from .managers import Wakeup, release_manager, track_manager
+from .managers import Wakeup, refused_at_exit, release_manager, track_manager
 from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
@@ -156,7 +156,7 @@ class ChildRunner:
             self.release(task)
             task.forget_call()
             with contextlib.suppress(InvalidStateError):
-                task.set_exception(exc)
+                task.set_exception(refused_at_exit(exc, self.name))
             if not isinstance(exc, Exception):
                 raise
             return

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import context
 from ..errors import SerializationError
-from ..serialization import describe, pack_exception
+from ..serialization import describe, fallback_dumps, pack_exception
 
 __all__ = ["ERR", "OK", "boot", "initialize", "run"]
 
@@ -44,7 +44,9 @@ def _explain(exc: BaseException) -> BaseException:
 
 def _outcome(kind: int, value: Any) -> bytes:
     try:
-        return pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
+        # cloudpickle when plain pickle refuses: a result whose class came by value
+        # (defined in the caller's __main__) goes back by value, as the same class.
+        return fallback_dumps((kind, value))
     except Exception as exc:
         error = SerializationError(
             f"cannot pickle the result of the task ({describe(value)}): "

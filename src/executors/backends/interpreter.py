@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .. import _deadline, _validate, context
 from .._compat import ParamSpec
+from .._futures import LeanFuture
 from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
@@ -150,7 +151,7 @@ class InterpreterExecutor(BaseExecutor):
             parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
             parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
             payload = dumps(task, what="the task", parts=parts, pickler=self._pickler)
-        future: Future[R] = Future()
+        future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
         label = _deadline.describe(fn) if self.task_timeout is not None else ""
         self._workers.submit(future, payload, label)
         return future

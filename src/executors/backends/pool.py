@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from .. import _chunks, _validate
+from .. import _chunks, _progress, _validate
 from .._compat import ParamSpec
 from .._pool.engine import Pool, submit_call
 from .._pool.processes import ProcessLauncher, pool_worker
@@ -134,6 +134,7 @@ class PoolExecutor(ProcessBackend):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: bool | Callable[[int, int | None], object] = False,
     ) -> Iterator[R]:
         """As :meth:`BaseExecutor.map`; the chunk size adapts to the input when not given.
 
@@ -154,7 +155,10 @@ class PoolExecutor(ProcessBackend):
                 chunksize=size,
                 buffersize=buffersize,
                 ordered=ordered,
+                progress=progress,
             )
+        _progress.reporter(progress, None)  # a bad value fails now
+        total = _progress.total_of(iterables) if progress else None
         stop = _chunks.Stop()
         chunks = _columns(iterables, size)
         results = super().map(
@@ -167,7 +171,7 @@ class PoolExecutor(ProcessBackend):
             buffersize=buffersize,
             ordered=ordered,
         )
-        return _chunks.flatten(results, stop)
+        return _progress.track(_chunks.flatten(results, stop), progress, total)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks, cancel pending ones if asked, wait for the rest if asked."""

@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
 
 from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
+from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
@@ -232,7 +233,7 @@ class ThreadExecutor(BaseExecutor):
             raise _not_callable(fn, "submit()")
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
-        future: Future[R] = Future()
+        future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
         shared = self._shared
         with shared.lock:
             if shared.broken is not None:
