@@ -159,6 +159,15 @@ class DaskEngine:
 
 
 def _outcome(future: Any) -> Any:
+    """The batch's Outcome, or the error that stands for it; never raises (an exception
+    here would leave the batch in flight for ever, and shutdown() waiting for it)."""
+    try:
+        return _finished(future)
+    except BaseException as exc:
+        return exc
+
+
+def _finished(future: Any) -> Any:
     if future.status == "finished":
         try:
             return future.result()

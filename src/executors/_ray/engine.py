@@ -106,8 +106,12 @@ class RayEngine:
 
 
 def _outcome(future: Any) -> Any:
-    exc = future.exception()
-    return future.result() if exc is None else _library_error(exc)
+    """The batch's Outcome, or the error that stands for it; never raises (see dask's)."""
+    try:
+        exc = future.exception()
+        return future.result() if exc is None else _library_error(exc)
+    except BaseException as exc:
+        return exc
 
 
 def _library_error(exc: BaseException) -> BaseException:
