@@ -106,6 +106,8 @@ def _run(data: bytes) -> tuple[bool, Any]:
         return False, pack_exception(exc)
     try:
         value = context.run(values, fn, *args, **kwargs)
+    except KeyboardInterrupt:
+        raise  # how ray.cancel stops a task: Ray must see the task end by it
     except BaseException as exc:  # SystemExit too: it must not end the engine's worker
         return False, pack_exception(exc)
     try:
