@@ -9,12 +9,13 @@ import collections
 import functools
 import heapq
 import logging
+import pickle
 import threading
 import time
 import uuid
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
-from typing import Any, Callable, ClassVar, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
@@ -22,12 +23,11 @@ from .._deadline import describe
 from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
-from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
 from ..timeouts import split
-from .runner import Batch, Outcome, Task
+from .runner import Batch, Outcome, load_result, pack_task
 
-__all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
+__all__ = ["Dispatcher", "Done", "Engine", "EngineFuture"]
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -51,6 +51,9 @@ class Engine(Protocol):
 
     def stop(self, handle: Any) -> bool:
         """Stop the batch of *handle* if the engine can (True), else False."""
+
+    def capacity(self) -> int:
+        """Tasks the cluster can run at once now (its worker threads, or CPUs)."""
 
     def close(self) -> None:
         """Release the cluster (or the connection to it)."""
@@ -83,7 +86,8 @@ class EngineFuture(LeanFuture[R]):
         return True
 
 
-_Item = tuple["EngineFuture[Any]", Task]
+#: A queued task: its future, its function (for messages) and the task pickled.
+_Item = tuple["EngineFuture[Any]", Callable[..., Any], bytes]
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
@@ -96,7 +100,16 @@ def _settle(future: Future[Any], ok: bool, value: Any) -> None:
         pass
 
 
-def _replay(records: list[logging.LogRecord]) -> None:
+def _replay(data: bytes) -> None:
+    try:
+        records: list[logging.LogRecord] = pickle.loads(data)
+    except BaseException as exc:  # an extra= whose class the caller cannot import
+        logging.getLogger("executors").warning(
+            "the log records of a cluster task could not be unpickled here: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return
     for record in records:
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):
@@ -143,13 +156,17 @@ class Dispatcher:
         if future._timeout is not None:
             self._timed = True
             future._label = describe(fn)
-        task: Task = (fn, args, kwargs, context.capture())
         with self._lock:
             if self._broken is not None:
                 raise self._broken
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append((future, task))
+        # Pickled here, in the caller's thread: what will not pickle fails submit().
+        payload = pack_task((fn, args, kwargs, context.capture()))
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.append((future, fn, payload))
         self._pump()
         return future
 
@@ -186,7 +203,7 @@ class Dispatcher:
                 self._init,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
-                [task for _, task in items],
+                [payload for _, _, payload in items],
             )
             try:
                 handle = self.engine.send(batch, functools.partial(self._done, items))
@@ -245,28 +262,34 @@ class Dispatcher:
             self._pump()
 
     def _deliver(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
-        for future, _ in items:
+        for future, _, _ in items:
             future._stop = None
         if isinstance(outcome, BaseException):
-            for future, _ in items:
+            for future, _, _ in items:
                 _settle(future, False, outcome)
             return
         _replay(outcome.records)
         if outcome.broken is not None:
-            self._break(unpack_exception(outcome.broken), [f for f, _ in items])
+            self._break(unpack_exception(outcome.broken), [f for f, _, _ in items])
             return
-        if outcome.results:
+        # Only batches that succeeded teach the time per task: a task that fails at once
+        # says nothing of how long the others take, and sending them all in one batch
+        # after it would let map() no longer cancel them when it stops at that error.
+        if outcome.results and all(ok for ok, _ in outcome.results):
             seconds = outcome.seconds / len(outcome.results)
             old = self._per_task
             self._per_task = seconds if old is None else (old + seconds) / 2
-        for (future, _), (ok, value) in zip(items, outcome.results):
-            _settle(future, ok, value if ok else unpack_exception(value))
+        for (future, fn, _), (ok, value) in zip(items, outcome.results):
+            if ok:
+                _settle(future, *load_result(fn, value))
+            else:
+                _settle(future, False, unpack_exception(value))
 
     def _break(self, cause: BaseException, running: list[EngineFuture[Any]]) -> None:
         broken = initializer_failed(self._init, cause, " on a cluster worker")
         with self._lock:
             self._broken = self._broken or broken
-            queued = [f for f, _ in self._queue]
+            queued = [f for f, _, _ in self._queue]
             self._queue.clear()
         for future in running + [f for f in queued if f.set_running_or_notify_cancel()]:
             _settle(future, False, broken)
@@ -275,7 +298,7 @@ class Dispatcher:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                for future, _ in self._queue:
+                for future, _, _ in self._queue:
                     future.cancel()
                 self._queue.clear()
             if self._closed or self._closer is not None:
@@ -298,33 +321,3 @@ class Dispatcher:
         if watchdog is not None:
             watchdog.join()
         self.engine.close()
-
-
-class EngineExecutor(BaseExecutor):
-    """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
-
-    #: Workers may be on other machines: no manager-backed ``ex.Queue()`` and friends.
-    sharing: ClassVar[str] = "none"
-    max_workers: int
-    task_timeout: float | None
-    _dispatcher: Dispatcher
-
-    def _submit(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Future[R]:
-        return self._dispatcher.submit(fn, args, kwargs)
-
-    def _default_chunksize(self, iterables: tuple[Any, ...]) -> int:
-        # As the pool: about eight chunks per worker for inputs with a length, so a
-        # map of a million tiny items is a few dozen engine tasks, not a million.
-        sizes = [len(it) for it in iterables if hasattr(it, "__len__")]
-        if not sizes:
-            return 1
-        return max(1, min(min(sizes) // (self.max_workers * 8), 50_000))
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking tasks, cancel queued ones if asked, wait for the rest if asked.
-
-        The cluster (or the connection to it) is released once the last task is done.
-        """
-        self._dispatcher.shutdown(wait, cancel_futures)
