@@ -145,7 +145,7 @@ def test_missing_program_and_timeout_are_failures() -> None:
 
 
 def test_halt_starts_no_new_job_after_a_failure(tmp_path: Path) -> None:
-    code = "import sys; open(sys.argv[1], 'w'); sys.exit(sys.argv[1].endswith('0'))"
+    code = "import sys; open(sys.argv[1], 'w').close(); sys.exit(sys.argv[1].endswith('0'))"
     inputs = [str(tmp_path / str(i)) for i in range(20)]
     result = run("-j", "1", "--halt", "--", PY, "-c", code, ":::", *inputs)
     assert result.returncode == 1
@@ -158,7 +158,7 @@ def test_halt_with_one_job_at_a_time_starts_nothing_after_the_failure(
     backend: str, tmp_path: Path
 ) -> None:
     # the second job fails at once: with -j 1 no third job may start, on any backend
-    code = "import sys; open(sys.argv[1], 'w'); sys.exit(sys.argv[1].endswith('1'))"
+    code = "import sys; open(sys.argv[1], 'w').close(); sys.exit(sys.argv[1].endswith('1'))"
     inputs = [str(tmp_path / str(i)) for i in range(8)]
     result = run("-b", backend, "-j", "1", "--halt", "--", PY, "-c", code, ":::", *inputs)
     assert result.returncode == 1

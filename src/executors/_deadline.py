@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
@@ -97,5 +98,8 @@ def _run() -> None:
             except InvalidStateError:  # it finished meanwhile
                 continue
             if on_expire is not None:
-                on_expire()
+                try:
+                    on_expire()
+                except Exception:  # one task's stop must not end every later deadline
+                    logging.getLogger("executors").exception("stopping %s at its deadline", label)
         del expired

@@ -241,7 +241,8 @@ class LoopRunner:
         self.running += 1
         if fut._timeout is not None:
             assert fut._fn is not None
-            cancel = functools.partial(_cancel_task_of, fut) if fut._is_async else None
+            # the deadline thread calls it: cancel_task hands the cancel to the loop's thread
+            cancel = functools.partial(self.cancel_task, fut) if fut._is_async else None
             _deadline.watch(fut, fut._timeout, _deadline.describe(fut._fn), cancel)
         if not fut._is_async:
             try:
