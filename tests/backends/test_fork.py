@@ -125,17 +125,22 @@ def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
     gc.collect()  # the autouse leak check then waits for its manager thread to end
 
 
-def test_a_child_forked_while_another_thread_holds_an_import_lock_can_import() -> None:
+@pytest.mark.parametrize("where", ["holding", "inside-acquire"])
+def test_a_child_forked_while_another_thread_holds_an_import_lock_can_import(where: str) -> None:
     # PyPy's `import` of a loaded module takes its lock (pickle imports the module of
     # every function it loads): pool workers forked at the wrong moment hung for ever.
+    # "inside-acquire": the thread is within the module lock's own inner lock.
     import importlib._bootstrap as bootstrap
 
     held, go = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with bootstrap._ModuleLockManager("json"):  # type: ignore[attr-defined]
-            held.set()
-            go.wait()
+        module_lock = bootstrap._get_module_lock("json")  # type: ignore[attr-defined]
+        lock = module_lock if where == "holding" else module_lock.lock
+        lock.acquire()
+        held.set()
+        go.wait()
+        lock.release()
 
     holder = threading.Thread(target=hold)
     holder.start()

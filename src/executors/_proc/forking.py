@@ -58,8 +58,18 @@ def _drop_import_locks_in_child() -> None:
     for name, ref in list(locks.items()):
         lock = ref()
         owner = getattr(lock, "owner", None)
-        if owner is not None and owner != me:
+        # Held by a thread that is gone, or caught inside acquire() or release(), whose
+        # inner lock a vanished thread holds (this thread is in fork, not in there).
+        gone = owner not in (None, me)
+        caught = _locked(getattr(lock, "lock", None))
+        waking = owner is None and _locked(getattr(lock, "wakeup", None))
+        if gone or caught or waking:
             del locks[name]
+
+
+def _locked(lock: Any) -> bool:
+    locked = getattr(lock, "locked", None)
+    return bool(locked()) if callable(locked) else False
 
 
 if hasattr(os, "register_at_fork"):
