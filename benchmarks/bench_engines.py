@@ -10,6 +10,7 @@ would take minutes.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 import os
@@ -40,10 +41,40 @@ def inc_chunk(xs: list[int]) -> list[int]:
     return [x + 1 for x in xs]
 
 
-def _note(engine: str, module: str) -> None:
+def _installed(engine: str, module: str) -> bool:
+    """Whether *module* imports; if not, a note says the *engine* rows are skipped."""
+    if importlib.util.find_spec(module) is not None:
+        return True
     print(
         f"note: skipping the {engine} rows: {module!r} is not installed "
         "(pip install -r benchmarks/requirements.txt)"
+    )
+    return False
+
+
+def _local_cluster() -> Any:
+    """The LocalCluster both sides of a dask row use: 2 single-thread worker processes."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
+    )
+
+
+def _start_ray() -> None:
+    """The local Ray both sides of a ray row use: 2 CPUs, a small object store."""
+    import ray
+
+    ray.init(
+        address="local",  # a new Ray, not one `ray start` left in /tmp/ray
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=STORE,
+        logging_level=logging.WARNING,
     )
 
 
@@ -57,23 +88,14 @@ def _submit_all(executor: Callable[[], Any], n: int) -> Callable[[], None]:
 
 
 def _dask_rows(n: int, n_map: int) -> list[Row]:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        _note("dask", "distributed")
-        return []
+    from distributed import Client
+
     s: dict[str, Any] = {}
 
     def setup() -> None:
         if s:
             return
-        s["cluster"] = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            dashboard_address=None,
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        )
+        s["cluster"] = _local_cluster()
         s["client"] = Client(s["cluster"], set_as_default=False)
         s["ex"] = get_executor("dask", address=s["cluster"].scheduler_address)
         s["best"] = _best_chunk(s["client"], n_map)
@@ -154,27 +176,15 @@ def _best_chunk(client: Any, n: int) -> int:
     return best
 
 
-def _dask_startup() -> Row | None:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        return None
+def _dask_startup() -> Row:
+    from distributed import Client
 
     def ours() -> None:
         with get_executor("dask", max_workers=2) as ex:
             ex.submit(noop).result()
 
     def peer() -> None:
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                dashboard_address=None,
-                host="127.0.0.1",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster, set_as_default=False) as client,
-        ):
+        with _local_cluster() as cluster, Client(cluster, set_as_default=False) as client:
             client.submit(noop, pure=False).result()
 
     return Row(
@@ -190,23 +200,14 @@ def _dask_startup() -> Row | None:
 
 
 def _ray_rows(n: int, n_map: int) -> list[Row]:
-    try:
-        import ray
-    except ImportError:
-        _note("ray", "ray")
-        return []
+    import ray
+
     s: dict[str, Any] = {}
 
     def setup() -> None:
         if s:
             return
-        ray.init(
-            address="local",  # a new Ray, not one `ray start` left in /tmp/ray
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=STORE,
-            logging_level=logging.WARNING,
-        )
+        _start_ray()
         s["noop"], s["inc"] = ray.remote(noop), ray.remote(inc)
         s["ex"] = get_executor("ray", max_workers=2)  # uses the Ray just started
 
@@ -248,24 +249,15 @@ def _ray_rows(n: int, n_map: int) -> list[Row]:
     ]
 
 
-def _ray_startup() -> Row | None:
-    try:
-        import ray
-    except ImportError:
-        return None
+def _ray_startup() -> Row:
+    import ray
 
     def ours() -> None:
         with get_executor("ray", max_workers=2, object_store_memory=STORE) as ex:
             ex.submit(noop).result()
 
     def peer() -> None:
-        ray.init(
-            address="local",  # a new Ray, not one `ray start` left in /tmp/ray
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=STORE,
-            logging_level=logging.WARNING,
-        )
+        _start_ray()
         try:
             ray.get(ray.remote(noop).remote())
         finally:
@@ -286,5 +278,9 @@ def _ray_startup() -> Row | None:
 def rows(quick: bool) -> list[Row]:
     n = 500 if quick else 2_000
     n_map = 100_000
-    found = [*_dask_rows(n, n_map), _dask_startup(), *_ray_rows(n, n_map), _ray_startup()]
-    return [r for r in found if r is not None]
+    found: list[Row] = []
+    if _installed("dask", "distributed"):
+        found += [*_dask_rows(n, n_map), _dask_startup()]
+    if _installed("ray", "ray"):
+        found += [*_ray_rows(n, n_map), _ray_startup()]
+    return found

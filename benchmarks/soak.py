@@ -14,9 +14,9 @@ be counted. Reported per backend:
 - tasks done, and faults seen (per kind);
 - wrong: a future whose outcome is not what its task does (must be 0);
 - collateral: a task that succeeded but whose future raised WorkerCrashed or
-  WorkerLost because another task crashed its worker (``pool`` and
-  ``subprocess`` workers report finished tasks in batches, every 2 ms: a
-  crash loses the batch not yet sent); #14 wants 0, today it is not;
+  WorkerLost because another task crashed its worker (must be 0: ``pool`` and
+  ``subprocess`` workers report finished tasks in batches, every 2 ms, and
+  the caller reads a dead worker's unsent results from its shared memory);
 - lost: a future not settled 60 s after the last submit (must be 0);
 - duplicated: a future whose callbacks ran more than once (must be 0);
 - re-runs: tasks that started more than once (``remote`` hands a task whose

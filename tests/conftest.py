@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -80,6 +81,22 @@ def connect_ray(address: str) -> None:
 def _no_leaks(_engine_cluster: None) -> Iterator[None]:
     with check_no_leaks():
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_clusters_stopped() -> Iterator[None]:
+    """The session's finalizer: no process of a shared cluster outlives the session.
+
+    Set up before the clusters, so torn down after them: it stops whatever they did
+    not (a start-up that failed half-way), then checks that nothing is left.
+    """
+    yield
+    clusters = sys.modules.get("tests.engine_clusters")
+    if clusters is None:
+        return  # no test asked for a cluster
+    clusters.stop_all()
+    left = clusters.leftovers()
+    assert not left, f"cluster processes outlived the session: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,19 @@ Starting a LocalCluster or a local Ray costs seconds, too much for each of the
 matrix's tests; so the matrix's ``dask`` and ``ray`` executors attach to one
 cluster of two single-thread workers each (``$DASK_SCHEDULER_ADDRESS`` /
 ``$RAY_ADDRESS`` semantics). The cluster runs detached from pytest (its launcher
-exits), so its worker processes are not counted as children a test left behind;
-it is stopped by the pids recorded here. ``tests/backends/test_dask.py`` and
-``test_ray.py`` cover the executors that start their own cluster.
+exits), so its worker processes are not counted as children a test left behind.
+
+Nothing it starts outlives the test session:
+
+- each command runs under a guard (this file run as a script), the leader of a
+  session of its own: when the pytest process that started it is gone (it ended,
+  crashed, or was killed by a timeout), the guard stops every process of its session;
+- :func:`stop_all` stops them at session end (tests/conftest.py), and
+  :func:`leftovers` is the check that none is left.
+
+``ray stop`` is not used: it stops every Ray of the machine, other programs' too.
+``tests/backends/test_dask.py`` and ``test_ray.py`` cover the executors that start
+their own cluster.
 """
 
 from __future__ import annotations
@@ -22,52 +32,119 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["Detached", "start_dask", "start_ray"]
+__all__ = [
+    "Detached",
+    "leftovers",
+    "start_dask",
+    "start_ray",
+    "stop_all",
+    "warm_dask",
+    "warm_dask_threads",
+]
 
 BIN = Path(sys.executable).parent
 # Tasks from tests/ travel by name, and dask's scheduler unpickles them too: the
 # cluster's processes must be able to import them.
 ROOT = str(Path(__file__).resolve().parents[1])
+#: This file, run as the guard of each command (see :func:`guard`).
+GUARD = str(Path(__file__).resolve())
 ENV = {"PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)}
 
 
+#: Every command started by this process, stopped by :func:`stop_all`.
+_STARTED: list[Detached] = []
+
+
 class Detached:
-    """A command started outside pytest's process tree, stopped by its process group."""
+    """A command started outside pytest's process tree, stopped by its session."""
 
     def __init__(self, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
-        # sh starts the command in a session of its own and exits: the command is
-        # then nobody's child here, and its session id names everything it starts.
+        me = psutil.Process()
+        guard = [sys.executable, GUARD, "guard", str(me.pid), repr(me.create_time()), *command]
+        # sh starts the guard in a session of its own and exits: the guard is then
+        # nobody's child here, and its session id names everything it starts.
         out = subprocess.run(
-            ["sh", "-c", 'setsid "$@" >"$0" 2>&1 </dev/null & echo $!', str(log), *command],
+            ["sh", "-c", 'setsid "$@" >"$0" 2>&1 </dev/null & echo $!', str(log), *guard],
             check=True,
             capture_output=True,
             text=True,
             env={**os.environ, **(env or {})},
         )
         self.pid = int(out.stdout.strip())
+        _STARTED.append(self)
+
+    def processes(self) -> list[psutil.Process]:
+        """The live processes of the command's session (the guard included)."""
+        return _session_members(self.pid)
 
     def stop(self) -> None:
-        procs = [p for p in psutil.process_iter(["pid"]) if _session(p) == self.pid]
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=15)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+        _terminate(self.processes())
 
 
-def _session(p: psutil.Process) -> int | None:
+def _session_members(sid: int, exclude: int | None = None) -> list[psutil.Process]:
+    members = []
+    for p in psutil.process_iter(["pid", "status"]):
+        if p.pid == exclude or p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if os.getsid(p.pid) == sid:
+                members.append(p)
+        except OSError:
+            pass
+    return members
+
+
+def _terminate(procs: list[psutil.Process]) -> None:
+    """SIGTERM, then SIGKILL what is still there after 15 s."""
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
+def stop_all() -> None:
+    """Stop every cluster process this test process started (the session's finalizer)."""
+    for proc in reversed(_STARTED):
+        proc.stop()
+
+
+def leftovers() -> list[psutil.Process]:
+    """Processes of the sessions started here that are still alive (none, after stop_all)."""
+    return [p for proc in _STARTED for p in proc.processes()]
+
+
+def _owner_alive(pid: int, created: float) -> bool:
     try:
-        return os.getsid(p.pid)
-    except OSError:
-        return None
+        owner = psutil.Process(pid)
+        same = abs(owner.create_time() - created) < 1.0  # not a new process with a reused pid
+        return same and owner.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def guard(owner: int, created: float, command: list[str]) -> int:
+    """Run *command* while process *owner* lives; then stop everything in this session.
+
+    Runs as its session's leader: whatever the command starts (a scheduler's
+    workers, Ray's raylet and its workers) is in this session, whichever parent or
+    process group it has; so a pytest that dies without its teardown leaves nothing.
+    """
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    child = subprocess.Popen(command)
+    while not stopping and child.poll() is None and _owner_alive(owner, created):
+        time.sleep(0.5)
+    _terminate(_session_members(os.getsid(0), exclude=os.getpid()))
+    return child.wait()
 
 
 def _free_port() -> int:
@@ -124,9 +201,14 @@ def start_dask(workers: int = 2) -> tuple[str, list[Detached]]:
     )
     from distributed import Client
 
-    with Client(address, set_as_default=False, timeout=60) as client:
-        client.wait_for_workers(workers, timeout=90)
-        warm_dask(client)
+    try:
+        with Client(address, set_as_default=False, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=90)
+            warm_dask(client)
+    except BaseException:
+        worker.stop()
+        scheduler.stop()
+        raise
     return address, [worker, scheduler]
 
 
@@ -143,6 +225,21 @@ def warm_dask(client: object) -> None:
     future.add_done_callback(lambda f: done.set())
     future.result()
     done.wait(30)
+
+
+def warm_dask_threads() -> None:
+    """Start the two threads dask keeps for the rest of the process without a cluster
+    (its offload pool, and the pool that runs future callbacks): as :func:`warm_dask`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import client, utils
+
+    utils._offload_executor.submit(int).result()
+    future = client.Future
+    if future._cb_executor is None or future._cb_executor_pid != os.getpid():
+        future._cb_executor = ThreadPoolExecutor(1, thread_name_prefix="Dask-Callback-Thread")
+        future._cb_executor_pid = os.getpid()
+    future._cb_executor.submit(int).result()
 
 
 def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
@@ -177,3 +274,9 @@ def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["guard"] or len(sys.argv) < 5:
+        sys.exit(f"usage: {sys.argv[0]} guard OWNER_PID OWNER_CREATE_TIME COMMAND...")
+    sys.exit(guard(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]))

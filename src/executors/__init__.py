@@ -37,6 +37,7 @@ from .registry import (
     unavailable_reason,
     unregister_backend,
 )
+from .timeouts import with_timeout
 
 if _TYPE_CHECKING:  # what _LAZY imports on first access, visible to type checkers
     from .awaitable import AsyncExecutor, aio
@@ -71,6 +72,7 @@ __all__ = [
     "run_command",
     "unavailable_reason",
     "unregister_backend",
+    "with_timeout",
 ]
 
 # Public names whose modules are imported on first access, so that

@@ -134,7 +134,9 @@ def _adopt_broken_process_pool() -> None:
 
 
 class WorkerLost(BrokenExecutor):
-    """A remote worker holding the task disconnected more often than ``max_retries`` allows."""
+    """A worker of another machine or cluster died or disconnected while it held the task,
+    more often than the backend retries it (``remote``: ``max_retries``; ``dask``: the
+    scheduler's ``allowed-failures``; ``ray``: ``retries``). The executor stays usable."""
 
 
 class TaskTimeout(ExecutorError, *_timeout_bases):  # type: ignore[misc]

@@ -15,16 +15,26 @@ import itertools
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from inspect import CO_COROUTINE
 from types import BuiltinFunctionType, FunctionType
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 from . import _chunks, _progress
 from ._compat import ParamSpec, Self
 from ._validate import positive_int
 from .sync import SharedObjects
+from .timeouts import Timed, rewrap, split
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -55,7 +65,15 @@ class Executor(Protocol):
         """The registry name of the backend, e.g. ``"thread"``."""
         ...
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)``; return a future for its result.
 
         A coroutine function is run to completion on every backend: the future holds
@@ -118,6 +136,8 @@ def _is_coroutine_function(fn: object) -> bool:
         return bool(fn.__code__.co_flags & CO_COROUTINE)  # type: ignore[attr-defined]
     if kind in _PLAIN:
         return False
+    if kind is Timed:
+        return _is_coroutine_function(fn.fn)  # type: ignore[attr-defined]
     from ._coroutines import is_async
 
     return is_async(fn)  # type: ignore[arg-type]
@@ -128,7 +148,7 @@ def _as_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
     worker (:func:`executors._coroutines.run_coroutine`, which process backends can pickle)."""
     from ._coroutines import run_coroutine
 
-    return functools.partial(run_coroutine, fn)
+    return rewrap(fn, lambda inner: functools.partial(run_coroutine, inner))
 
 
 def _not_callable(fn: object, where: str) -> TypeError:
@@ -197,7 +217,15 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
         """Why this backend cannot run here (platform, package), or None when it can."""
         return None
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`~concurrent.futures.Future`.
 
         A coroutine function runs to completion (on an event loop of the worker), and
@@ -287,10 +315,16 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             )
         positive_int("buffersize", buffersize)
         size = positive_int("chunksize", chunksize)
-        tune = size is None and buffersize is None and self._tunes_map(fn)
+        fn, seconds = split(fn, None)  # with_timeout: a deadline for each task of the map
+        # Each item its own task when it has a deadline of its own (unless chunksize says).
+        tune = size is None and buffersize is None and seconds is None and self._tunes_map(fn)
         if (tune or (size or 1) > 1 or not self.runs_coroutines) and _is_coroutine_function(fn):
             fn = _as_plain(fn)  # a chunk is a plain function calling fn for each item
         end_time = None if timeout is None else timeout + time.monotonic()
+        each: Callable[..., Any] = fn if seconds is None else Timed(fn, seconds)
+        run_chunk: Callable[..., Any] = (
+            _chunks.run_chunk if seconds is None else Timed(_chunks.run_chunk, seconds)
+        )
 
         submit: Callable[..., Future[Any]] = self.submit
         stop: _chunks.Stop | None = None
@@ -303,11 +337,11 @@ class BaseExecutor(SharedObjects, concurrent.futures.Executor):
             sizes = _chunks.plan(n, self._map_workers(), self.map_chunk_cap)
             starts = _chunks.submit_chunks(submit, fn, cols, sizes, stop)
         elif size is None or size == 1:
-            starts = (submit(fn, *args) for args in zip(*iterables))
+            starts = (submit(each, *args) for args in zip(*iterables))
         else:
             stop = _chunks.Stop()
             chunks = _batched(zip(*iterables), size)
-            starts = (submit(_chunks.run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
+            starts = (submit(run_chunk, fn, tuple(zip(*c)), stop) for c in chunks)
 
         results: Iterator[Any]
         if buffersize is None:

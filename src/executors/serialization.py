@@ -17,13 +17,16 @@ its ``__cause__``, as :mod:`concurrent.futures` does for processes::
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import io
+import logging
 import pickle
 import platform
 import sys
 import traceback
 import types
+from collections.abc import Mapping
 from typing import Any, Callable, ClassVar
 
 from .errors import RemoteError, SerializationError
@@ -34,6 +37,7 @@ __all__ = [
     "RemoteTraceback",
     "Unloadable",
     "auto_dumps",
+    "call_parts",
     "cloud_dumps",
     "describe",
     "dumps",
@@ -44,6 +48,7 @@ __all__ = [
     "load_outcomes",
     "loads",
     "pack_exception",
+    "picklable_record",
     "safe_str",
     "unpack_exception",
 ]
@@ -248,9 +253,43 @@ def dumps(
         ) from error
 
 
+def call_parts(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    values: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The pieces of a task, labelled for the message of :func:`dumps`: ``"the function"``,
+    ``"argument 2"``, ``"keyword argument 'key'"``, ``"context value 'name'"``."""
+    parts: dict[str, Any] = {"the function": fn}
+    parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
+    parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
+    parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
+    return parts
+
+
 def loads(data: bytes) -> Any:
     """Unpickle *data* (cloudpickle output included: it is plain pickle data)."""
     return pickle.loads(data)
+
+
+def picklable_record(record: logging.LogRecord, pickler: Dumps) -> logging.LogRecord:
+    """*record* with each attribute that will not pickle replaced by its ``repr``.
+
+    A worker's log record travels to the caller; an ``extra=`` holding a lock must
+    not cost the task its result.
+    """
+    fields: dict[str, Any] = {}
+    for name, value in record.__dict__.items():
+        try:
+            pickler(value)
+            fields[name] = value
+        except Exception:
+            try:
+                fields[name] = repr(value)
+            except Exception:
+                fields[name] = f"<unrepresentable {type(value).__name__}>"
+    return logging.makeLogRecord(fields)
 
 
 # -- loading a worker's batch of outcomes: one bad result must not take the rest down --
@@ -448,11 +487,34 @@ def pack_exception(exc: BaseException) -> PackedException:
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     data: bytes | None
     try:
-        data = fallback_dumps(exc)
+        data = _exception_dumps(exc)
         pickle.loads(data)
     except BaseException:  # loading may call anything, SystemExit included
         data = exception_recipe(exc)
     return PackedException(data, type_name, safe_str(exc), f'\n"""\n{tb}"""')
+
+
+def _exception_dumps(exc: BaseException) -> bytes:
+    """*exc* pickled by its own ``__reduce__``, as :func:`fallback_dumps` would.
+
+    Not by a reducer another library registered with :mod:`copyreg` for every
+    exception type: dask's workers install tblib's, which rebuilds an exception
+    without calling ``__init__``, so ``SystemExit.code`` or ``OSError.errno`` arrive
+    as None.
+    """
+    table = {
+        key: reduce
+        for key, reduce in copyreg.dispatch_table.items()
+        if not (isinstance(key, type) and issubclass(key, BaseException))
+    }
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = table
+    try:
+        pickler.dump(exc)
+    except Exception:
+        return cloud_dumps(exc)
+    return buffer.getvalue()
 
 
 #: Marks the pickled ``(mark, type, args, attributes)`` of an exception to rebuild.

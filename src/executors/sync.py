@@ -12,9 +12,12 @@ unchanged::
      asyncio)
     "manager"         proxies to one multiprocessing.Manager    until ex.shutdown()
     (fork, process,   server, started on first use, spawned
-     pool, subprocess) (no fork: it copies no thread or pipe)
-    "none" (remote,   NotImplementedError naming the alternative
-     dask, ray)
+     pool, subprocess, (no fork: it copies no thread or pipe);
+     remote)          remote: served where the master listens,
+                      with its authkey, so workers elsewhere
+                      reach it as they reach the master
+    "none" (dask,     NotImplementedError naming the alternative
+     ray)
 
 A backend declares its kind with the class attribute ``sharing``; the default,
 ``"manager"``, suits any backend whose tasks run on this machine.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import socket
 import threading
 import weakref
 from collections.abc import Iterator, MutableMapping
@@ -42,10 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["SharedDict", "SharedEvent", "SharedLock", "SharedObjects", "SharedQueue"]
 
 _NO_REMOTE = (
-    "the {name!r} backend cannot hand out shared objects yet: its workers may run on "
-    "other machines; pass values in and out through task arguments and results (or the "
-    "cluster's own queues and locks), or run the program on 'pool' (one machine) with "
-    "ex.{what}()"
+    "the {name!r} backend cannot hand out shared objects yet; pass values in and out "
+    "through task arguments and results (or the cluster's own queues and locks), or run "
+    "the program on 'pool' (one machine) or 'remote' with ex.{what}()"
 )
 
 
@@ -77,7 +80,15 @@ def _rebuild_args(proxy: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     # spawning a child; a fork or a fresh interpreter (subprocess) needs it too.
     func, (cls, token, serializer, kwds) = proxy.__reduce__()
     kwds = {**kwds, "authkey": bytes(proxy._authkey)}
+    address = token.address  # a path (a local server) or (host, port) (remote's)
+    if isinstance(address, tuple) and address[0] in _ANY_HOST:
+        from multiprocessing.managers import Token  # every interface: name this machine
+
+        token = Token(token.typeid, (socket.gethostname(), address[1]), token.id)
     return func, (cls, token, serializer, kwds)
+
+
+_ANY_HOST = ("0.0.0.0", "::", "")
 
 
 def _attach(kind: type[_Proxied], func: Callable[..., Any], args: tuple[Any, ...]) -> _Proxied:
@@ -223,10 +234,11 @@ class SharedDict(_Proxied, MutableMapping[Any, Any]):
 class _Manager:
     """One manager server per executor, spawned on first use, shut down with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, served: tuple[tuple[str, int], bytes] | None = None) -> None:
         self._lock = threading.Lock()
         self._manager: SyncManager | None = None
         self._closed = False
+        self._served = served  # (address, authkey) to listen on; None: a local one
 
     def get(self, name: str) -> SyncManager:
         with self._lock:
@@ -236,8 +248,11 @@ class _Manager:
                 # spawn, not fork: a forked server would keep copies of the caller's
                 # pipes (a pool's worker pipes among them) and of locks its threads hold
                 import multiprocessing
+                from multiprocessing.managers import SyncManager
 
-                manager = multiprocessing.get_context("spawn").Manager()
+                address, authkey = self._served or (None, None)
+                manager = SyncManager(address, authkey, ctx=multiprocessing.get_context("spawn"))
+                manager.start()
                 self._manager = manager
                 self._finalizer = weakref.finalize(self, manager.shutdown)
             return self._manager
@@ -271,8 +286,12 @@ class SharedObjects:
             raise NotImplementedError(_NO_REMOTE.format(name=self.name, what=what))
         with SharedObjects._sharing_lock:
             if self._sharing_state is None:
-                self._sharing_state = _Manager()
+                self._sharing_state = _Manager(self._shared_served())
         return self._sharing_state.get(what)
+
+    def _shared_served(self) -> tuple[tuple[str, int], bytes] | None:
+        """Where the manager listens and its key, for workers on other machines; None: here."""
+        return None
 
     def _close_shared(self) -> None:
         """Shut the manager down, if one was started; later calls are no-ops."""

@@ -40,6 +40,7 @@ import pytest
 from . import context, registry
 from .errors import InvalidOption, TaskTimeout
 from .protocol import Executor
+from .timeouts import with_timeout
 
 __all__ = [
     "CancelTests",
@@ -109,6 +110,17 @@ async def async_add(a: int, b: int = 0) -> int:
     """A coroutine function: every backend runs it to completion and returns its result."""
     await asyncio.sleep(0.001)
     return a + b
+
+
+def make_adder(n: int) -> Callable[[int], int]:
+    """An importable function whose result is a lambda: plain pickle cannot send it back."""
+    return lambda x: x + n
+
+
+async def async_sleep(seconds: float) -> str:
+    """A coroutine function that waits *seconds*."""
+    await asyncio.sleep(seconds)
+    return "slept"
 
 
 class Box:
@@ -298,9 +310,14 @@ class SubmitTests(_Suite):
         assert list(executor.map(fn, range(5), range(5))) == [0, 2, 4, 6, 8]
         assert list(executor.map(fn, range(40), chunksize=7)) == list(range(40))
 
+    def test_a_result_that_needs_cloudpickle_comes_back(self, executor: Executor) -> None:
+        # The function goes by reference; only its result (a lambda) needs cloudpickle.
+        adder = executor.submit(make_adder, 3).result(timeout=60)
+        assert adder(4) == 7
+
     def test_non_callable_is_refused_with_the_fix(self, executor: Executor) -> None:
         with pytest.raises(TypeError, match=r"needs a callable.*submit\(fn, x\)"):
-            executor.submit(42)  # type: ignore[arg-type]
+            executor.submit(42)  # type: ignore[call-overload]
 
     def test_result_timeout_raises_timeout_error(self, executor: Executor) -> None:
         self.needs_pending(executor)
@@ -824,6 +841,49 @@ class CommonOptionTests(_Suite):
             assert time.monotonic() - start < 3.5  # before the task itself would end
         # still usable (a builtin: a fresh worker loads it at once, well within the limit)
         assert ex.submit(abs, -7).result(timeout=30) == 7
+
+    def test_with_timeout_gives_one_task_its_own_deadline(self, make: Make, tmp_path: Path) -> None:
+        ex = make(max_workers=2)
+        late = tmp_path / "late"
+        start = time.monotonic()
+        future = ex.submit(with_timeout(0.5)(touch), str(late), "ran", 4.0)
+        untimed = ex.submit(touch, str(tmp_path / "untimed"), "ran", 1.0)
+        with pytest.raises(TaskTimeout, match=r"touch.* ran longer than task_timeout=0\.5"):
+            future.result(timeout=30)
+        if not getattr(ex, "runs_in_submit", False):  # inline can only tell once it returns
+            assert time.monotonic() - start < 3.5  # before the task itself would end
+        assert untimed.result(timeout=30) == "ran"  # no deadline: the executor has none
+        if getattr(ex, "stops_tasks", False):  # its worker was killed: the task never ends
+            time.sleep(4.0 - (time.monotonic() - start) + 0.5)
+            assert not late.exists()
+        assert ex.submit(abs, -7).result(timeout=30) == 7  # still usable
+
+    def test_with_timeout_replaces_task_timeout(self, make: Make) -> None:
+        ex = make(max_workers=2, task_timeout=0.3)
+        assert ex.submit(with_timeout(30)(time.sleep), 1.0).result(timeout=30) is None
+        with pytest.raises(TaskTimeout):
+            ex.submit(time.sleep, 2.0).result(timeout=30)
+
+    def test_with_timeout_in_map_applies_to_each_item(self, make: Make) -> None:
+        ex = make(max_workers=2)
+        results = ex.map(with_timeout(0.5)(time.sleep), [0.0, 2.0])
+        assert next(results) is None
+        with pytest.raises(TaskTimeout):
+            next(results)
+
+    def test_with_timeout_on_a_coroutine_function(self, make: Make) -> None:
+        ex = make(max_workers=2)
+        # (typed as the coroutine, not its result, for now: the results are Any here)
+        short: Any = with_timeout(0.3)(async_sleep)
+        long: Any = with_timeout(5)(async_sleep)
+        with pytest.raises(TaskTimeout):
+            ex.submit(short, 2.0).result(timeout=30)
+        assert ex.submit(long, 0.01).result(timeout=30) == "slept"
+
+    def test_with_timeout_checks_its_seconds(self) -> None:
+        for bad in (0, -1, None, "5", True):
+            with pytest.raises(InvalidOption, match=r"with_timeout\(\) needs a positive number"):
+                with_timeout(bad)  # type: ignore[arg-type]
 
     def test_a_bad_serializer_names_the_choices(self, backend_name: str) -> None:
         with pytest.raises(InvalidOption, match="serializer"):

@@ -6,14 +6,16 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable
 
 import psutil
 import pytest
 
-from executors import TaskTimeout, WorkerCrashed, get_executor
+from executors import TaskTimeout, WorkerCrashed, get_executor, with_timeout
 from executors.backends.remote import RemoteExecutor
 from executors.demo import square
+from executors.testing import touch
 from tests.backends.remote_tasks import KEY, die, ident, kill_self, pid_after, pids_after
 
 Start = Callable[..., "subprocess.Popen[str]"]
@@ -147,6 +149,19 @@ def test_timeout_with_the_pool_engine_kills_the_task() -> None:
             future.result(timeout=20)
         # The one pool process that slept was killed and replaced: the slot is free.
         assert ex.submit(square, 4).result(timeout=20) == 16
+
+
+def test_with_timeout_on_the_pool_engine_kills_the_task(tmp_path: Path) -> None:
+    # One task's own deadline reaches the worker's engine, which kills it as it would
+    # under task_timeout (the file the task would write late never appears).
+    late = tmp_path / "late"
+    with get_executor("remote", max_workers=1, worker_backend="pool") as ex:
+        future = ex.submit(with_timeout(1.0)(touch), str(late), "x", 3.0)
+        with pytest.raises(TaskTimeout, match=r"task_timeout=1s; worker .* kills it"):
+            future.result(timeout=20)
+        assert ex.submit(square, 4).result(timeout=20) == 16
+        time.sleep(3.0)
+        assert not late.exists()
 
 
 def test_task_timeout_is_checked() -> None:

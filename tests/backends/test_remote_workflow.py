@@ -25,6 +25,7 @@ from executors._remote.worker import EXIT_CANNOT_START
 from executors._validate import cpu_count
 from executors.backends.remote import RemoteExecutor
 from executors.demo import square
+from executors.testing import _multiprocessing_helpers
 from tests.backends.remote_tasks import KEY, fail_init, pids_after
 
 Start = Callable[..., "subprocess.Popen[str]"]
@@ -37,10 +38,9 @@ def nothing_left_running() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 15
     while True:
+        kept = before | _multiprocessing_helpers()  # the resource tracker lives till exit
         left = [
-            p
-            for p in psutil.Process().children(recursive=True)
-            if p.pid not in before and _alive(p)
+            p for p in psutil.Process().children(recursive=True) if p.pid not in kept and _alive(p)
         ]
         if not left or time.monotonic() > deadline:
             break
@@ -252,6 +252,48 @@ def test_a_keep_alive_worker_waiting_for_a_master_stops_on_sigterm(start_worker:
         status, err = finish(proc, seen)
     assert status == 0, err
     assert "error" not in err
+
+
+def test_a_worker_at_a_port_that_never_answers_keeps_waiting_and_says_so(
+    start_worker: Start,
+) -> None:
+    # Something listens there (the kernel accepts) but never speaks the protocol: the
+    # handshake times out and counts as "no master yet" (it waited silently for ever).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        proc = start_worker(("127.0.0.1", port), "--backend", "thread", "--keep-alive")
+        seen = read_until(proc, f"waiting for a master at 127.0.0.1:{port}", timeout=45)
+        proc.send_signal(signal.SIGTERM)
+        status, err = finish(proc, seen)
+    assert status == 0, err
+    assert "Traceback" not in err
+
+
+def test_workers_started_by_hand_share_the_masters_queue_lock_and_dict(
+    start_worker: Start,
+) -> None:
+    from executors.testing import add_under_lock, consume, produce
+
+    ex = master()
+    procs = [start_worker(ex.address, "--backend", "pool", "--workers", "2") for _ in range(2)]
+    ex.wait_for_workers(2, timeout=60)
+    q, lock, counts = ex.Queue(), ex.Lock(), ex.dict(n=0)
+    consumer = ex.submit(consume, q)
+    producer = ex.submit(produce, q, list(range(50)))
+    adders = [ex.submit(add_under_lock, counts, lock, "n", 25) for _ in range(4)]
+    assert producer.result(timeout=60) is None
+    assert consumer.result(timeout=60) == list(range(50))
+    for adder in adders:
+        adder.result(timeout=60)
+    assert counts["n"] == 100  # no update lost: the lock is the master's
+    ex.shutdown()
+    for proc in procs:
+        status, err = finish(proc)
+        assert status == 0, err
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.Queue()
 
 
 def test_a_master_shutting_down_turns_new_workers_away() -> None:

@@ -115,6 +115,9 @@ NOTES = (
     "a type the caller cannot import arrives as RemoteError.",
     "A task's grandchildren die with it: its worker leads a process group, killed when "
     "the task times out, is cancelled or its worker dies.",
+    "dask: on a LocalCluster the executor started, each worker leads a process group that "
+    "a watcher kills when the worker dies; on a cluster it joins, the workers are not the "
+    "library's, and what a dead worker's task started is left to that cluster.",
 )
 
 

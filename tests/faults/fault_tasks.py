@@ -240,3 +240,17 @@ def log_and_double(x: int) -> int:
     """Log a warning (with the worker's pid in it), then answer."""
     logging.getLogger("executors.tests.logs").warning("task %d in %d", x, os.getpid())
     return x * 2
+
+
+def wait_for_file(path: str, timeout: float = 60.0) -> bool:
+    """Return once *path* exists (the test created it), or False after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def nothing() -> None:
+    """A task run for its effect: returns None."""

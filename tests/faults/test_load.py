@@ -68,10 +68,9 @@ def test_100k_tasks_with_raises_and_killed_workers() -> None:
     raising = {i for i in range(N) if i % 1000 == 999}
     assert set(outcomes["raised"]) <= raising
     assert raising - set(outcomes["raised"]) <= set(outcomes["crashed"])  # killed first
-    # A killed worker fails the task it ran, and also those it had finished but not
-    # yet reported (workers report in batches, every 2 ms): #14 wants only the
-    # former; the soak (benchmarks/soak.py) counts the latter as "collateral".
-    print(f"{len(outcomes['crashed'])} futures failed by {KILLS} kills")
+    # A killed worker fails only the task it was running (if any): the results it
+    # had finished but not sent yet are read from its shared memory (#14 collateral).
+    assert len(outcomes["crashed"]) <= KILLS, outcomes["crashed"]
     assert sum(len(v) for v in outcomes.values()) == N  # none lost
     with lock:
         assert set(settled.values()) == {1} and len(settled) == N  # none settled twice

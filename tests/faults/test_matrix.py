@@ -120,7 +120,12 @@ def _cells() -> list[Any]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _nothing_left_by_the_module() -> Iterator[None]:
+def _nothing_left_by_the_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    dask_cells = any("[dask-" in item.nodeid for item in request.session.items)
+    if dask_cells and registry.unavailable_reason("dask") is None:  # else they are skipped
+        from tests.engine_clusters import warm_dask_threads
+
+        warm_dask_threads()  # dask keeps them for the rest of the process: not a leak
     with check_no_leaks():
         yield
 
@@ -150,7 +155,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, Executor]]:
     options: dict[str, Any] = {"max_workers": 2}
     if name in TAKES_TIMEOUT and name not in THREADS:  # THREADS: only for their hang cell
         options["task_timeout"] = TASK_TIMEOUT
-    ex = get_executor(name, **options)
+    if name == "dask":
+        import dask
+
+        # A LocalCluster of its own, not the shared one tests/conftest.py may have
+        # configured: the cells kill its workers, and it is the cluster the cells describe.
+        with dask.config.set({"scheduler-address": None}):
+            ex = get_executor(name, **options)
+    else:
+        ex = get_executor(name, **options)
     yield name, ex
     ex.shutdown(wait=True, cancel_futures=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future
+from typing import Any
 
 from typing_extensions import assert_type
 
@@ -16,14 +17,31 @@ def parse(text: str, base: int = 10) -> int:
 
 
 def check(ex: Executor, thread: ThreadExecutor) -> None:
-    assert_type(ex.submit(pow, 2, 3), Future[int])
+    assert_type(ex.submit(len, "abc"), Future[int])
+    # An overloaded callable with an overload returning Any (typeshed's pow) matches
+    # the coroutine-function overload first: its future is Future[Any].
+    assert_type(ex.submit(pow, 2, 3), Future[Any])
     assert_type(ex.submit(parse, "ff", base=16), Future[int])
     assert_type(thread.submit(parse, "7"), Future[int])
     assert_type(ex.map(parse, ["1", "2"]), Iterator[int])
     with get_executor("thread") as managed:
         assert_type(managed.submit(str.upper, "a"), Future[str])
-    ex.submit(parse, 3)  # type: ignore[arg-type]
-    ex.submit(parse, "1", bse=2)  # type: ignore[call-arg]
+    ex.submit(parse, 3)  # type: ignore[call-overload]
+    ex.submit(parse, "1", bse=2)  # type: ignore[call-arg, arg-type]
+
+
+async def fetch(url: str, retries: int = 1) -> bytes:
+    return url.encode() * retries
+
+
+def check_coroutine_functions(ex: Executor, thread: ThreadExecutor) -> None:
+    # Every backend runs a coroutine function to completion: the future holds its result.
+    assert_type(ex.submit(fetch, "a"), Future[bytes])
+    assert_type(ex.submit(fetch, "a", retries=2), Future[bytes])
+    assert_type(thread.submit(fetch, "a"), Future[bytes])
+    with get_executor("asyncio") as managed:
+        assert_type(managed.submit(fetch, "a"), Future[bytes])
+    ex.submit(fetch, 1)  # type: ignore[call-overload]
 
 
 def check_commands(ex: Executor) -> None:

@@ -45,9 +45,12 @@ class TaskFuture(LeanFuture[Any]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         is_async: bool,
+        *,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()
         self._runner = runner
+        self._timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self._fn: Callable[..., Any] | None = fn
         self._args = args
         self._kwargs = kwargs
@@ -96,9 +99,6 @@ class TaskFuture(LeanFuture[Any]):
 class LoopRunner:
     """The loop thread and its bookkeeping; holds no reference to the executor (so it can be
     collected, which stops the loop)."""
-
-    #: Seconds a task may run (set by the executor); see :mod:`executors._deadline`.
-    task_timeout: float | None = None
 
     def __init__(
         self,
@@ -169,9 +169,10 @@ class LoopRunner:
             first = not self.stopping
             self.stopping = True
         if cancel_futures:
+            # Only what has not started (concurrent.futures): running coroutines finish;
+            # stopping one is an explicit act, its future's cancel().
             for fut in list(self.incoming):  # the loop skips them when it pops them
                 fut.cancel()
-            self.call(_cancel_all_tasks, self.loop)
         if first:
             self.call(self.begin_close)
         if wait and threading.get_ident() != self.thread_id:
@@ -238,10 +239,10 @@ class LoopRunner:
         if not fut._set_running():
             return  # cancelled while it waited
         self.running += 1
-        if self.task_timeout is not None:
+        if fut._timeout is not None:
             assert fut._fn is not None
             cancel = functools.partial(_cancel_task_of, fut) if fut._is_async else None
-            _deadline.watch(fut, self.task_timeout, _deadline.describe(fut._fn), cancel)
+            _deadline.watch(fut, fut._timeout, _deadline.describe(fut._fn), cancel)
         if not fut._is_async:
             try:
                 done = self.pool.submit(self.call_in_thread, fut)
@@ -337,7 +338,8 @@ getattr(threading, "_register_atexit", atexit.register)(_at_exit)
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    # The running coroutines' tasks (their futures end cancelled) and any task they spawned.
+    # The running coroutines' tasks (their futures end cancelled) and any task they spawned;
+    # not shutdown()'s (running tasks finish there), but the tests' tear-down.
     for task in asyncio.all_tasks(loop):
         loop.call_soon(task.cancel)
 

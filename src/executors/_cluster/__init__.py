@@ -3,6 +3,8 @@
 ``backends/dask.py`` and ``backends/ray.py`` configure it, with the engine
 packages :mod:`executors._dask` and :mod:`executors._ray`; this package has:
 
+- :mod:`~executors._cluster.executor`: the executor class both backends derive from
+  (the options they share, availability);
 - :mod:`~executors._cluster.dispatch`: the caller's side (queue, window, batches, futures);
 - :mod:`~executors._cluster.runner`: what runs on a cluster worker (one batch at a time).
 

@@ -9,23 +9,25 @@ import collections
 import functools
 import heapq
 import logging
+import pickle
 import threading
 import time
 import uuid
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
-from typing import Any, Callable, ClassVar, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from .. import context
 from .._compat import ParamSpec
+from .._deadline import describe
 from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
-from ..protocol import BaseExecutor
 from ..serialization import unpack_exception
-from .runner import Batch, Outcome, Task
+from ..timeouts import split
+from .runner import Batch, Outcome, load_result, pack_task
 
-__all__ = ["Dispatcher", "Done", "Engine", "EngineExecutor", "EngineFuture"]
+__all__ = ["Dispatcher", "Done", "Engine", "EngineFuture"]
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -50,6 +52,9 @@ class Engine(Protocol):
     def stop(self, handle: Any) -> bool:
         """Stop the batch of *handle* if the engine can (True), else False."""
 
+    def capacity(self) -> int:
+        """Tasks the cluster can run at once now (its worker threads, or CPUs)."""
+
     def close(self) -> None:
         """Release the cluster (or the connection to it)."""
 
@@ -63,6 +68,8 @@ class EngineFuture(LeanFuture[R]):
     """
 
     _stop: Callable[[], bool] | None = None
+    _timeout: float | None = None  # its deadline: task_timeout, or its own (with_timeout)
+    _label = "the task"  # its function's name, for the TaskTimeout message
 
     def cancel(self) -> bool:
         if self._cancel_now():
@@ -79,7 +86,8 @@ class EngineFuture(LeanFuture[R]):
         return True
 
 
-_Item = tuple["EngineFuture[Any]", Task]
+#: A queued task: its future, its function (for messages) and the task pickled.
+_Item = tuple["EngineFuture[Any]", Callable[..., Any], bytes]
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
@@ -92,7 +100,16 @@ def _settle(future: Future[Any], ok: bool, value: Any) -> None:
         pass
 
 
-def _replay(records: list[logging.LogRecord]) -> None:
+def _replay(data: bytes) -> None:
+    try:
+        records: list[logging.LogRecord] = pickle.loads(data)
+    except BaseException as exc:  # an extra= whose class the caller cannot import
+        logging.getLogger("executors").warning(
+            "the log records of a cluster task could not be unpickled here: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return
     for record in records:
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):
@@ -112,9 +129,10 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.task_timeout = task_timeout
-        # (deadline, seq, future, handle) of tasks sent alone under a task_timeout;
+        # (deadline, seq, future, handle, seconds) of tasks sent alone under a deadline;
         # one watchdog thread per executor, started with the first.
-        self._deadlines: list[tuple[float, int, EngineFuture[Any], Any]] = []
+        self._deadlines: list[tuple[float, int, EngineFuture[Any], Any, float]] = []
+        self._timed = task_timeout is not None  # a task has had a deadline: no batching
         self._seq = 0
         self._watchdog: threading.Thread | None = None
         self.max_workers = max_workers
@@ -134,19 +152,27 @@ class Dispatcher:
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
         future: EngineFuture[R] = EngineFuture()
-        task: Task = (fn, args, kwargs, context.capture())
+        fn, future._timeout = split(fn, self.task_timeout)
+        if future._timeout is not None:
+            self._timed = True
+            future._label = describe(fn)
         with self._lock:
             if self._broken is not None:
                 raise self._broken
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append((future, task))
+        # Pickled here, in the caller's thread: what will not pickle fails submit().
+        payload = pack_task((fn, args, kwargs, context.capture()))
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.append((future, fn, payload))
         self._pump()
         return future
 
     def _batch_size(self) -> int:
         per_task = self._per_task
-        if per_task is None or per_task >= _BATCH_SECONDS or self.task_timeout is not None:
+        if per_task is None or per_task >= _BATCH_SECONDS or self._timed:
             return 1
         # Spread what is queued over the free slots, so batching never idles a worker.
         spread = -(-len(self._queue) // max(1, self.max_workers - self._in_flight))
@@ -177,7 +203,7 @@ class Dispatcher:
                 self._init,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
-                [task for _, task in items],
+                [payload for _, _, payload in items],
             )
             try:
                 handle = self.engine.send(batch, functools.partial(self._done, items))
@@ -186,15 +212,15 @@ class Dispatcher:
                 continue
             if len(items) == 1:
                 items[0][0]._stop = lambda h=handle: self.engine.stop(h)
-                if self.task_timeout is not None:
-                    self._watch(items[0][0], handle)
+                seconds = items[0][0]._timeout
+                if seconds is not None:
+                    self._watch(items[0][0], handle, seconds)
 
-    def _watch(self, future: EngineFuture[Any], handle: Any) -> None:
-        assert self.task_timeout is not None
+    def _watch(self, future: EngineFuture[Any], handle: Any, seconds: float) -> None:
         with self._lock:
             self._seq += 1
-            deadline = time.monotonic() + self.task_timeout
-            heapq.heappush(self._deadlines, (deadline, self._seq, future, handle))
+            deadline = time.monotonic() + seconds
+            heapq.heappush(self._deadlines, (deadline, self._seq, future, handle, seconds))
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._expire, name="executors-engine-timeouts", daemon=True
@@ -205,7 +231,6 @@ class Dispatcher:
     def _expire(self) -> None:
         """Fail each task still running at its deadline with TaskTimeout, and stop it if the
         engine can (Ray); dask cannot, so its worker finishes it and the result is dropped."""
-        assert self.task_timeout is not None
         while True:
             with self._lock:
                 while True:
@@ -213,7 +238,7 @@ class Dispatcher:
                         return
                     now = time.monotonic()
                     if self._deadlines and self._deadlines[0][0] <= now:
-                        _, _, future, handle = heapq.heappop(self._deadlines)
+                        _, _, future, handle, seconds = heapq.heappop(self._deadlines)
                         break
                     wait = self._deadlines[0][0] - now if self._deadlines else None
                     self._lock.wait(wait)
@@ -223,7 +248,7 @@ class Dispatcher:
             _settle(
                 future,
                 False,
-                TaskTimeout(f"the task ran longer than task_timeout={self.task_timeout} s"),
+                TaskTimeout(f"{future._label} ran longer than task_timeout={seconds:g} s"),
             )
             self.engine.stop(handle)
 
@@ -237,28 +262,34 @@ class Dispatcher:
             self._pump()
 
     def _deliver(self, items: list[_Item], outcome: Outcome | BaseException) -> None:
-        for future, _ in items:
+        for future, _, _ in items:
             future._stop = None
         if isinstance(outcome, BaseException):
-            for future, _ in items:
+            for future, _, _ in items:
                 _settle(future, False, outcome)
             return
         _replay(outcome.records)
         if outcome.broken is not None:
-            self._break(unpack_exception(outcome.broken), [f for f, _ in items])
+            self._break(unpack_exception(outcome.broken), [f for f, _, _ in items])
             return
-        if outcome.results:
+        # Only batches that succeeded teach the time per task: a task that fails at once
+        # says nothing of how long the others take, and sending them all in one batch
+        # after it would let map() no longer cancel them when it stops at that error.
+        if outcome.results and all(ok for ok, _ in outcome.results):
             seconds = outcome.seconds / len(outcome.results)
             old = self._per_task
             self._per_task = seconds if old is None else (old + seconds) / 2
-        for (future, _), (ok, value) in zip(items, outcome.results):
-            _settle(future, ok, value if ok else unpack_exception(value))
+        for (future, fn, _), (ok, value) in zip(items, outcome.results):
+            if ok:
+                _settle(future, *load_result(fn, value))
+            else:
+                _settle(future, False, unpack_exception(value))
 
     def _break(self, cause: BaseException, running: list[EngineFuture[Any]]) -> None:
         broken = initializer_failed(self._init, cause, " on a cluster worker")
         with self._lock:
             self._broken = self._broken or broken
-            queued = [f for f, _ in self._queue]
+            queued = [f for f, _, _ in self._queue]
             self._queue.clear()
         for future in running + [f for f in queued if f.set_running_or_notify_cancel()]:
             _settle(future, False, broken)
@@ -267,7 +298,7 @@ class Dispatcher:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                for future, _ in self._queue:
+                for future, _, _ in self._queue:
                     future.cancel()
                 self._queue.clear()
             if self._closed or self._closer is not None:
@@ -290,33 +321,3 @@ class Dispatcher:
         if watchdog is not None:
             watchdog.join()
         self.engine.close()
-
-
-class EngineExecutor(BaseExecutor):
-    """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
-
-    #: Workers may be on other machines: no manager-backed ``ex.Queue()`` and friends.
-    sharing: ClassVar[str] = "none"
-    max_workers: int
-    task_timeout: float | None
-    _dispatcher: Dispatcher
-
-    def _submit(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Future[R]:
-        return self._dispatcher.submit(fn, args, kwargs)
-
-    def _default_chunksize(self, iterables: tuple[Any, ...]) -> int:
-        # As the pool: about eight chunks per worker for inputs with a length, so a
-        # map of a million tiny items is a few dozen engine tasks, not a million.
-        sizes = [len(it) for it in iterables if hasattr(it, "__len__")]
-        if not sizes:
-            return 1
-        return max(1, min(min(sizes) // (self.max_workers * 8), 50_000))
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking tasks, cancel queued ones if asked, wait for the rest if asked.
-
-        The cluster (or the connection to it) is released once the last task is done.
-        """
-        self._dispatcher.shutdown(wait, cancel_futures)

@@ -6,16 +6,20 @@ See :mod:`executors._dask` for the data flow.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._cluster.runner import Batch, run_batch
-from ..errors import BackendUnavailable
+from .._cluster.executor import import_engine
+from .._cluster.runner import Batch, Outcome, run_batch
+from ..errors import WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
 
-__all__ = ["DaskEngine", "connect"]
+__all__ = ["DaskEngine", "connect", "run_batch_in_group"]
 
 # dask warns about task graphs over 10 MB (and pytest's "error" filter makes that
 # an exception); a big argument is this library's normal case, so the warning is
@@ -24,15 +28,56 @@ _SUBMIT_LOCK = threading.Lock()
 _NO_GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "1 PiB"}
 
 
-def _import() -> Any:
+#: Run by a worker of a LocalCluster we own: waits for the worker (argv[1]) to be gone,
+#: then kills its process group, where everything its tasks started is.
+_WATCHER = """
+import os, signal, sys, time
+pid = int(sys.argv[1])
+while True:
     try:
-        import distributed
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "backend 'dask' needs the 'distributed' package; install it with: "
-            "pip install 'pluggable-executors[dask]'"
-        ) from exc
-    return distributed
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+try:
+    os.killpg(pid, signal.SIGKILL)
+except OSError:
+    pass
+"""
+_group_lock = threading.Lock()
+_group_of: int | None = None  # the pid that made this process a group leader
+
+
+def run_batch_in_group(batch: Batch) -> Outcome:
+    """:func:`run_batch` on a worker of a LocalCluster the executor started.
+
+    The worker first makes itself the leader of a process group, watched by a
+    process outside it that kills the group once the worker is gone: so what a
+    task started dies with its worker, as on Ray, whose raylet kills a dead
+    worker's group. dask's nanny replaces a dead worker but stops nothing it
+    started. (Not done on a cluster the executor joins: its workers are not ours.)
+    """
+    global _group_of
+    pid = os.getpid()
+    with _group_lock:
+        if _group_of != pid and hasattr(os, "setpgid"):
+            _group_of = pid
+            try:
+                if os.getpgid(0) != pid:
+                    os.setpgid(0, 0)
+                # sh leaves the watcher running and exits: the watcher is nobody's child
+                # (no process tree, the caller's included, counts it) and outside the group.
+                subprocess.run(
+                    ["sh", "-c", '"$0" -c "$1" "$2" &', sys.executable, _WATCHER, str(pid)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    check=False,
+                )
+            except OSError:  # not allowed here (a session leader): tasks run all the same
+                pass
+    return run_batch(batch)
 
 
 def _scheduler_address(address: str | None) -> str | None:
@@ -53,7 +98,7 @@ def connect(
     security: Any,
 ) -> tuple[Any, Any]:
     """A client, and the LocalCluster it runs on (None when attached to a running scheduler)."""
-    distributed = _import()
+    distributed = import_engine("dask", "distributed")
     target = _scheduler_address(address)
     if target is not None:
         return distributed.Client(target, security=security, set_as_default=False), None
@@ -87,7 +132,7 @@ class DaskEngine:
         self.cluster = cluster
         self._options = {k: v for k, v in submit_options.items() if v is not None}
 
-    def threads(self) -> int:
+    def capacity(self) -> int:
         """Worker threads the scheduler knows now."""
         return int(sum(self.client.nthreads().values()))
 
@@ -95,7 +140,8 @@ class DaskEngine:
         import dask
 
         with _SUBMIT_LOCK, dask.config.set(_NO_GRAPH_WARNING):
-            future = self.client.submit(run_batch, batch, pure=False, **self._options)
+            run = run_batch if self.cluster is None else run_batch_in_group
+            future = self.client.submit(run, batch, pure=False, **self._options)
         future.add_done_callback(lambda f: done(_outcome(f)))
         return future
 
@@ -113,6 +159,15 @@ class DaskEngine:
 
 
 def _outcome(future: Any) -> Any:
+    """The batch's Outcome, or the error that stands for it; never raises (an exception
+    here would leave the batch in flight for ever, and shutdown() waiting for it)."""
+    try:
+        return _finished(future)
+    except BaseException as exc:
+        return exc
+
+
+def _finished(future: Any) -> Any:
     if future.status == "finished":
         try:
             return future.result()
@@ -122,4 +177,21 @@ def _outcome(future: Any) -> Any:
         from concurrent.futures import CancelledError
 
         return CancelledError(f"dask cancelled the task {future.key!r}")
-    return future.exception()
+    return _library_error(future.exception())
+
+
+def _library_error(exc: BaseException) -> BaseException:
+    """dask's KilledWorker (the task's workers died, as often as the scheduler allows) as
+    :class:`~executors.WorkerLost`; other engine errors as they are."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        last = getattr(exc.last_worker, "address", exc.last_worker)
+        lost = WorkerLost(
+            f"the dask workers running task {exc.task!r} died each time it ran (the last was "
+            f"{last}); dask gave up after {exc.allowed_failures} retries: raise "
+            "distributed.scheduler.allowed-failures, or check what kills the workers"
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc

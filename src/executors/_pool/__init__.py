@@ -16,9 +16,12 @@ Data flow (one manager thread per executor; the caller's threads only queue)::
     Future <---- set_result <-- outcomes <------------------- results pipe <- after slow
                                   |                                     tasks, 2 ms, or idle
                                   +-- select(results pipes, sentinels, wake pipe)
-                                  +-- sentinel ready: fail the started task(s) with
-                                      WorkerCrashed, requeue the unstarted, start a new worker
-    worker i's shared state: tasks started/finished, start time, ring of cancel marks
+                                  +-- sentinel ready: read the pipe to its end, then the
+                                      results kept unsent in shared memory; fail the task
+                                      it was running with WorkerCrashed, requeue the
+                                      unstarted, start a new worker
+    worker i's shared state: tasks started/finished, start time, ring of cancel marks,
+    and a copy of each result not sent yet (a crash loses no finished task's result)
 
 A :class:`~executors._pool.launch.Launcher` starts the workers: ``pool``'s
 :class:`~executors._pool.processes.ProcessLauncher` starts ``multiprocessing``

@@ -7,7 +7,9 @@ sends ``[payload, ...]`` (each a pickled ``(fn, args, kwargs)``); the
 worker answers ``[(key, kind, value), ...]`` (kinds below), after any task that
 took over 1 ms, after 2 ms of quicker ones, and whenever it runs out of work.
 Its *state* is shared memory of doubles: tasks started and finished, when the
-current one started, and a ring of cancel marks (see :func:`serve`).
+current one started, bytes of unsent results in use, and a ring of cancel
+marks; then ``UNSENT_SIZE`` bytes where it keeps a copy of each result it has
+not sent yet, which the parent reads if the worker dies (see :func:`serve`).
 
 A worker interpreter is ``python -c PROGRAM TASKS RESULTS STDERR STATE
 [LENGTH]`` (descriptors it inherits). PROGRAM imports this file as the
@@ -87,6 +89,7 @@ else:
     dumps, loads = _import_pickle()
 
 __all__ = [
+    "DOUBLES",
     "ERR",
     "FINISHED",
     "INIT_FAILED",
@@ -104,6 +107,8 @@ __all__ = [
     "START_TIME",
     "STATE_SIZE",
     "UNPICKLABLE",
+    "UNSENT",
+    "UNSENT_SIZE",
     "frame",
     "guard",
     "main",
@@ -119,10 +124,13 @@ PROTOCOL = 5
 OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
 
 #: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
-STARTED, START_TIME, FINISHED = 0, 1, 2
-RING_START = 3
+STARTED, START_TIME, FINISHED, UNSENT = 0, 1, 2, 3
+RING_START = 4
 RING = 1024
-STATE_SIZE = (RING_START + RING) * 8  # bytes
+DOUBLES = RING_START + RING
+#: Bytes of shared memory where a worker copies the results it has not sent yet.
+UNSENT_SIZE = 1 << 16
+STATE_SIZE = DOUBLES * 8 + UNSENT_SIZE  # bytes: the doubles, then the unsent results
 
 
 # -- framing --------------------------------------------------------------------------
@@ -164,12 +172,14 @@ def _read_exactly(stream: io.FileIO, size: int) -> bytearray | None:
 # -- the task loop, shared by pool workers and worker interpreters ---------------------
 
 
-def serve(
+def serve(  # noqa: PLR0917
     in_fd: int,
     state: Any,
+    unsent: Any,
     max_tasks: int | None,
     run: Callable[[bytes], tuple[int, Any]],
     send: Callable[[list[tuple[Any, int, Any]]], None],
+    pack: Callable[[list[tuple[Any, int, Any]]], bytes],
 ) -> None:
     """Run the tasks read from *in_fd* in order until a stop frame, end of file or *max_tasks*.
 
@@ -178,6 +188,13 @@ def serve(
     tell which task a dead worker was running and to enforce timeouts, and
     ``RING_START + seq % RING`` holds ``seq + 1`` when it cancelled task *seq*
     before it started.
+
+    Results go to the parent in batches (*send*). Until a result is sent, a copy
+    of it is kept in *unsent* (shared memory: a writable byte view of
+    ``UNSENT_SIZE`` bytes) as a record (:func:`_keep`), and ``state[UNSENT]``
+    says how many bytes of it are in use: a task that kills this process cannot
+    take the results of the tasks before it along (the parent reads them
+    there). A result that does not fit is sent at once.
     """
     ppid = os.getppid()
     guard(ppid)
@@ -186,13 +203,10 @@ def serve(
     poller.register(in_fd, select.POLLIN)
     queue: deque[bytes] = deque()
     out: list[tuple[Any, int, Any]] = []
-    seq = 0
+    seq = used = 0
     last_flush = time.monotonic()
     while True:
-        if not queue:
-            if out:
-                send(out)
-                out = []
+        if not queue:  # (what ran is sent: the last task of a batch sends it all)
             while not poller.poll(1000):
                 if os.getppid() != ppid:
                     return  # the parent died without telling us
@@ -208,22 +222,59 @@ def serve(
         state[START_TIME] = now
         state[STARTED] = seq + 1
         if state[RING_START + seq % RING] == seq + 1:
-            out.append((None, SKIP, None))
+            item: tuple[Any, int, Any] = (None, SKIP, None)
         else:
             kind, value = run(payload)
-            out.append((None, kind, value))
+            item = (None, kind, value)
             del value  # an idle worker keeps no task's result alive...
         del payload  # ...nor its arguments (as multiprocessing's workers do)
+        out.append(item)
         seq += 1
-        state[FINISHED] = seq
-        if max_tasks is not None and seq >= max_tasks:  # skipped ones count: the parent counts them
-            send(out)
-            return
         end = time.monotonic()
-        if end - now > 0.001 or end - last_flush > 0.002:  # a slow task, or 2 ms of fast ones
+        last = max_tasks is not None and seq >= max_tasks  # skipped ones count too
+        # Sent now: the last of the queue or of the worker, a slow task, 2 ms of fast ones.
+        flush = not queue or last or end - now > 0.001 or end - last_flush > 0.002
+        if not flush:  # kept in shared memory until it is sent, unless it does not fit
+            used = _keep(unsent, used, seq - 1, item, pack)
+            if used:
+                state[UNSENT] = used  # only now: the parent reads whole frames
+            else:
+                flush = True
+        del item
+        state[FINISHED] = seq
+        if flush:
             send(out)
             out = []
+            state[UNSENT] = used = 0
             last_flush = end
+            if last:
+                return
+
+
+def _keep(
+    unsent: Any,
+    used: int,
+    seq: int,
+    item: tuple[Any, int, Any],
+    pack: Callable[[list[tuple[Any, int, Any]]], bytes],
+) -> int:
+    """Write task *seq*'s record into *unsent* at *used*: *seq* and a length (8 bytes each,
+    big-endian), then ``pack([item])`` of that length; an empty record stands for the
+    commonest item, ``(None, OK, None)`` (a task run for its effect), which is not
+    pickled. The bytes now in use, or 0 when it does not fit (or will not pickle:
+    sending the batch deals with that)."""
+    if item[1] == OK and item[2] is None:
+        data = b""
+    else:
+        try:
+            data = pack([item])
+        except Exception:
+            return 0
+    end = used + 16 + len(data)
+    if end > UNSENT_SIZE:
+        return 0
+    unsent[used:end] = ((seq << 64) | len(data)).to_bytes(16, "big") + data
+    return end
 
 
 #: Seconds between a worker's checks that its parent (the caller) is still alive.
@@ -340,14 +391,21 @@ def _describe(obj: Any) -> str:
 
 
 def _by_value() -> Callable[..., bytes] | None:
-    """``cloudpickle.dumps`` once a task that came by value loaded it here, else None.
+    """``cloudpickle.dumps``, imported on first need; None where it is not installed.
 
-    A result or exception whose class came by value (defined in the caller's
-    ``__main__``) pickles only that way; the caller's cloudpickle maps it back to
-    the caller's own class. This module imports nothing but the standard library.
+    Called only once plain pickle has refused a result or exception: a lambda or
+    closure a task returns, or a class that came by value (defined in the caller's
+    ``__main__``), which the caller's cloudpickle maps back to the caller's own
+    class. A task that came by reference may return such a thing too, so this does
+    not wait for a by-value task to have imported cloudpickle; the fast path never
+    imports it.
     """
-    module = sys.modules.get("cloudpickle")
-    return None if module is None else module.dumps
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - a dependency; a worker's odd sys.path
+        return None
+    dumps_by_value: Callable[..., bytes] = cloudpickle.dumps
+    return dumps_by_value
 
 
 def _dumps_fallback(items: list[tuple[Any, int, Any]]) -> bytes:
@@ -373,14 +431,20 @@ def _picklable(
     return item
 
 
+def _pack(items: list[tuple[Any, int, Any]]) -> bytes:
+    """*items* pickled, as the parent loads them (what will not pickle as facts)."""
+    try:
+        data: bytes = dumps(items, PROTOCOL)
+    except Exception:
+        data = _dumps_fallback(items)
+    return data
+
+
 def _sender(out_fd: int) -> Callable[[list[tuple[Any, int, Any]]], None]:
     lock = __import__("_thread").allocate_lock()  # log records may come from any thread
 
     def send(items: list[tuple[Any, int, Any]]) -> None:
-        try:
-            data = dumps(items, PROTOCOL)
-        except Exception:
-            data = _dumps_fallback(items)
+        data = _pack(items)
         stdout = sys.stdout
         if stdout is not None:
             stdout.flush()  # what the tasks printed comes out before their results
@@ -492,7 +556,8 @@ def main(argv: list[str]) -> int:
         _forward_logging(send, log_level)
         import mmap
 
-        state = memoryview(mmap.mmap(state_fd, STATE_SIZE)).cast("d")
+        shared = memoryview(mmap.mmap(state_fd, STATE_SIZE))
+        state, unsent = shared[: DOUBLES * 8].cast("d"), shared[DOUBLES * 8 :]
         os.close(state_fd)
         try:
             if init is not None:
@@ -506,7 +571,7 @@ def main(argv: list[str]) -> int:
         os.dup2(err_fd, 2)
         os.close(err_fd)
         send([(None, READY, (os.getpid(), sys.version))])
-        serve(in_fd, state, max_tasks, run, send)
+        serve(in_fd, state, unsent, max_tasks, run, send, _pack)
     except (BrokenPipeError, ConnectionResetError):
         pass
     _exit_early()

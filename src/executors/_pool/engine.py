@@ -41,6 +41,7 @@ from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
+from ..timeouts import split
 from . import _subworker
 from .launch import Launcher
 
@@ -64,11 +65,14 @@ class Task(LazyFuture[Any]):
     ``running()`` asks the worker's shared state instead.
     """
 
-    def __init__(self, pool: Pool, payload: bytes, fn: Callable[..., Any]) -> None:
+    def __init__(
+        self, pool: Pool, payload: bytes, fn: Callable[..., Any], timeout: float | None
+    ) -> None:
         super().__init__()
         self._pool = pool
         self.payload = payload
         self.fn = fn
+        self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self.worker: _Worker | None = None
         self.seq = 0
 
@@ -90,7 +94,7 @@ class _Worker:
         self.ready = not pool.launcher.greets  # else it says so once it has started
         self.launched_at = time.monotonic()
         started = pool.launcher.start(f"{pool.name}-worker-{index}", pool.parent_fds)
-        self.process, self.state = started.process, started.state
+        self.process, self.state, self.unsent = started.process, started.state, started.unsent
         if started.hello is not None:
             self.out.append(memoryview(frame(started.hello)))
         task_w, res_r = started.tasks_fd, started.results_fd
@@ -151,6 +155,9 @@ class Pool:
         self.cpus = _validate.cpu_count()
         self.initializer = initializer  # run by the workers; named when it fails
         self.max_tasks, self.task_timeout = max_tasks, task_timeout
+        #: The shortest deadline a task has had here (None: no task has had one); from
+        #: then on the manager checks deadlines while tasks run.
+        self.shortest = task_timeout
         # Held while mutating pending, workers, sleeping, closing and broken, each
         # worker's inflight, dispatched, doomed and replaced, a task's worker and seq,
         # and a worker's cancel marks. Never held while writing to a pipe or setting a
@@ -344,15 +351,15 @@ class Pool:
                     self.flush(worker)
                 else:
                     self.receive(worker)
-            if self.task_timeout is not None:
+            if self.shortest is not None:
                 self.check_timeouts()
             if self.launcher.greets:
                 self.check_starts()
 
     def poll_interval(self) -> float | None:
         interval = None
-        if self.task_timeout is not None and any(w.inflight for w in self.workers):
-            interval = min(0.02, self.task_timeout / 4)
+        if self.shortest is not None and any(w.inflight for w in self.workers):
+            interval = min(0.02, self.shortest / 4)
         if self.launcher.greets and not all(w.ready for w in self.workers):
             interval = min(interval or 0.05, 0.05)
         return interval
@@ -446,9 +453,18 @@ class Pool:
             if worker.sentinel is None:  # no sentinel to wait for (no pidfd_open)
                 self.on_death(worker)
             return
+        items: list[tuple[Any, int, Any]] = []
+        ok = True
         for message in worker.reader.feed(data):
-            if not self.deliver(worker, message):
-                return
+            loaded = load_outcomes(message)
+            if loaded is None:
+                ok = False
+                break
+            items += loaded
+        if items:  # the messages one read brings are handled at once
+            self.handle(worker, items)
+        if not ok:
+            self.garbled(worker)
 
     def deliver(self, worker: _Worker, message: bytes) -> bool:
         """Hand one message's outcomes to their tasks; a value that will not load fails its
@@ -458,11 +474,14 @@ class Pool:
         if items is not None:
             self.handle(worker, items)
             return True
+        self.garbled(worker)
+        return False
+
+    def garbled(self, worker: _Worker) -> None:
         with self.lock:
             task = next(iter(worker.inflight), None)
             if task is not None:
                 worker.kill("garbled", task)
-        return False
 
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
@@ -522,6 +541,7 @@ class Pool:
             command.kill_group(worker.pid)  # it died mid-task: so does what the task started
         worker.process.join()
         exitcode = worker.process.exitcode
+        self.recover(worker)
         for fd in (worker.results_fd, worker.tasks_fd):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
@@ -558,12 +578,39 @@ class Pool:
         if self.broken is not None:
             self.fail_everything(self.broken)
 
+    def recover(self, worker: _Worker) -> None:
+        """Deliver the results a dead worker had finished but not sent: it kept copies in
+        shared memory (records of :func:`executors._pool._subworker._keep`)."""
+        size = int(worker.state[_subworker.UNSENT])
+        with self.lock:
+            if not size or not worker.inflight:
+                return
+            expected = worker.inflight[0].seq  # those before it came through the pipe
+        data = bytes(memoryview(worker.unsent).cast("B")[:size])
+        items: list[tuple[Any, int, Any]] = []
+        at = 0
+        while at + 16 <= len(data):
+            seq = int.from_bytes(data[at : at + 8], "big")
+            end = at + 16 + int.from_bytes(data[at + 8 : at + 16], "big")
+            if seq > expected or end > len(data):
+                break  # not what the worker wrote: keep what came before
+            if seq == expected:  # (a smaller one was sent before it died, too)
+                record = data[at + 16 : end]
+                loaded = load_outcomes(record) if record else [(None, OK, None)]
+                if loaded is None or len(loaded) != 1:
+                    break
+                items += loaded
+                expected += 1
+            at = end
+        if items:
+            self.handle(worker, items)
+
     def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
         running = call_name(task.fn)
         after = f"the {self.launcher.owner} replaced it and is still usable"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
-            assert self.task_timeout is not None
-            return timeout_error(self.task_timeout, running, worker.pid, after)
+            assert task.timeout is not None
+            return timeout_error(task.timeout, running, worker.pid, after)
         if worker.doomed is not None and worker.doomed[0] == "garbled":
             return SerializationError(
                 f"worker {worker.pid} sent a message the caller cannot unpickle while "
@@ -579,7 +626,6 @@ class Pool:
         return crash_error(worker.pid, exitcode, running, after)
 
     def check_timeouts(self) -> None:
-        assert self.task_timeout is not None
         now = time.monotonic()
         with self.lock:
             for w in self.workers:
@@ -588,10 +634,11 @@ class Pool:
                 started = int(w.state[_subworker.STARTED])
                 if started <= int(w.state[_subworker.FINISHED]):
                     continue
-                if now - w.state[_subworker.START_TIME] > self.task_timeout:
-                    running = next((t for t in w.inflight if t.seq == started - 1), None)
-                    if running is not None:
-                        w.kill("timeout", running)
+                running = next((t for t in w.inflight if t.seq == started - 1), None)
+                if running is None or running.timeout is None:
+                    continue
+                if now - w.state[_subworker.START_TIME] > running.timeout:
+                    w.kill("timeout", running)
 
     def check_starts(self) -> None:
         """Break the pool when a worker has not greeted after ``launcher.start_timeout``."""
@@ -655,13 +702,17 @@ def submit_call(  # noqa: PLR0917
     *dumps* is the fast pickler; on failure *pickler* (the serializer's) names
     the part that would not pickle in a :class:`~executors.SerializationError`.
     """
+    fn, timeout = split(fn, pool.task_timeout)
     values = capture()
     pool.wait_for_room()  # before pickling: what waits holds no pickled copy
     try:
         payload = dumps(fold_context(fn, args, kwargs, values))
     except Exception:
         payload = pack_call(fn, args, kwargs, values, pickler)
-    task = Task(pool, payload, fn)
+    task = Task(pool, payload, fn, timeout)
+    if timeout is not None and (pool.shortest is None or timeout < pool.shortest):
+        with pool.lock:
+            pool.shortest = timeout if pool.shortest is None else min(pool.shortest, timeout)
     pool.submit(task)
     if len(payload) >= BIG:
         with pool.lock:

@@ -101,8 +101,9 @@ def resolve_python(python: str | os.PathLike[str] | None) -> str:
     )
 
 
-def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
-    """A descriptor of zeroed shared memory for one worker's state (then *code*), and a view."""
+def _shared_state(code: bytes) -> tuple[int, memoryview[float], memoryview[int]]:
+    """A descriptor of zeroed shared memory for one worker's state (then *code*), and views
+    of its doubles and of its unsent results."""
     try:
         if not linux_only("memfd_create"):
             raise OSError("EXECUTORS_PORTABLE: not using memfd_create")
@@ -116,11 +117,12 @@ def _shared_state(code: bytes) -> tuple[int, memoryview[float]]:
         os.ftruncate(fd, _subworker.STATE_SIZE)
         if code:
             os.pwrite(fd, code, _subworker.STATE_SIZE)
-        view = memoryview(mmap.mmap(fd, _subworker.STATE_SIZE)).cast("d")
+        shared = memoryview(mmap.mmap(fd, _subworker.STATE_SIZE))
     except BaseException:
         os.close(fd)
         raise
-    return fd, view
+    split = _subworker.DOUBLES * 8
+    return fd, shared[:split].cast("d"), shared[split:]
 
 
 class Child:
@@ -206,7 +208,7 @@ class InterpreterLauncher(Launcher):
             task_r, task_w = os.pipe()
             res_r, res_w = os.pipe()
             try:
-                child, state = self._popen(task_r, res_w)
+                child, state, unsent = self._popen(task_r, res_w)
             except BaseException:
                 for fd in (task_w, res_r):
                     os.close(fd)
@@ -214,11 +216,11 @@ class InterpreterLauncher(Launcher):
             finally:
                 for fd in (task_r, res_w):
                     os.close(fd)
-        return Started(child, state, task_w, res_r, self.hello)
+        return Started(child, state, unsent, task_w, res_r, self.hello)
 
-    def _popen(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float]]:
+    def _popen(self, task_r: int, res_w: int) -> tuple[Child, memoryview[float], memoryview[int]]:
         """Start one worker reading tasks from *task_r* and writing results to *res_w*."""
-        state_fd, state = _shared_state(self.code)
+        state_fd, state, unsent = _shared_state(self.code)
         try:
             err = os.dup(2)  # the worker's stderr once it is ready: the caller's
         except OSError:  # the caller has no stderr (a daemon)
@@ -240,7 +242,7 @@ class InterpreterLauncher(Launcher):
         finally:
             os.close(err)
             os.close(state_fd)
-        return Child(proc), state
+        return Child(proc), state, unsent
 
     def on_ready(self, child: Child) -> None:
         """It started: its stderr is the caller's now; close the start-up pipe."""

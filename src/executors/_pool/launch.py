@@ -25,6 +25,8 @@ class Started(NamedTuple):
     process: Any
     #: The worker's shared state, indexable doubles (see :mod:`executors._pool._subworker`).
     state: Any
+    #: Shared bytes where the worker keeps the results it has not sent yet (same module).
+    unsent: Any
     #: The parent's ends of the two pipes: tasks to the worker, results from it.
     tasks_fd: int
     results_fd: int

@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import threading
 from typing import Any, Callable
 
@@ -29,6 +30,7 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     tasks: Any,
     results: Any,
     state: Any,
+    unsent: Any,
     initializer: Callable[..., Any] | None,
     initargs: tuple[Any, ...],
     max_tasks: int | None,
@@ -39,18 +41,30 @@ def pool_worker(  # noqa: PLR0917 - a Process target
     """The main function of a ``pool`` worker process: :func:`executors._pool._subworker.serve`.
 
     *tasks* and *results* are the worker's ends of two pipes (Connections, used
-    as raw descriptors with :func:`frame`); *state* is a shared array laid out
-    as :mod:`executors._pool._subworker` describes. Log records go to the parent.
+    as raw descriptors with :func:`frame`); *state* and *unsent* are shared arrays
+    (doubles, bytes) as :mod:`executors._pool._subworker` describes. Log records go
+    to the parent.
     """
     close_fds(close)
     ignore_sigint()
     enter_worker()  # no inherited $EXECUTORS_BACKEND: see executors._env
     pickler = get_pickler(serializer, main_by_value=False)
+    plain_first = serializer != "cloudpickle"
     out_fd = results.fileno()
     send_lock = threading.Lock()  # held while writing a frame: log records come from any thread
 
+    def pack(items: list[tuple[Any, int, Any]]) -> bytes:
+        if plain_first:  # what pickler would try first, without its Python layers
+            try:
+                data = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                pass
+            else:
+                return data
+        return pack_outcomes(items, pickler)
+
     def send(items: list[tuple[Any, int, Any]]) -> None:
-        data = frame(pack_outcomes(items, pickler))
+        data = frame(pack(items))
         with send_lock:
             write_all(out_fd, data)
 
@@ -60,7 +74,8 @@ def pool_worker(  # noqa: PLR0917 - a Process target
         if kind == ERR:
             send([(None, INIT_FAILED, value)])
             return
-    _subworker.serve(tasks.fileno(), state, max_tasks, run_packed, send)
+    area = memoryview(unsent).cast("B")
+    _subworker.serve(tasks.fileno(), state, area, max_tasks, run_packed, send, pack)
 
 
 class ProcessLauncher(Launcher):
@@ -84,7 +99,8 @@ class ProcessLauncher(Launcher):
         task_r, task_w = os.pipe()
         res_r, res_w = os.pipe()
         try:
-            state = self.ctx.RawArray("d", _subworker.RING_START + _subworker.RING)
+            state = self.ctx.RawArray("d", _subworker.DOUBLES)
+            unsent = self.ctx.RawArray("c", _subworker.UNSENT_SIZE)
             # Only a forked child holds copies of our descriptors. Elsewhere these numbers
             # name unrelated descriptors of the child (its own result pipe, say): EBADF.
             close = [*parent_fds(), task_w, res_r] if self.start_method == "fork" else []
@@ -99,6 +115,7 @@ class ProcessLauncher(Launcher):
         args = (
             *child_ends,
             state,
+            unsent,
             self.initializer,
             self.initargs,
             self.max_tasks,
@@ -117,4 +134,4 @@ class ProcessLauncher(Launcher):
         finally:
             for conn in child_ends:
                 conn.close()
-        return Started(process, state, task_w, res_r, None)
+        return Started(process, state, unsent, task_w, res_r, None)

@@ -14,7 +14,6 @@ not wait on a lock that one of our threads could have held at fork time.
 
 from __future__ import annotations
 
-import logging
 import pickle
 from typing import Any, Callable
 
@@ -24,9 +23,11 @@ from ..errors import SerializationError
 from ..serialization import (
     Dumps,
     PackedException,
+    call_parts,
     describe,
     dumps,
     pack_exception,
+    picklable_record,
     unpack_exception,
 )
 from .wire import ERR, LOAD_FAILED, LOG, OK, UNPICKLABLE
@@ -84,10 +85,7 @@ def pack_call(
     try:
         return pickler(call)
     except Exception:
-        parts: dict[str, Any] = {"the function": fn}
-        parts.update({f"argument {i + 1}": a for i, a in enumerate(args)})
-        parts.update({f"keyword argument {k!r}": v for k, v in kwargs.items()})
-        parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
+        parts = call_parts(fn, args, kwargs, values)
         return dumps(call, what=f"the task {call_name(fn)}", parts=parts, pickler=pickler)
 
 
@@ -138,28 +136,13 @@ def pack_outcomes(items: list[tuple[Any, int, Any]], pickler: Dumps) -> bytes:
                 pickler(value)
             except Exception as exc:
                 if kind == LOG:
-                    fixed.append((key, LOG, _picklable_record(value, pickler)))
+                    fixed.append((key, LOG, picklable_record(value, pickler)))
                 else:
                     facts = (describe(value), type(exc).__name__, str(exc))
                     fixed.append((key, UNPICKLABLE, facts))
             else:
                 fixed.append((key, kind, value))
         return pickler(fixed)
-
-
-def _picklable_record(record: logging.LogRecord, pickler: Dumps) -> logging.LogRecord:
-    """*record* with each attribute that will not pickle replaced by its ``repr``."""
-    fields: dict[str, Any] = {}
-    for name, value in record.__dict__.items():
-        try:
-            pickler(value)
-            fields[name] = value
-        except Exception:
-            try:
-                fields[name] = repr(value)
-            except Exception:
-                fields[name] = f"<unrepresentable {type(value).__name__}>"
-    return logging.makeLogRecord(fields)
 
 
 # -- the parent's side ------------------------------------------------------------

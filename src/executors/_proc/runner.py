@@ -52,9 +52,11 @@ class ChildTask(LazyFuture[Any]):
         kwargs: dict[str, Any],
         values: dict[str, Any] | None,
         payload: bytes | None,
+        timeout: float | None,
     ) -> None:
         super().__init__()
         self._runner = runner
+        self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self.fn, self.args, self.kwargs, self.values, self.payload = (
             fn,
             args,
@@ -166,7 +168,7 @@ class ChildRunner:
             self.selector.register(task.fd, selectors.EVENT_READ, task)
         if task.cancelled():  # cancelled while it was being started
             self.kill(task, "cancel")
-        if self.task_timeout is not None:
+        if task.timeout is not None:
             self.wakeup.wake()  # to wait with the new deadline
 
     def release(self, task: ChildTask) -> None:
@@ -228,28 +230,27 @@ class ChildRunner:
                     else:
                         self.read(key.data)
                 events = key = None  # type: ignore[assignment]  # no task kept while waiting
-                if self.task_timeout is not None:
-                    self.kill_overdue()
+                self.kill_overdue()
         finally:
             self.close()
 
     def next_deadline(self) -> float | None:
-        if self.task_timeout is None:
+        with self.lock:  # at most max_workers tasks run: a scan is cheap
+            ends = [t.started_at + t.timeout for t in self.running if t.started_at and t.timeout]
+        if not ends:
             return None
-        with self.lock:
-            starts = [t.started_at for t in self.running if t.started_at]
-        if not starts:
-            return None
-        return max(0.0, min(starts) + self.task_timeout - time.monotonic()) + 0.001
+        return max(0.0, min(ends) - time.monotonic()) + 0.001
 
     def kill_overdue(self) -> None:
-        assert self.task_timeout is not None
         now = time.monotonic()
         with self.lock:
             overdue = [
                 t
                 for t in self.running
-                if t.started_at and t.killed is None and now - t.started_at > self.task_timeout
+                if t.started_at
+                and t.timeout is not None
+                and t.killed is None
+                and now - t.started_at > t.timeout
             ]
         for task in overdue:
             self.kill(task, "timeout")
@@ -304,12 +305,9 @@ class ChildRunner:
             outcome = (kind, outcome[1].error(task.label, what))
         try:
             if task.killed == "timeout":
-                assert self.task_timeout is not None
-                task.set_exception(
-                    timeout_error(
-                        self.task_timeout, task.label, task.pid, "the executor is still usable"
-                    )
-                )
+                assert task.timeout is not None
+                usable = "the executor is still usable"
+                task.set_exception(timeout_error(task.timeout, task.label, task.pid, usable))
             elif outcome is None:
                 task.set_exception(
                     crash_error(task.pid, exitcode, task.label, "the executor is still usable")

@@ -10,8 +10,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._cluster.executor import import_engine
 from .._cluster.runner import Batch, run_batch
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -22,17 +23,6 @@ _lock = threading.Lock()
 _users = 0
 _owned = False
 _remote: Any = None  # ray.remote(run_batch), made once per process
-
-
-def _import() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "backend 'ray' needs the 'ray' package; install it with: "
-            "pip install 'pluggable-executors[ray]'"
-        ) from exc
-    return ray
 
 
 def _address(address: str | None) -> str | None:
@@ -47,7 +37,7 @@ def _address(address: str | None) -> str | None:
 def acquire(address: str | None, num_cpus: int | None, object_store_memory: int | None) -> Any:
     """Join (or start) this process's Ray; pair with :func:`release`."""
     global _users, _owned, _remote
-    ray = _import()
+    ray = import_engine("ray", "ray")
     with _lock:
         if not ray.is_initialized():
             target = _address(address)
@@ -80,7 +70,7 @@ def acquire(address: str | None, num_cpus: int | None, object_store_memory: int 
 def release() -> None:
     """One executor is done with Ray; the last one stops the Ray it started."""
     global _users, _owned
-    ray = _import()
+    ray = import_engine("ray", "ray")
     with _lock:
         _users -= 1
         if _users == 0 and _owned:
@@ -96,13 +86,13 @@ class RayEngine:
         self._remote = _remote.options(**{k: v for k, v in task_options.items() if v is not None})
         self._closed = False
 
-    def cpus(self) -> int:
+    def capacity(self) -> int:
         """CPUs in the cluster now."""
         return int(self._ray.cluster_resources().get("CPU", 1))
 
     def send(self, batch: Batch, done: Done) -> Any:
         ref = self._remote.remote(batch)
-        ref.future().add_done_callback(lambda f: done(f.exception() or f.result()))
+        ref.future().add_done_callback(lambda f: done(_outcome(f)))
         return ref
 
     def stop(self, handle: Any) -> bool:
@@ -113,3 +103,29 @@ class RayEngine:
         if not self._closed:
             self._closed = True
             release()
+
+
+def _outcome(future: Any) -> Any:
+    """The batch's Outcome, or the error that stands for it; never raises (see dask's)."""
+    try:
+        exc = future.exception()
+        return future.result() if exc is None else _library_error(exc)
+    except BaseException as exc:
+        return exc
+
+
+def _library_error(exc: BaseException) -> BaseException:
+    """Ray's errors for a task whose worker (or node) died, after Ray's own retries, as
+    :class:`~executors.WorkerLost`; other engine errors as they are."""
+    from ray import exceptions
+
+    died = (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.OutOfMemoryError)
+    if isinstance(exc, died):
+        lost = WorkerLost(
+            f"the Ray worker running the task died each time it ran ({type(exc).__name__}); "
+            "Ray gave up after the task's retries: raise retries=, or check what kills the "
+            "workers (its python-core-worker-*.log files)"
+        )
+        lost.__cause__ = exc
+        return lost
+    return exc

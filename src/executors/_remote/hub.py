@@ -66,7 +66,8 @@ class Task(LazyFuture[Any]):
     started = False
     prefetched = False
     suspect = False
-    deadline: float | None = None  # with task_timeout: when it runs out
+    deadline: float | None = None  # with a timeout: when it runs out
+    timeout: float | None = None  # its task_timeout, or its own (executors.with_timeout)
     call: tuple[Any, ...] | None = None  # (args, kwargs, context) not pickled yet
     hub: ClassVar[Hub | None] = None  # set on each hub's subclass (Hub.task_class)
 
@@ -150,6 +151,8 @@ class Hub:
         # The master must know when each task starts to time it, so no prefetch then.
         self.prefetch = 0 if task_timeout is not None else prefetch
         self.task_timeout = task_timeout
+        #: A task has had a timeout (task_timeout, or its own): expire() looks for overruns.
+        self.timed = task_timeout is not None
         self.stopping = False
         self.ids = itertools.count()
         self.local = threading.local()  # the worker a server thread takes tasks for
@@ -334,8 +337,10 @@ class Hub:
             tid = self.pending[0]
             task = self.tasks.get(tid)
             prefetch = len(batch) >= run
-            if task is not None and prefetch and task.suspect:
-                break  # it may be what killed a worker: it starts at once, or not at all
+            if task is not None and prefetch and (task.suspect or task.timeout is not None):
+                # A suspect may be what killed a worker; a task with its own timeout is
+                # timed from its start: either starts at once, or not at all.
+                break
             self.pending.popleft()
             if task is None:
                 continue
@@ -348,8 +353,8 @@ class Hub:
             task.owner = worker.wid
             task.prefetched = prefetch
             task.suspect = task.suspect and prefetch
-            if self.task_timeout is not None:
-                task.deadline = now + self.task_timeout
+            if task.timeout is not None:
+                task.deadline = now + task.timeout
             worker.in_flight.add(tid)
             batch.append((tid, (task.fn_data, task.call_data)))
         self.running += len(batch)
@@ -469,7 +474,7 @@ class Hub:
         worker is doomed (given nothing more) and its id returned, for the caller
         to kill; else its thread runs on and its result will be dropped.
         """
-        if self.task_timeout is None:
+        if not self.timed:
             return []
         expired: list[tuple[Task, str]] = []
         doomed: list[str] = []
@@ -505,7 +510,7 @@ class Hub:
             task.set_exception(
                 TaskTimeout(
                     f"{serialization.describe(task.fn)}() ran longer than task_timeout="
-                    f"{self.task_timeout:g}s; {then}; the executor is still usable"
+                    f"{task.timeout:g}s; {then}; the executor is still usable"
                 )
             )
         return doomed

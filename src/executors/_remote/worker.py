@@ -69,6 +69,7 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -80,6 +81,7 @@ from .._env import enter_worker
 from .._proc.logs import ForwardHandler, install_log_forwarding
 from ..errors import BrokenExecutor, InvalidOption, SerializationError
 from ..spec import parse_spec
+from ..timeouts import Timed, with_timeout
 from .wire import (
     AUTHKEY_ENV,
     LOG_LEVEL_ENV,
@@ -150,6 +152,15 @@ def _load(fn_data: bytes) -> Callable[..., Any]:
     return fn
 
 
+def _own_timeout(fn_data: bytes) -> float | None:
+    """The task's own deadline (:func:`executors.with_timeout`), which the engine keeps."""
+    try:
+        fn = _load(fn_data)
+    except BaseException:  # execute() reports it
+        return None
+    return fn.seconds if type(fn) is Timed else None
+
+
 def _runs_command(fn_data: bytes) -> bool:
     try:
         return is_command(_load(fn_data))
@@ -202,13 +213,40 @@ def _pack(exc: BaseException) -> bytes:
     return pickle.dumps(serialization.pack_exception(exc), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: Seconds to connect and to finish the handshake. Whatever listens there and does not
+#: answer (not a master, a master frozen, the port our own connection took) counts as
+#: no master: the worker retries, instead of waiting for ever.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _receive_timeout(fd: int, seconds: float) -> None:
+    """Blocking reads on *fd* fail (EAGAIN) after *seconds*; 0 waits for ever."""
+    sock = socket.socket(fileno=fd)
+    try:
+        whole = int(seconds)
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            socket.SO_RCVTIMEO,
+            struct.pack("ll", whole, int((seconds - whole) * 1e6)),
+        )
+    finally:
+        sock.detach()
+
+
 def _client(address: tuple[str, int], authkey: bytes) -> connection.Connection:
     """:func:`multiprocessing.connection.Client` for TCP, with Nagle's algorithm off."""
-    sock = socket.create_connection(address)
+    sock = socket.create_connection(address, timeout=HANDSHAKE_TIMEOUT)
+    sock.settimeout(None)  # blocking again: the Connection reads the descriptor itself
     conn = connection.Connection(sock.detach())
-    nodelay(conn)
-    connection.answer_challenge(conn, authkey)
-    connection.deliver_challenge(conn, authkey)
+    try:
+        nodelay(conn)
+        _receive_timeout(conn.fileno(), HANDSHAKE_TIMEOUT)
+        connection.answer_challenge(conn, authkey)
+        connection.deliver_challenge(conn, authkey)
+        _receive_timeout(conn.fileno(), 0)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -663,8 +701,12 @@ class Worker:
             if not group:
                 continue
             tids = [tid for tid, _ in group]
+            run: Callable[..., Any] = execute_many
+            seconds = _own_timeout(group[0][1][0]) if len(group) == 1 else None
+            if seconds is not None:  # the engine kills it where it can, as with task_timeout
+                run = with_timeout(seconds)(execute_many)
             try:
-                future = self._engine.submit(execute_many, [payload for _, payload in group])
+                future = self._engine.submit(run, [payload for _, payload in group])
             except BaseException as exc:
                 self._done(wid, tids, None, exc)
             else:

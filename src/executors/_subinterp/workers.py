@@ -19,7 +19,7 @@ from .inside import ERR
 
 __all__ = ["Workers"]
 
-_Item = Optional[Tuple["Future[Any]", bytes, str]]
+_Item = Optional[Tuple["Future[Any]", bytes, str, Optional[float]]]
 
 # A new interpreter computes sys.path afresh: it gets the caller's (a script's folder,
 # pytest's rootdir), so that tasks' modules import there as they do here.
@@ -144,11 +144,11 @@ def _work(shared: _Shared) -> None:
                 item = get()
             if item is None:
                 return
-            future, payload, label = item
+            future, payload, label, timeout = item
             del item
             if future.set_running_or_notify_cancel():
-                if shared.task_timeout is not None:
-                    _deadline.watch(future, shared.task_timeout, label)
+                if timeout is not None:
+                    _deadline.watch(future, timeout, label)
                 _run_one(interp, future, payload)
                 ran += 1
             del future, payload
@@ -197,15 +197,18 @@ class Workers:
         self.shared = _Shared(engine, init, initializer, task_timeout, max_tasks)
         self.threads: list[threading.Thread] = []
 
-    def submit(self, future: Future[Any], payload: bytes, label: str = "") -> None:
-        """Queue a task; start a worker when none is idle and there is room."""
+    def submit(
+        self, future: Future[Any], payload: bytes, label: str = "", timeout: float | None = None
+    ) -> None:
+        """Queue a task (*timeout*: its deadline, *label* its name); start a worker when none
+        is idle and there is room."""
         shared = self.shared
         with shared.lock:
             if shared.broken is not None:
                 raise shared.broken
             if shared.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            shared.queue.put((future, payload, label))
+            shared.queue.put((future, payload, label, timeout))
             if shared.idle:
                 shared.idle -= 1
             elif len(self.threads) < self.max_workers:

@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union, overload
 
 from .. import _validate
 from .._aio.loop import LoopRunner, TaskFuture
@@ -19,9 +19,10 @@ from .._coroutines import is_async as _is_async
 from ..awaitable import _refuse_coroutine_object
 from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor, _not_callable
+from ..timeouts import split
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Coroutine, Iterable
 
 __all__ = ["AsyncioExecutor"]
 
@@ -126,7 +127,6 @@ class AsyncioExecutor(BaseExecutor):
         self._runner = LoopRunner(
             new_loop, self.max_workers, pool, f"{thread_name_prefix}-loop", (init, args)
         )
-        self._runner.task_timeout = self.task_timeout
         # Dropped without shutdown(): the loop finishes what it has, then closes.
         weakref.finalize(self, self._runner.shutdown, False, False)
 
@@ -140,7 +140,15 @@ class AsyncioExecutor(BaseExecutor):
         """The event loop the tasks run on (in the executor's own thread)."""
         return self._runner.loop
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)``: a coroutine function as a task, a plain one on a thread.
 
         :raises TypeError: for a coroutine *object* (pass the function and its arguments).
@@ -158,7 +166,8 @@ class AsyncioExecutor(BaseExecutor):
         runner = self._runner
         if runner.broken is not None:
             raise runner.broken
-        fut = TaskFuture(runner, fn, args, kwargs, _is_async(fn))
+        fn, timeout = split(fn, self.task_timeout)
+        fut = TaskFuture(runner, fn, args, kwargs, _is_async(fn), timeout=timeout)
         runner.submit(fut)
         return fut
 
@@ -172,8 +181,9 @@ class AsyncioExecutor(BaseExecutor):
         :param wait: block until the loop is closed and every thread has ended
             (ignored when called from a task on this executor's own loop, which
             cannot wait for itself).
-        :param cancel_futures: cancel pending tasks *and* running coroutines;
-            running plain functions finish.
+        :param cancel_futures: cancel the tasks that have not started, as
+            :mod:`concurrent.futures` does; running ones (coroutines and plain
+            functions) finish. To stop a running coroutine, cancel its future.
         """
         self._runner.shutdown(wait, cancel_futures)
 

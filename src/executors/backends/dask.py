@@ -1,17 +1,16 @@
 """Run tasks on a dask.distributed cluster: a private LocalCluster, or a running scheduler.
 
 The machinery (client, cluster, callbacks) lives in :mod:`executors._dask.engine`; the
-queue, batching and futures shared with ``ray`` in :mod:`executors._cluster.dispatch`.
+options, queue, batching and futures shared with ``ray`` in :mod:`executors._cluster`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 from .. import _validate
-from .._cluster.dispatch import Dispatcher, EngineExecutor
+from .._cluster.executor import EngineExecutor
 from ..errors import InvalidOption
 
 __all__ = ["DaskExecutor"]
@@ -37,7 +36,8 @@ class DaskExecutor(EngineExecutor):
     :param security: a ``distributed.security.Security`` (TLS), or True for
         a LocalCluster with temporary credentials.
     :param resources: dask worker resources each task needs, e.g. ``{"GPU": 1}``.
-    :param retries: times dask reruns a task whose worker died.
+    :param retries: times dask reruns a task that raised (a task whose worker died is
+        rerun as ``distributed.scheduler.allowed-failures`` says).
     :param task_timeout: seconds a task may run; then its future raises
         :class:`~executors.TaskTimeout` (dask cannot stop the task: its worker
         finishes it and the result is dropped).
@@ -57,12 +57,7 @@ class DaskExecutor(EngineExecutor):
     """
 
     name: ClassVar[str] = "dask"
-    sharing: ClassVar[str] = "none"
-
-    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
-        """One task per item for now: a chunk already sent to the cluster is not stopped
-        by cancel, so a failing item would let the rest of its chunks run (issue #13)."""
-        return False
+    package: ClassVar[str] = "distributed"
 
     def __init__(
         self,
@@ -82,47 +77,30 @@ class DaskExecutor(EngineExecutor):
     ) -> None:
         from .._dask import engine as _dask
 
-        if max_workers is not None:
-            _validate.max_workers(max_workers, default=1)
+        init, args = self._common_options(
+            max_workers=max_workers,
+            initializer=initializer,
+            initargs=initargs,
+            task_timeout=task_timeout,
+            serializer=serializer,
+            max_tasks_per_child=max_tasks_per_child,
+            retries=retries,
+        )
         for label, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise InvalidOption(f"{label} must be a positive int, got {value!r}")
-        init, args = _validate.initializer(initializer, initargs)
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        # The engine pickles (cloudpickle, by value); either name is accepted.
-        self.serializer = _validate.serializer(serializer)
-        if _validate.max_tasks_per_child(max_tasks_per_child) is not None:
-            raise InvalidOption(
-                f"max_tasks_per_child={max_tasks_per_child!r}: the {self.name!r} backend does "
-                "not replace its workers after N tasks (the cluster manages them); leave it None"
-            )
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
-            raise InvalidOption(f"retries must be an int or None, got {retries!r}")
-        workers = n_workers or max_workers or _validate.cpu_count()
         client, cluster = _dask.connect(
-            address, n_workers=workers, threads_per_worker=threads_per_worker, security=security
+            address,
+            n_workers=n_workers or max_workers or _validate.cpu_count(),
+            threads_per_worker=threads_per_worker,
+            security=security,
         )
-        engine = _dask.DaskEngine(client, cluster, {"resources": resources, "retries": retries})
-        try:
-            self.max_workers = max_workers or max(1, engine.threads())
-        except BaseException:
-            engine.close()
-            raise
         self.address: str = str(client.scheduler.address)
         self.client = client
-        self._dispatcher = Dispatcher(engine, self.max_workers, init, args, self.task_timeout)
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why dask cannot run here (the package is missing), or None."""
-        if importlib.util.find_spec("distributed") is None:
-            return (
-                "needs the 'distributed' package; install it with: "
-                "pip install 'pluggable-executors[dask]'"
-            )
-        return None
+        engine = _dask.DaskEngine(client, cluster, {"resources": resources, "retries": retries})
+        self._start(engine, max_workers, init, args)
 
     def __repr__(self) -> str:
         return (

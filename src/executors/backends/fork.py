@@ -18,6 +18,7 @@ from .._proc.logs import ForwardHandler
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from .._runtime import Counter
 from ..serialization import DEFAULT_SERIALIZER, Dumps, get_pickler
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -91,7 +92,8 @@ class ForkExecutor(ChildBackend):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
-        task = ChildTask(self._runner, fn, args, kwargs, capture(), None)
+        fn, timeout = split(fn, self.task_timeout)
+        task = ChildTask(self._runner, fn, args, kwargs, capture(), None, timeout)
         self._runner.submit(task)
         return task
 

@@ -13,6 +13,7 @@ from .. import _deadline, _validate
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor, TaskTimeout
 from ..protocol import BaseExecutor
+from ..timeouts import split
 
 __all__ = ["InlineExecutor"]
 
@@ -80,6 +81,7 @@ class InlineExecutor(BaseExecutor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
         if self._broken is not None:
             raise self._broken
+        fn, timeout = split(fn, self.task_timeout)
         future: Future[R] = Future()
         future.set_running_or_notify_cancel()
         start = time.monotonic()
@@ -93,7 +95,6 @@ class InlineExecutor(BaseExecutor):
             # SystemExit included: it is the task's outcome, as on every other backend.
             future.set_exception(exc)
         else:
-            timeout = self.task_timeout
             if timeout is not None and time.monotonic() - start > timeout:
                 future.set_exception(
                     TaskTimeout(

@@ -18,6 +18,7 @@ from .._subinterp import engines
 from .._subinterp.workers import Workers
 from ..protocol import BaseExecutor
 from ..serialization import dumps, get_pickler
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -140,6 +141,7 @@ class InterpreterExecutor(BaseExecutor):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
+        fn, timeout = split(fn, self.task_timeout)
         bound = context.current()
         values = dict(bound) if bound else None
         task = (fn, args, kwargs or None, values)
@@ -152,8 +154,8 @@ class InterpreterExecutor(BaseExecutor):
             parts.update({f"context value {k!r}": v for k, v in (values or {}).items()})
             payload = dumps(task, what="the task", parts=parts, pickler=self._pickler)
         future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
-        label = _deadline.describe(fn) if self.task_timeout is not None else ""
-        self._workers.submit(future, payload, label)
+        label = _deadline.describe(fn) if timeout is not None else ""
+        self._workers.submit(future, payload, label, timeout)
         return future
 
     def _default_chunksize(self, iterables: tuple[Iterable[Any], ...]) -> int:

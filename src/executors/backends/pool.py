@@ -13,7 +13,7 @@ import pickle
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, overload
 
 from .. import _chunks, _progress, _validate
 from .._compat import ParamSpec
@@ -23,9 +23,10 @@ from .._proc.backend import ProcessBackend
 from .._validate import positive_int
 from ..protocol import _as_plain, _is_coroutine_function
 from ..serialization import DEFAULT_SERIALIZER, get_pickler
+from ..timeouts import Timed, split
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Coroutine, Iterable, Iterator
     from concurrent.futures import Future
 
 __all__ = ["PoolExecutor"]
@@ -104,7 +105,15 @@ class PoolExecutor(ProcessBackend):
         )
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False)
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` on a worker; the task is pickled here.
 
         :raises SerializationError: naming the function or argument that does not pickle.
@@ -139,17 +148,19 @@ class PoolExecutor(ProcessBackend):
         """As :meth:`BaseExecutor.map`; the chunk size adapts to the input when not given.
 
         Inputs with a length are cut into about eight chunks per worker (at most
-        50,000 items each); others go one item per task.
+        50,000 items each); others go one item per task, and so do the items of a
+        function with a deadline of its own (:func:`~executors.with_timeout`).
         """
+        fn, seconds = split(fn, None)
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
-        if chunksize is not None or not callable(fn):
+        if chunksize is not None or not callable(fn) or seconds is not None:
             size = positive_int("chunksize", chunksize)
         else:
             size = self._default_chunksize(iterables)
         if size is None or size == 1:
             return super().map(
-                fn,
+                fn if seconds is None else Timed(fn, seconds),
                 *iterables,
                 timeout=timeout,
                 chunksize=size,
@@ -162,7 +173,7 @@ class PoolExecutor(ProcessBackend):
         stop = _chunks.Stop()
         chunks = _columns(iterables, size)
         results = super().map(
-            _chunks.run_chunk,
+            _chunks.run_chunk if seconds is None else Timed(_chunks.run_chunk, seconds),
             itertools.repeat(fn),
             chunks,
             itertools.repeat(stop),

@@ -17,6 +17,7 @@ from .._proc.forking import close_process, forking
 from .._proc.runner import ChildBackend, ChildRunner, ChildTask
 from .._runtime import Counter
 from ..serialization import DEFAULT_SERIALIZER
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -85,11 +86,12 @@ class ProcessExecutor(ChildBackend):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
+        fn, timeout = split(fn, self.task_timeout)
         values = capture()
         payload = None
         if self.start_method != "fork":
             payload = pack_call(fn, args, kwargs, values, self._pickler)
-        task = ChildTask(self._runner, fn, args, kwargs, values, payload)
+        task = ChildTask(self._runner, fn, args, kwargs, values, payload, timeout)
         self._runner.submit(task)
         return task
 

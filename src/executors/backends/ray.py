@@ -1,19 +1,17 @@
 """Run tasks on Ray: a local Ray started for the executor, or a cluster it attaches to.
 
 The machinery (the per-process Ray connection, remote calls, cancel) lives in
-:mod:`executors._ray.engine`; the queue, batching and futures shared with ``dask`` in
-:mod:`executors._cluster.dispatch`.
+:mod:`executors._ray.engine`; the options, queue, batching and futures shared with
+``dask`` in :mod:`executors._cluster`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 from .. import _validate
-from .._cluster.dispatch import Dispatcher, EngineExecutor
-from ..errors import InvalidOption
+from .._cluster.executor import EngineExecutor
 
 __all__ = ["RayExecutor"]
 
@@ -54,12 +52,7 @@ class RayExecutor(EngineExecutor):
     """
 
     name: ClassVar[str] = "ray"
-    sharing: ClassVar[str] = "none"
-
-    def _tunes_map(self, fn: Callable[..., Any]) -> bool:
-        """One task per item for now: a chunk already sent to the cluster is not stopped
-        by cancel, so a failing item would let the rest of its chunks run (issue #13)."""
-        return False
+    package: ClassVar[str] = "ray"
 
     def __init__(
         self,
@@ -78,38 +71,20 @@ class RayExecutor(EngineExecutor):
     ) -> None:
         from .._ray import engine as _ray
 
-        if max_workers is not None:
-            _validate.max_workers(max_workers, default=1)
-        init, args = _validate.initializer(initializer, initargs)
-        self.task_timeout = _validate.positive_number("task_timeout", task_timeout)
-        # The engine pickles (cloudpickle, by value); either name is accepted.
-        self.serializer = _validate.serializer(serializer)
-        if _validate.max_tasks_per_child(max_tasks_per_child) is not None:
-            raise InvalidOption(
-                f"max_tasks_per_child={max_tasks_per_child!r}: the {self.name!r} backend does "
-                "not replace its workers after N tasks (the cluster manages them); leave it None"
-            )
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
-            raise InvalidOption(f"retries must be an int or None, got {retries!r}")
+        init, args = self._common_options(
+            max_workers=max_workers,
+            initializer=initializer,
+            initargs=initargs,
+            task_timeout=task_timeout,
+            serializer=serializer,
+            max_tasks_per_child=max_tasks_per_child,
+            retries=retries,
+        )
         ray = _ray.acquire(address, max_workers or _validate.cpu_count(), object_store_memory)
         engine = _ray.RayEngine(
             ray, {"num_cpus": num_cpus, "resources": resources, "max_retries": retries}
         )
-        try:
-            self.max_workers = max_workers or max(1, engine.cpus())
-        except BaseException:
-            engine.close()
-            raise
-        self._dispatcher = Dispatcher(engine, self.max_workers, init, args, self.task_timeout)
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why Ray cannot run here (the package is missing), or None."""
-        if importlib.util.find_spec("ray") is None:
-            return (
-                "needs the 'ray' package; install it with: pip install 'pluggable-executors[ray]'"
-            )
-        return None
+        self._start(engine, max_workers, init, args)
 
     def __repr__(self) -> str:
         return f"<RayExecutor backend='ray' max_workers={self.max_workers}>"

@@ -28,6 +28,7 @@ from ..errors import BrokenExecutor, InvalidOption
 from ..protocol import OwnsProcesses
 from ..serialization import DEFAULT_SERIALIZER, get_pickler
 from ..spec import parse_spec
+from ..timeouts import split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -105,7 +106,7 @@ class RemoteExecutor(OwnsProcesses):
 
     name: ClassVar[str] = "remote"
     map_chunk_cap: ClassVar[int] = 1000  # one chunk is one message through the hub
-    sharing: ClassVar[str] = "none"
+    sharing: ClassVar[str] = "manager"
 
     def __init__(
         self,
@@ -268,6 +269,8 @@ class RemoteExecutor(OwnsProcesses):
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[R]:
+        timed = fn  # with its own timeout, the wrapper travels: the worker's engine keeps it
+        fn, timeout = split(fn, self.task_timeout)
         bound = context.current()
         values = dict(bound) if bound else None
         # A plain function pickles as its name, the same every time: pickle it once.
@@ -277,7 +280,9 @@ class RemoteExecutor(OwnsProcesses):
         eager = hub.held < EAGER_BYTES  # read without the lock: a hint is enough
         call_data = b""
         try:
-            if fn_data is None:
+            if timed is not fn:
+                fn_data = self._pickler(timed)
+            elif fn_data is None:
                 fn_data = self._pickler(fn)
                 if type(fn) is types.FunctionType and b"cloudpickle" not in fn_data:
                     if len(self._functions) >= 256:
@@ -299,12 +304,16 @@ class RemoteExecutor(OwnsProcesses):
         task = hub.task_class(fn_data, call_data, fn)
         if not eager:
             task.call = call
+        if timeout is not None:
+            task.timeout = timeout
         with hub.lock:
             if self._master.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._master.broken is not None:
                 raise self._master.broken
             tid = next(hub.ids)
+            if timeout is not None:
+                hub.timed = True
             hub.held += len(call_data)
             hub.tasks[tid] = task
             hub.pending.append(tid)
@@ -358,6 +367,10 @@ class RemoteExecutor(OwnsProcesses):
         for pid in self._worker_pids():
             kill_process_tree(pid, sig)
         self.shutdown(wait=True)
+
+    def _shared_served(self) -> tuple[tuple[str, int], bytes]:
+        """``ex.Queue()`` and the rest are served on the master's interface, with its key."""
+        return (self.address[0], 0), self._authkey
 
     def __repr__(self) -> str:
         host, port = self.address

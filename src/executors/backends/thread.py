@@ -15,9 +15,9 @@ import contextvars
 import queue
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar
+from typing import Any, Callable, ClassVar, Optional, Tuple, TypeVar, overload
 
 from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
@@ -25,6 +25,7 @@ from .._futures import LeanFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
+from ..timeouts import Timed, split
 
 __all__ = ["ThreadExecutor"]
 
@@ -117,8 +118,11 @@ def _work(shared: _Shared) -> None:
         future, ctx, fn, args, kwargs = item
         del item
         if future.set_running_or_notify_cancel():
-            if timeout is not None:
-                _deadline.watch(future, timeout, _deadline.describe(fn))
+            seconds = timeout
+            if type(fn) is Timed:  # a deadline of its own (executors.with_timeout)
+                fn, seconds = split(fn, timeout)
+            if seconds is not None:
+                _deadline.watch(future, seconds, _deadline.describe(fn))
             try:
                 result = ctx.run(fn, *args, **kwargs)
             except BaseException as exc:
@@ -222,7 +226,15 @@ class ThreadExecutor(BaseExecutor):
         """``min(32, CPUs + 4)``, as :class:`concurrent.futures.ThreadPoolExecutor`."""
         return min(32, _validate.cpu_count() + 4)
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` on a worker thread, in a copy of this context.
 
         :raises RuntimeError: after :meth:`shutdown`.
@@ -233,7 +245,7 @@ class ThreadExecutor(BaseExecutor):
             raise _not_callable(fn, "submit()")
         if _is_coroutine_function(fn):
             fn = _as_plain(fn)
-        future: Future[R] = LeanFuture()  # wait() sees a cancelled one done at once
+        future: Future[Any] = LeanFuture()  # wait() sees a cancelled one done at once
         shared = self._shared
         with shared.lock:
             if shared.broken is not None:
