@@ -22,7 +22,10 @@ import functools
 import io
 import logging
 import pickle
+import platform
+import sys
 import traceback
+import types
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar
 
@@ -97,10 +100,70 @@ def _pickle_dumps(obj: Any) -> bytes:
 def cloud_dumps(obj: Any) -> bytes:
     """cloudpickle: by value what plain pickle would send by reference to ``__main__`` or
     cannot send at all; by reference everything importable (imported on first use)."""
+    if _PYPY:
+        return _pypy_cloud_dumps(obj)
     import cloudpickle
 
     data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return data
+
+
+# -- PyPy: cloudpickle would send built-in types by value --------------------------------
+#
+# CPython's built-in objects that belong to their process (locks, files, sockets,
+# frames) refuse ``__reduce_ex__``. PyPy's do not: there pickle refuses a lock only
+# because ``_thread.lock`` cannot be found by name, and cloudpickle then sends the
+# class ``_thread.lock`` *by value*. That pickles, and fails at the receiver ("can't set
+# lock.__doc__"), in the worker or, for a result, in the caller. We refuse such a
+# class at the sender instead, with CPython's words, so PyPy fails where CPython does.
+
+_PYPY = platform.python_implementation() == "PyPy"
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement; PyPy has it too
+#: Built-in types that cloudpickle sends by name from :mod:`types` (or as singletons).
+_CLOUDPICKLE_KNOWS = frozenset(
+    [type(None), type(Ellipsis), type(NotImplemented)]
+    + [v for v in vars(types).values() if type(v) is type]
+)
+
+
+def _found_by_name(cls: type) -> bool:
+    found: Any = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is cls
+
+
+def _refuse_builtin_by_value(cls: type) -> None:
+    if not cls.__flags__ & _HEAPTYPE and cls not in _CLOUDPICKLE_KNOWS and not _found_by_name(cls):
+        name = cls.__qualname__
+        if cls.__module__ != "builtins":
+            name = f"{cls.__module__}.{name}"
+        raise pickle.PicklingError(f"cannot pickle {name!r} object")
+
+
+@functools.cache
+def _pypy_pickler() -> Any:
+    import cloudpickle
+
+    base: Any = cloudpickle.Pickler
+
+    class _Pickler(base):  # type: ignore[misc]
+        dispatch = base.dispatch.copy()
+
+        def save_global(self, obj: Any, name: str | None = None) -> None:
+            if name is None and isinstance(obj, type):
+                _refuse_builtin_by_value(obj)
+            super().save_global(obj, name)
+
+        dispatch[type] = save_global
+
+    return _Pickler
+
+
+def _pypy_cloud_dumps(obj: Any) -> bytes:
+    with io.BytesIO() as file:
+        _pypy_pickler()(file, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return file.getvalue()
 
 
 def fallback_dumps(obj: Any) -> bytes:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from executors import TaskTimeout, WorkerCrashed, context, get_executor
+from executors._proc.forking import forking
 from executors.backends.fork import ForkExecutor
 
 from . import proc_tasks as t
@@ -121,3 +123,41 @@ def test_unclosed_executor_is_cleaned_up_by_gc() -> None:
     assert executor.submit(pow, 2, 2).result(timeout=30) == 4
     del executor
     gc.collect()  # the autouse leak check then waits for its manager thread to end
+
+
+@pytest.mark.parametrize("where", ["holding", "inside-acquire"])
+def test_a_child_forked_while_another_thread_holds_an_import_lock_can_import(where: str) -> None:
+    # PyPy's `import` of a loaded module takes its lock (pickle imports the module of
+    # every function it loads): pool workers forked at the wrong moment hung for ever.
+    # "inside-acquire": the thread is within the module lock's own inner lock.
+    import importlib._bootstrap as bootstrap
+
+    held, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        module_lock = bootstrap._get_module_lock("json")  # type: ignore[attr-defined]
+        lock = module_lock if where == "holding" else module_lock.lock
+        lock.acquire()
+        held.set()
+        go.wait()
+        lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        with forking():
+            pid = os.fork()
+            if pid == 0:
+                __import__("json")
+                os._exit(0)
+    finally:
+        go.set()
+        holder.join()
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the child waited for ever on an import lock its parent's thread held")
+        time.sleep(0.02)

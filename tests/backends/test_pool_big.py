@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from typing import TYPE_CHECKING
 
 import pytest
 
 from executors._pool import engine
-from executors._proc.wire import FrameReader, batch_frame, frame
+from executors._proc import wire
+from executors._proc.wire import FrameReader, batch_frame, frame, read_into
 from executors.backends.pool import PoolExecutor
 from executors.testing import reverse_bytes
 
@@ -72,3 +74,21 @@ def test_frame_reader_fills_a_big_frame_in_place(direct: bool) -> None:
             n = min(len(view), 300_000)
         view = view[n:]
     assert got == [b"first", big, b"last"]
+
+
+@pytest.mark.parametrize("readv", [False, True])
+def test_read_into_fills_the_buffer_with_or_without_readv(
+    readv: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if readv and not hasattr(os, "readv"):
+        pytest.skip("this Python's os has no readv (PyPy)")
+    monkeypatch.setattr(wire, "_HAS_READV", readv)  # False: PyPy's path, forced here
+    buffer = bytearray(10)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"abcdef")
+        assert read_into(r, memoryview(buffer)[2:]) == 6
+    finally:
+        os.close(r)
+        os.close(w)
+    assert buffer == b"\0\0abcdef\0\0"

@@ -26,7 +26,17 @@ from .._proc.exits import crash_error, timeout_error
 from .._proc.forking import close_process
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
-from .._proc.wire import INIT_FAILED, LOG, OK, READY, SKIP, FrameReader, batch_frame, frame
+from .._proc.wire import (
+    INIT_FAILED,
+    LOG,
+    OK,
+    READY,
+    SKIP,
+    FrameReader,
+    batch_frame,
+    frame,
+    read_into,
+)
 from .._runtime import Counter
 from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
@@ -424,7 +434,7 @@ class Pool:
         space = worker.reader.space()
         if space is not None:  # a big frame: read straight into its buffer
             try:
-                n = os.readv(worker.results_fd, [space])
+                n = read_into(worker.results_fd, space)
             except BlockingIOError:
                 return
             if n:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -39,8 +40,41 @@ def _unlock_in_child() -> None:
         FORK_LOCK.release()
 
 
+def _drop_import_locks_in_child() -> None:
+    """A child forked while another thread held a module's import lock gets that lock
+    dropped: its holder does not exist in the child, so it would never be released.
+
+    This hung ``pool`` workers on PyPy, whose ``import`` (pickle's too, for every
+    function it pickles or loads by name) takes the module's lock even when the module
+    is loaded: a worker forked by the manager thread while the caller's thread pickled a
+    task waited for ever in its first unpickling. CPython skips that lock for a loaded
+    module (3.11 and later for ``importlib.import_module`` too), so there only a fork
+    in the middle of a real import could hit it. A new lock is made on the next import.
+    """
+    locks: Any = getattr(importlib._bootstrap, "_module_locks", None)
+    if not isinstance(locks, dict):
+        return
+    me = threading.get_ident()
+    for name, ref in list(locks.items()):
+        lock = ref()
+        owner = getattr(lock, "owner", None)
+        # Held by a thread that is gone, or caught inside acquire() or release(), whose
+        # inner lock a vanished thread holds (this thread is in fork, not in there).
+        gone = owner not in (None, me)
+        caught = _locked(getattr(lock, "lock", None))
+        waking = owner is None and _locked(getattr(lock, "wakeup", None))
+        if gone or caught or waking:
+            del locks[name]
+
+
+def _locked(lock: Any) -> bool:
+    locked = getattr(lock, "locked", None)
+    return bool(locked()) if callable(locked) else False
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_unlock_in_child)
+    os.register_at_fork(after_in_child=_drop_import_locks_in_child)
 
 
 @contextlib.contextmanager

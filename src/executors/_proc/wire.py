@@ -24,6 +24,7 @@ __all__ = [
     "FrameReader",
     "batch_frame",
     "frame",
+    "read_into",
     "write_all",
 ]
 
@@ -64,11 +65,27 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def read_into(fd: int, space: memoryview) -> int:
+    """Read from *fd* straight into *space* (``os.readv``); the number of bytes read.
+
+    PyPy's :mod:`os` has no ``readv``: there the bytes are read, then copied in
+    (at most 1 MiB at a time, so the copy stays small).
+    """
+    if _HAS_READV:
+        return os.readv(fd, [space])
+    data = os.read(fd, min(len(space), 1 << 20))
+    space[: len(data)] = data
+    return len(data)
+
+
+_HAS_READV = hasattr(os, "readv")
+
+
 class FrameReader:
     """Non-blocking side of a pipe: feed it what ``os.read`` returned, take whole frames.
 
     A big frame gets its buffer once its length is known: :meth:`space` is where
-    the next read can go directly (``os.readv``), and :meth:`filled` takes it.
+    the next read can go directly (:func:`read_into`), and :meth:`filled` takes it.
     """
 
     __slots__ = ("_big", "_buf", "_got")
