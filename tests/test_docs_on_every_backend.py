@@ -106,4 +106,16 @@ def test_tutorial_page(
     name = backend_name.partition("?")[0]
     if name not in runs:
         pytest.skip(f"{page} leaves out {name!r}: {left_out.get(name, 'not listed')}")
+    if name == "interpreter" and page in SOCKETS_IN_WORKERS and sys.version_info[:2] == (3, 12):
+        pytest.skip(SOCKETS_IN_WORKERS_312)
     test_page(f"docs/tutorial/{page}", backend_name, monkeypatch, request)
+
+
+#: Pages whose tasks use shared objects: manager connections (sockets) opened inside
+#: worker interpreters.
+SOCKETS_IN_WORKERS = {"queue.rst", "lock.rst", "joinable-queue.rst"}
+SOCKETS_IN_WORKERS_312 = (
+    "CPython 3.12's subinterpreters abort the whole process now and then when a worker "
+    "interpreter opens sockets (seen once in CI on 3.12.1, like sqlite3 and urllib there); "
+    "the interpreter conformance suite covers shared objects, and 3.13 runs these pages"
+)

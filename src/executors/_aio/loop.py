@@ -250,7 +250,9 @@ class LoopRunner:
             except RuntimeError as exc:  # the pool is broken, or the interpreter is exiting
                 if "interpreter shutdown" in str(exc):
                     # Python 3.12 starts no thread while it shuts down: a task left at
-                    # exit runs here, on the loop's thread (nothing else waits for it).
+                    # exit runs here, on the loop's thread (nothing else waits for it),
+                    # and asyncio's debug mode must not call that a slow callback.
+                    self.loop.slow_callback_duration = float("inf")
                     self.call_in_thread(fut)
                     return
                 _settle(fut.set_exception, exc)
