@@ -117,12 +117,12 @@ def test_thread_engine_on_request_and_workers_is_how_many_at_once(start_worker: 
 
 
 def test_quiet_and_verbose(start_worker: Start) -> None:
-    ex = master()
+    ex = master(prefetch=0)  # a worker holds only the task it runs
     quiet = start_worker(ex.address, "--backend", "thread", "--workers", "1", "-q")
     loud = start_worker(ex.address, "--backend", "thread", "--workers", "1", "-v")
     ex.wait_for_workers(2, timeout=60)
-    # Each worker runs one task at a time and each task waits: both get some (with quick
-    # tasks, a busy machine let one worker take all twenty, and the loud one logged none).
+    # Each worker runs one task at a time, holds no more, and each task waits: both get
+    # some (with quick tasks and prefetch, one worker could take all, the loud one none).
     done = [ex.submit(time.sleep, 0.2) for _ in range(10)]
     assert all(f.result(timeout=60) is None for f in done)
     ex.shutdown()
