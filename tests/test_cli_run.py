@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from tests.ptys import read_to_end
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -293,15 +295,7 @@ def test_progress_is_drawn_on_a_terminal() -> None:
         )
         os.close(terminal)
         terminal = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the other end closed
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_to_end(controller)
         assert proc.wait(timeout=50) == 0
     finally:
         os.close(controller)
@@ -360,14 +354,7 @@ def test_no_bar_while_inputs_are_typed_on_the_terminal() -> None:
         while b"reading inputs from stdin" not in seen:
             seen += os.read(controller, 4096)
         os.write(controller, b"x\n\x04")  # one input, then Ctrl-D
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the other end closed
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_to_end(controller, seen)
         assert proc.wait(timeout=50) == 0
     finally:
         os.close(controller)

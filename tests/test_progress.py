@@ -12,6 +12,7 @@ import time
 import pytest
 
 from executors import get_executor
+from tests.ptys import read_to_end
 
 PY = sys.executable
 
@@ -142,15 +143,7 @@ def test_a_real_terminal_gets_the_bar_and_a_pipe_does_not() -> None:
         )
         os.close(terminal)
         terminal = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the other end closed
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_to_end(controller)
         out, _ = proc.communicate(timeout=50)
     finally:
         os.close(controller)
