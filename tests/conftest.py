@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,17 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def backend_params() -> list[object]:
-    """One param per registry name, skipped (with the reason) where unusable here."""
+def backend_params(variants: Sequence[str] | None = None) -> list[object]:
+    """One param per registry name, skipped (with the reason) where unusable here.
+
+    Then one per start-method variant (*variants*, default :data:`VARIANTS`).
+    """
     params = []
     for name in registry.names():
         reason = registry.unavailable_reason(name)
         marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
         params.append(pytest.param(name, id=name, marks=marks))
-    for spec in VARIANTS:
+    for spec in VARIANTS if variants is None else variants:
         name = spec.partition("?")[0]
         reason = registry.unavailable_reason(name)
         marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
@@ -37,10 +41,25 @@ def backend_params() -> list[object]:
 VARIANTS = ["pool?start_method=forkserver", "pool?start_method=spawn"]
 
 
-@pytest.fixture(params=backend_params())
-def backend_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+def backend_name_fixture(variants: Sequence[str] | None = None) -> Any:
+    """The ``backend_name`` fixture: every backend, then the start-method *variants*.
+
+    A module whose tests exercise a layer above the engine (the awaitable face, the
+    doc pages, commands), where the pool's start method changes nothing the test
+    asserts, overrides it with ``backend_name = backend_name_fixture(variants=[])``:
+    the variants cost a fifth of the suite's time, and the conformance matrix,
+    tests/test_exit.py and tests/test_by_value.py keep running them.
+    """
+
+    @pytest.fixture(name="backend_name", params=backend_params(variants))
+    def fixture(request: pytest.FixtureRequest) -> str:
+        name: str = request.param
+        return name
+
+    return fixture
+
+
+backend_name = backend_name_fixture()
 
 
 @pytest.fixture(autouse=True)

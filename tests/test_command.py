@@ -24,6 +24,7 @@ from executors import (
     get_executor,
     run_command,
 )
+from tests.conftest import backend_name_fixture
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,6 +34,11 @@ PY = sys.executable
 
 def py(code: str) -> list[str]:
     return [PY, "-c", code]
+
+
+#: A command runs the same way in any worker: the pool's start method changes nothing
+#: here (the conformance matrix runs the start methods).
+backend_name = backend_name_fixture(variants=[])
 
 
 @pytest.fixture

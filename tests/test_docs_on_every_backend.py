@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from executors import registry
+from tests.conftest import backend_name_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
@@ -41,6 +42,12 @@ MODULES = ["executors", "executors.context", "executors.examples", "executors.pr
 TUTORIAL = sorted(p.name for p in (ROOT / "docs" / "tutorial").glob("*.rst") if p.stem != "index")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
+
+#: The pages show what a user sees; the pool's start method changes none of it that
+#: the conformance matrix (which runs the start methods) and tests/test_by_value.py
+#: (functions defined in a script, as in the pages, under forkserver and spawn) do not
+#: check. The two variants took a third of this module's time (a page: up to 20 s under spawn).
+backend_name = backend_name_fixture(variants=[])
 
 #: Known bugs a page finds on one backend: (page, backend spec) -> the bug. The test
 #: is an xfail with strict=True, so it fails (and must be removed here) once fixed.
