@@ -2,11 +2,11 @@
 
 Counts per backend: 300 where an executor is cheap. Backends that start
 interpreters or processes per executor get fewer, to bound the time on a loaded
-2-core machine: ``process`` (100: a ``multiprocessing.Process`` per task),
-``pool`` (100: a worker process each), ``subprocess`` (50:
-a fresh interpreter each) and ``remote`` (10: a server and a worker interpreter
-that connects back, about 0.7 s each). A leak of a thread, a descriptor or a
-process per executor shows as clearly in 10 as in 300.
+2-core machine: ``fork`` and ``process`` (100: a process per task), ``pool``
+(100: a worker process each), ``subprocess`` (25: a fresh interpreter each) and
+``remote`` (10: a server and a worker interpreter that connects back, about 0.7 s
+each). A leak of a thread, a descriptor or a process per executor shows as clearly
+in 10 as in 300; one of memory must pass RSS_SLACK / n (160 KiB at 100 executors).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ COUNTS = {
     "inline": 300,
     "thread": 300,
     "asyncio": 300,
-    "fork": 300,
+    "fork": 100,
     "process": 100,
     "pool": 100,
-    "subprocess": 50,
+    "subprocess": 25,
     "remote": 10,
 }
 #: Growth allowed in resident memory (allocator arenas, caches warmed on first use).
