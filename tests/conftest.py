@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -146,3 +148,69 @@ def shared_ray() -> Iterator[str]:
     ray.shutdown()
     for proc in procs:
         proc.stop()
+
+
+# -- the exhaustive cells: all of them in one CPython env, a share in each other ------
+
+SHARE_ENV = "EXECUTORS_TEST_SHARE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "exhaustive: a cell that repeats, on one more backend variant or many more times, "
+        f"what other tests check once; ${SHARE_ENV} (i/k) runs a share of them",
+    )
+
+
+def _share() -> tuple[int, int] | None:
+    """$EXECUTORS_TEST_SHARE as (i, k), or None (unset or 'all': every cell runs)."""
+    value = os.environ.get(SHARE_ENV, "all").strip()
+    if value in ("", "all"):
+        return None
+    i, sep, k = value.partition("/")
+    if not (sep and i.isdigit() and k.isdigit() and 0 <= int(i) < int(k)):
+        raise pytest.UsageError(f"${SHARE_ENV} must be 'all' or i/k with 0 <= i < k, not {value!r}")
+    return int(i), int(k)
+
+
+def _is_exhaustive(item: pytest.Item) -> bool:
+    """Marked, or a start-method variant (``?start_method=``) of a backend.
+
+    ``@pytest.mark.exhaustive(unless=f)`` leaves out the cells whose params *f* accepts.
+    """
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    marker = item.get_closest_marker("exhaustive")
+    if marker is not None:
+        unless = marker.kwargs.get("unless")
+        return unless is None or not unless(params)
+    return any(isinstance(p, str) and "start_method=" in p for p in params.values())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``$EXECUTORS_TEST_SHARE=i/k``, keep the exhaustive cells of share *i* only.
+
+    tox runs every cell in py311 and gives each other env a share (tox.ini): every
+    cell runs on two interpreters, and the envs stay within CI's time. A cell's share
+    is a hash of its id, the same in every xdist worker and every run. The cells left
+    out are reported as deselected.
+    """
+    share = _share()
+    if share is None:
+        return
+    i, k = share
+    keep, drop = [], []
+    for item in items:
+        mine = not _is_exhaustive(item) or zlib.crc32(item.nodeid.encode()) % k == i
+        (keep if mine else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    share = _share()
+    if share is None:
+        return f"exhaustive cells: all (${SHARE_ENV} unset)"
+    return f"exhaustive cells: share {share[0]} of {share[1]} (${SHARE_ENV})"

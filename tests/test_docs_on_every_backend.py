@@ -60,6 +60,10 @@ if sys.version_info[:2] == (3, 12):  # seen on 3.12.1; 3.13 needs an extra packa
     )
 
 
+#: The pages' repeats under each backend: pytest's own doctest run covers them under the
+#: default backend in every env; tox runs every repeat in py311, a share of them in
+#: each other env (see tests/conftest.py).
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("page", PAGES)
 def test_page(
     page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -75,6 +79,7 @@ def test_page(
     assert result.failed == 0
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("module", MODULES)
 def test_docstrings(module: str, backend_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXECUTORS_BACKEND", backend_name)
@@ -105,6 +110,9 @@ def test_tutorial_page_considers_every_backend(page: str) -> None:
     assert sorted([*runs, *left_out]) == sorted(registry.names())
 
 
+#: A tutorial page runs under the first backend it names in every env (nothing else
+#: runs it), under the others in py311 and a share of the other envs.
+@pytest.mark.exhaustive(unless=lambda p: p["backend_name"] == declared_backends(p["page"])[0][0])
 @pytest.mark.parametrize("page", TUTORIAL)
 def test_tutorial_page(
     page: str, backend_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest

@@ -24,6 +24,10 @@ from executors import get_executor, registry
 
 from . import fault_tasks as t
 
+#: Hundreds of executors per cell, on every backend: tox runs all of it in py311, a
+#: share in each other env (tests/conftest.py).
+pytestmark = pytest.mark.exhaustive
+
 COUNTS = {
     "inline": 300,
     "thread": 300,

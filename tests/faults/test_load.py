@@ -22,6 +22,8 @@ N = 100_000
 KILLS = 3
 
 
+# 100,000 tasks: tox runs it in py311 and one other env (tests/conftest.py).
+@pytest.mark.exhaustive
 @pytest.mark.skipif(registry.unavailable_reason("pool") is not None, reason="no pool here")
 def test_100k_tasks_with_raises_and_killed_workers() -> None:
     settled: collections.Counter[int] = collections.Counter()

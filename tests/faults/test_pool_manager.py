@@ -112,6 +112,8 @@ def test_a_submit_between_dispatch_and_sleep_is_not_missed() -> None:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
+# A soak (the slowest test here): tox runs it in py311 and one other env (tests/conftest.py).
+@pytest.mark.exhaustive
 def test_submit_one_wait_one_with_crashes_and_timeouts_never_leaves_a_task_pending() -> None:
     """The user's view of the same race: one task at a time, faults mixed in."""
     outcomes = {"ok": 0, "crash": 0, "timeout": 0}
