@@ -32,6 +32,16 @@ class WorkQueue(Generic[Item]):
         self.shutdown = False
         self.broken: BrokenExecutor | None = None
 
+    def take(self) -> Item:
+        """The next item, waiting for one; a thread that waits counts as idle meanwhile
+        (``submit`` starts a new thread only when none is idle)."""
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            with self.lock:
+                self.idle += 1
+            return self.queue.get()
+
     def fail_queued(self, error: BaseException | None) -> None:
         """Drain the queue: cancel each task (*error* None) or fail it with *error*."""
         stops = 0

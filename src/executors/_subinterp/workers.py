@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import queue
 import sys
 import threading
 from concurrent.futures import Future, InvalidStateError
@@ -98,16 +97,11 @@ def _work(shared: _Shared) -> None:
     interp = _start(shared)
     if interp is None:
         return
-    get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    take = shared.take
     ran = 0
     try:
         while True:
-            try:
-                item = get_nowait()
-            except queue.Empty:
-                with lock:
-                    shared.idle += 1
-                item = get()
+            item = take()
             if item is None:
                 return
             future, payload, label, timeout = item

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import queue
 import threading
 import weakref
 from collections.abc import Coroutine, Iterable
@@ -61,15 +60,10 @@ def _work(shared: _Shared) -> None:
         except BaseException as exc:
             shared.break_(initializer_failed(shared.initializer, exc))
             return
-    get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    take = shared.take
     timeout = shared.task_timeout
     while True:
-        try:
-            item = get_nowait()
-        except queue.Empty:
-            with lock:
-                shared.idle += 1
-            item = get()
+        item = take()
         if item is None:
             return
         future, ctx, fn, args, kwargs = item
