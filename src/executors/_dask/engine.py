@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._cluster.executor import import_engine
+from .._cluster.executor import import_engine, local_address_toward
 from .._cluster.runner import Batch, Outcome, run_batch
 from ..errors import WorkerLost
 
@@ -149,6 +149,15 @@ class DaskEngine:
         # dask cannot interrupt a task that has started, and does not say whether it
         # had; a batch in flight may be running, so the honest answer is no.
         return False
+
+    def reach_back_host(self) -> str | None:
+        # A LocalCluster's workers run here; a joined scheduler's workers reach this
+        # machine at least as well as they reach the scheduler: use that route's address.
+        if self.cluster is not None:
+            return None
+        from distributed.comm.addressing import get_address_host
+
+        return local_address_toward(get_address_host(self.client.scheduler.address))
 
     def close(self) -> None:
         try:

@@ -10,7 +10,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._cluster.executor import import_engine
+from .._cluster.executor import import_engine, local_address_toward
 from .._cluster.runner import Batch, run_batch
 from ..errors import BackendUnavailable, WorkerLost
 
@@ -23,6 +23,7 @@ _lock = threading.Lock()
 _users = 0
 _owned = False
 _remote: Any = None  # ray.remote(run_batch), made once per process
+_target: str | None = None  # the address this module gave ray.init (a ray:// one, say)
 
 
 def _address(address: str | None) -> str | None:
@@ -36,7 +37,7 @@ def _address(address: str | None) -> str | None:
 
 def acquire(address: str | None, num_cpus: int | None, object_store_memory: int | None) -> Any:
     """Join (or start) this process's Ray; pair with :func:`release`."""
-    global _users, _owned, _remote
+    global _users, _owned, _remote, _target
     ray = import_engine("ray", "ray")
     with _lock:
         if not ray.is_initialized():
@@ -59,6 +60,7 @@ def acquire(address: str | None, num_cpus: int | None, object_store_memory: int 
                     "pip install 'ray[client]'"
                 ) from exc
             _owned = True
+            _target = target
         elif _users == 0:
             _owned = False  # the program's own Ray: used, never stopped
         _users += 1
@@ -99,10 +101,30 @@ class RayEngine:
         self._ray.cancel(handle, force=False)
         return True
 
+    def reach_back_host(self) -> str | None:
+        ray = self._ray
+        if _client_mode(ray):
+            # Through the Ray Client this process is no node of the cluster: its
+            # workers reach it, if at all, the way it reaches the client server.
+            host = (_target or "").partition("://")[2].rpartition(":")[0]
+            return local_address_toward(host) if host else ""
+        me = ray.util.get_node_ip_address()
+        if all(n["NodeManagerAddress"] == me for n in ray.nodes() if n["Alive"]):
+            return None  # one node, this one: Ray names it by its network address
+        return str(me)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             release()
+
+
+def _client_mode(ray: Any) -> bool:
+    try:
+        from ray.util.client import ray as client
+    except ImportError:
+        return False
+    return bool(client.is_connected())  # type: ignore[no-untyped-call]
 
 
 def _outcome(future: Any) -> Any:
