@@ -27,7 +27,7 @@ from executors.testing import (
     produce,
 )
 from tests.backends import engine_tasks as t
-from tests.engine_clusters import warm_dask
+from tests.engine_clusters import warm_dask, warm_dask_threads
 
 pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
 
@@ -147,6 +147,57 @@ def test_a_joined_cluster_reaches_shared_objects_on_the_interface_facing_it(
         import multiprocessing
 
         assert bytes(q._proxy._authkey) != bytes(multiprocessing.current_process().authkey)
+
+
+@pytest.fixture(scope="module")
+def dask_threads() -> None:
+    """The threads dask keeps for the rest of the process, started before the leak check
+    of a test that makes its own cluster (module scope: set up before that check)."""
+    warm_dask_threads()
+
+
+def test_a_tls_cluster_is_joined_with_the_users_security(dask_threads: None) -> None:
+    pytest.importorskip("cryptography", reason="Security.temporary() needs cryptography")
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    security = Security.temporary()
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        protocol="tls://",
+        security=security,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        with pytest.raises(InvalidOption, match="needs TLS credentials: pass security="):
+            get_executor("dask", address=address)
+        with pytest.raises(InvalidOption, match="pass the cluster's own"):
+            get_executor("dask", address=address, security=True)
+        with get_executor("dask", address=address, security=security) as ex:
+            assert ex.address == address  # type: ignore[attr-defined]
+            q = ex.Queue()
+            producer = ex.submit(produce, q, [1, 2])
+            assert ex.submit(consume, q).result(timeout=60) == [1, 2]
+            assert producer.result(timeout=60) is None
+        assert cluster.scheduler is not None and len(cluster.workers) == 1  # left running
+
+
+def test_security_true_starts_a_local_cluster_with_temporary_credentials(
+    dask_threads: None,
+) -> None:
+    pytest.importorskip("cryptography", reason="Security.temporary() needs cryptography")
+    import dask
+
+    with dask.config.set({"scheduler-address": None}):
+        ex = get_executor("dask", max_workers=1, security=True)
+    with ex:
+        assert ex.address.startswith("tls://127.0.0.1:")  # type: ignore[attr-defined]
+        assert ex.submit(t.pid).result(timeout=60) > 0
 
 
 def test_the_address_facing_a_host() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._cluster.executor import import_engine, local_address_toward
 from .._cluster.runner import Batch, Outcome, run_batch
-from ..errors import WorkerLost
+from ..errors import InvalidOption, WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -101,7 +101,19 @@ def connect(
     distributed = import_engine("dask", "distributed")
     target = _scheduler_address(address)
     if target is not None:
+        if security is True:
+            raise InvalidOption(
+                f"security=True makes temporary credentials for a LocalCluster the executor "
+                f"starts; to join {target} pass the cluster's own "
+                "distributed.security.Security(...) (its CA, certificate and key)"
+            )
+        if security is None and target.startswith("tls://"):
+            security = _configured_tls(distributed, target)
         return distributed.Client(target, security=security, set_as_default=False), None
+    if security is True:
+        # One set for both sides: distributed's Client would make a second, different
+        # temporary CA from True, and fail the TLS handshake with the cluster's.
+        security = distributed.security.Security.temporary()
     cluster = distributed.LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -122,6 +134,20 @@ def connect(
         cluster.close()
         raise
     return client, cluster
+
+
+def _configured_tls(distributed: Any, target: str) -> Any:
+    """The TLS credentials of dask's config (``distributed.comm.tls``), or an error saying
+    how to give them: without them dask fails with a TypeError about ``ssl_context``, after
+    a client that keeps retrying in the background."""
+    security = distributed.security.Security()
+    if security.tls_ca_file is None:
+        raise InvalidOption(
+            f"connecting to {target} needs TLS credentials: pass security="
+            "distributed.security.Security(tls_ca_file=..., tls_client_cert=..., "
+            "tls_client_key=...), or set them in dask's config (distributed.comm.tls)"
+        )
+    return security
 
 
 class DaskEngine:
