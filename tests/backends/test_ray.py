@@ -165,6 +165,25 @@ def test_attaching_through_ray_address_leaves_the_cluster_running(
         ray.shutdown()
 
 
+def test_a_ray_client_address_attaches_and_detaches(local: Executor, shared_ray: str) -> None:
+    pytest.importorskip("grpc", reason="ray:// needs the Ray Client: pip install 'ray[client]'")
+    from tests.engine_clusters import RAY_CLIENT
+
+    local.shutdown(wait=True)  # one Ray per process: give ours up first (the fixture checks it)
+    if ray.is_initialized():
+        ray.shutdown()
+    with get_executor(f"ray://{RAY_CLIENT[shared_ray]}") as ex:
+        assert ex.max_workers == 2  # the cluster's CPUs
+        pids = {f.result(timeout=60) for f in [ex.submit(t.pid) for _ in range(4)]}
+        assert pids and psutil.Process().pid not in pids
+        q = ex.Queue()
+        producer = ex.submit(produce, q, ["a", "b"])
+        assert ex.submit(consume, q).result(timeout=60) == ["a", "b"]
+        assert producer.result(timeout=60) is None
+        assert ex._engine.reach_back_host() is None  # type: ignore[attr-defined]
+    assert not ray.is_initialized()  # we connected, so we disconnect
+
+
 def test_without_the_package_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -5,9 +5,11 @@ See :mod:`executors._ray` for the data flow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .._cluster.executor import import_engine, local_address_toward
@@ -87,6 +89,12 @@ class RayEngine:
         self._ray = ray
         self._remote = _remote.options(**{k: v for k, v in task_options.items() if v is not None})
         self._closed = False
+        # Through the Ray Client, a done-callback runs on the client's data thread, and
+        # sending the next batch from there (the dispatcher does) waits for a reply only
+        # that thread can read: a deadlock. The callbacks are handed to a thread of ours.
+        self._relay: ThreadPoolExecutor | None = None
+        if _client_mode(ray):
+            self._relay = ThreadPoolExecutor(1, thread_name_prefix="executors-ray-client")
 
     def capacity(self) -> int:
         """CPUs in the cluster now."""
@@ -94,7 +102,11 @@ class RayEngine:
 
     def send(self, batch: Batch, done: Done) -> Any:
         ref = self._remote.remote(batch)
-        ref.future().add_done_callback(lambda f: done(_outcome(f)))
+        relay = self._relay
+        if relay is None:
+            ref.future().add_done_callback(lambda f: done(_outcome(f)))
+        else:
+            ref.future().add_done_callback(lambda f: _relay(relay, done, _outcome(f)))
         return ref
 
     def stop(self, handle: Any) -> bool:
@@ -116,7 +128,14 @@ class RayEngine:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._relay is not None:
+                self._relay.shutdown(wait=False)  # close() may run on that very thread
             release()
+
+
+def _relay(relay: ThreadPoolExecutor, done: Done, outcome: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # closed: nothing waits for this batch any more
+        relay.submit(done, outcome)
 
 
 def _client_mode(ray: Any) -> bool:
