@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "RAY_CLIENT",
     "Detached",
     "leftovers",
     "start_dask",
@@ -242,10 +243,16 @@ def warm_dask_threads() -> None:
     future._cb_executor.submit(int).result()
 
 
+#: The Ray Client address (``host:port``, for ``ray://``) of each Ray started here, by
+#: its cluster address.
+RAY_CLIENT: dict[str, str] = {}
+
+
 def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
-    """A one-node Ray with *cpus* CPUs and a small object store, no dashboard."""
+    """A one-node Ray with *cpus* CPUs and a small object store, no dashboard; its Ray
+    Client server on a free port (not 10001: each pytest worker starts a Ray)."""
     tmp = Path(tempfile.mkdtemp(prefix="executors-ray-"))
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     head = Detached(
         [
             str(BIN / "ray"),
@@ -258,6 +265,7 @@ def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
             "--include-dashboard=false",
             f"--object-store-memory={300 * 1024**2}",
             "--disable-usage-stats",
+            f"--ray-client-server-port={client_port}",
         ],
         tmp / "ray.log",
         # Token authentication would need the token shared through ~/.ray, which
@@ -268,7 +276,9 @@ def start_ray(cpus: int = 2) -> tuple[str, list[Detached]]:
     from ray._private.services import get_node_ip_address
 
     # Ray names a node by its network address, even when told 127.0.0.1.
-    return f"{get_node_ip_address()}:{port}", [head]
+    address = f"{get_node_ip_address()}:{port}"
+    RAY_CLIENT[address] = f"127.0.0.1:{client_port}"
+    return address, [head]
 
 
 def _listening(port: int) -> bool:

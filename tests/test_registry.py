@@ -212,3 +212,19 @@ def test_entry_point_plugins_load_lazily_and_builtins_win() -> None:
 
 def test_get_executor_is_exported() -> None:
     assert executors.get_executor is get_executor
+
+
+class _NoSharing(InlineExecutor):
+    """A plugin whose tasks cannot reach anything of the caller's."""
+
+    sharing = "none"
+
+
+def test_a_backend_without_shared_objects_says_what_to_do_instead() -> None:
+    with _NoSharing() as ex:
+        for make in (ex.Queue, ex.JoinableQueue, ex.Lock, ex.Event, ex.dict):
+            with pytest.raises(NotImplementedError, match="cannot hand out shared objects") as err:
+                make()
+            # the call it could not serve (a JoinableQueue is a Queue)
+            assert f"ex.{make.__name__.replace('Joinable', '')}()" in str(err.value)
+            assert "task arguments and results" in str(err.value)

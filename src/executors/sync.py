@@ -13,11 +13,14 @@ unchanged::
     "manager"         proxies to one multiprocessing.Manager    until ex.shutdown()
     (fork, process,   server, started on first use, spawned
      pool, subprocess, (no fork: it copies no thread or pipe);
-     remote)          remote: served where the master listens,
-                      with its authkey, so workers elsewhere
-                      reach it as they reach the master
-    "none" (dask,     NotImplementedError naming the alternative
-     ray)
+     remote, dask,    remote: served where the master listens,
+     ray)             with its authkey, so workers elsewhere
+                      reach it as they reach the master; dask
+                      and ray: a local socket when every worker
+                      runs here, else the interface facing the
+                      cluster, with a key of the executor's
+    "none" (a plugin  NotImplementedError naming the alternative
+     may choose it)
 
 A backend declares its kind with the class attribute ``sharing``; the default,
 ``"manager"``, suits any backend whose tasks run on this machine.
@@ -46,9 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["SharedDict", "SharedEvent", "SharedLock", "SharedObjects", "SharedQueue"]
 
 _NO_REMOTE = (
-    "the {name!r} backend cannot hand out shared objects yet; pass values in and out "
-    "through task arguments and results (or the cluster's own queues and locks), or run "
-    "the program on 'pool' (one machine) or 'remote' with ex.{what}()"
+    "the {name!r} backend cannot hand out shared objects; pass values in and out "
+    "through task arguments and results, or run the program with ex.{what}() on a backend "
+    "that has them ('pool' on one machine; 'remote', 'dask' or 'ray' on several)"
 )
 
 
@@ -303,7 +306,7 @@ class SharedObjects:
         """A FIFO queue every task of this executor can ``put`` to and ``get`` from.
 
         :param maxsize: how many items it holds before ``put`` blocks (0: no limit).
-        :raises NotImplementedError: on backends without shared objects (``remote``).
+        :raises NotImplementedError: on a backend without shared objects (``sharing = "none"``).
 
         >>> import queue
         >>> from executors import get_executor

@@ -19,7 +19,14 @@ import pytest
 
 from executors import InvalidOption, get_executor, registry
 from executors.protocol import Executor
-from executors.testing import _children  # leaves out multiprocessing's resource tracker
+from executors.testing import (
+    _children,  # leaves out multiprocessing's resource tracker
+    add_under_lock,
+    consume,
+    drain_joinable,
+    produce,
+    set_event,
+)
 from tests.backends import engine_tasks as t
 
 ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
@@ -83,6 +90,55 @@ def test_a_second_executor_shares_the_running_ray(local: Executor) -> None:
     assert ray.is_initialized()  # the first executor still uses it
 
 
+def test_shared_objects_of_a_local_ray_are_served_on_a_local_socket(local: Any) -> None:
+    try:
+        q, event = local.Queue(), local.Event()
+        producer = local.submit(produce, q, list(range(5)))
+        assert local.submit(consume, q).result(timeout=60) == [0, 1, 2, 3, 4]
+        assert producer.result(timeout=60) is None
+        assert isinstance(q._proxy._token.address, str)  # a socket path: nothing listens on a port
+        assert not event.is_set()
+        local.submit(set_event, event).result(timeout=60)
+        assert event.is_set()
+    finally:
+        # The manager is a child of this process: stop it now (the leak check runs after
+        # each test), and let later tests start another one.
+        local._close_shared()
+        del local._sharing_state
+
+
+def test_a_ray_of_several_nodes_serves_shared_objects_on_this_nodes_address(
+    local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = ray.util.get_node_ip_address()
+    engine = local._engine
+    assert engine.reach_back_host() is None  # one node, this one
+    nodes = ray.nodes()
+    other = {**nodes[0], "NodeManagerAddress": "10.255.0.7"}
+    monkeypatch.setattr(ray, "nodes", lambda: [*nodes, other])
+    assert engine.reach_back_host() == me  # the workers elsewhere reach the driver's node
+    monkeypatch.setattr(ray, "nodes", lambda: [*nodes, {**other, "Alive": False}])
+    assert engine.reach_back_host() is None  # a dead node runs nothing
+
+
+def test_shared_objects_served_on_a_port_reach_ray_workers(
+    local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 127.0.0.1 stands for the node address a cluster of several machines would get.
+    with get_executor("ray", max_workers=2) as ex:
+        monkeypatch.setattr(ex._engine, "reach_back_host", lambda: "127.0.0.1")
+        q, lock, d = ex.JoinableQueue(), ex.Lock(), ex.dict(n=0)
+        for i in range(4):
+            q.put(i)
+        drained = ex.submit(drain_joinable, q, 4)
+        q.join()
+        assert drained.result(timeout=60) == 6
+        futures = [ex.submit(add_under_lock, d, lock, "n", 10) for _ in range(2)]
+        assert [f.result(timeout=60) for f in futures] == [None, None]
+        assert d["n"] == 20
+        assert q._proxy._token.address[0] == "127.0.0.1"
+
+
 def test_options_are_checked(local: Executor) -> None:
     with pytest.raises(InvalidOption):
         get_executor("ray", retries="x")
@@ -107,6 +163,25 @@ def test_attaching_through_ray_address_leaves_the_cluster_running(
         assert ray.cluster_resources()["CPU"] == 2
     finally:
         ray.shutdown()
+
+
+def test_a_ray_client_address_attaches_and_detaches(local: Executor, shared_ray: str) -> None:
+    pytest.importorskip("grpc", reason="ray:// needs the Ray Client: pip install 'ray[client]'")
+    from tests.engine_clusters import RAY_CLIENT
+
+    local.shutdown(wait=True)  # one Ray per process: give ours up first (the fixture checks it)
+    if ray.is_initialized():
+        ray.shutdown()
+    with get_executor(f"ray://{RAY_CLIENT[shared_ray]}") as ex:
+        assert ex.max_workers == 2  # the cluster's CPUs
+        pids = {f.result(timeout=60) for f in [ex.submit(t.pid) for _ in range(4)]}
+        assert pids and psutil.Process().pid not in pids
+        q = ex.Queue()
+        producer = ex.submit(produce, q, ["a", "b"])
+        assert ex.submit(consume, q).result(timeout=60) == ["a", "b"]
+        assert producer.result(timeout=60) is None
+        assert ex._engine.reach_back_host() is None  # type: ignore[attr-defined]
+    assert not ray.is_initialized()  # we connected, so we disconnect
 
 
 def test_without_the_package_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

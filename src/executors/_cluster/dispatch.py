@@ -58,6 +58,10 @@ class Engine(Protocol):
     def close(self) -> None:
         """Release the cluster (or the connection to it)."""
 
+    def reach_back_host(self) -> str | None:
+        """The address of this machine that every worker of the cluster can reach, for
+        ``ex.Queue()`` and the rest; None when every worker runs on this machine."""
+
 
 class EngineFuture(LeanFuture[R]):
     """A :class:`concurrent.futures.Future` whose ``cancel()`` can stop a running task.

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
+import os
+import socket
 from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
@@ -19,7 +22,7 @@ from ..errors import BackendUnavailable, InvalidOption
 from ..protocol import BaseExecutor
 from .dispatch import Dispatcher, Engine
 
-__all__ = ["EngineExecutor", "import_engine"]
+__all__ = ["EngineExecutor", "import_engine", "local_address_toward"]
 
 R = TypeVar("R")
 
@@ -37,17 +40,36 @@ def import_engine(backend: str, package: str) -> Any:
         raise BackendUnavailable(f"backend {backend!r} {_needs(package, backend)}") from exc
 
 
+def local_address_toward(host: str) -> str | None:
+    """This machine's address on the route to *host* (what a peer there would reach), or
+    None when *host* is this machine (a loopback address).
+
+    A UDP socket's ``connect`` picks the route without sending anything. When the route
+    cannot be found, ``""``: every interface (the proxies then name this host by name).
+    """
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.connect(sockaddr)
+            local = str(probe.getsockname()[0])
+    except OSError:
+        return ""
+    return None if ipaddress.ip_address(local.partition("%")[0]).is_loopback else local
+
+
 class EngineExecutor(BaseExecutor):
     """What the dask and ray executors share: submit through a :class:`Dispatcher`."""
 
-    #: Workers may be on other machines: no manager-backed ``ex.Queue()`` and friends.
-    sharing: ClassVar[str] = "none"
+    #: ``ex.Queue()`` and friends: a manager of this process, served where the workers
+    #: reach it (a local socket when they all run here; see :meth:`_shared_served`).
+    sharing: ClassVar[str] = "manager"
     #: The package the engine needs (its extra is named as the backend).
     package: ClassVar[str]
     max_workers: int
     task_timeout: float | None
     serializer: str
     _dispatcher: Dispatcher
+    _engine: Engine
 
     def _common_options(
         self,
@@ -84,6 +106,7 @@ class EngineExecutor(BaseExecutor):
         initargs: tuple[Any, ...],
     ) -> None:
         """Put the dispatcher in front of *engine*; ``max_workers`` defaults to its capacity."""
+        self._engine = engine
         try:
             self.max_workers = max_workers or max(1, engine.capacity())
         except BaseException:
@@ -92,6 +115,16 @@ class EngineExecutor(BaseExecutor):
         self._dispatcher = Dispatcher(
             engine, self.max_workers, initializer, initargs, self.task_timeout
         )
+
+    def _shared_served(self) -> tuple[tuple[str, int], bytes] | None:
+        """Where ``ex.Queue()`` and the rest are served: a local socket when every worker
+        runs on this machine (a LocalCluster, a local Ray); else a port on the interface
+        that faces the cluster, with a key of this executor's that travels in the tasks
+        (the workers must be able to connect back to this machine, as remote's do)."""
+        host = self._engine.reach_back_host()
+        if host is None:
+            return None
+        return (host, 0), os.urandom(32)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -12,9 +12,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._cluster.executor import import_engine
+from .._cluster.executor import import_engine, local_address_toward
 from .._cluster.runner import Batch, Outcome, run_batch
-from ..errors import WorkerLost
+from ..errors import InvalidOption, WorkerLost
 
 if TYPE_CHECKING:
     from .._cluster.dispatch import Done
@@ -101,7 +101,19 @@ def connect(
     distributed = import_engine("dask", "distributed")
     target = _scheduler_address(address)
     if target is not None:
+        if security is True:
+            raise InvalidOption(
+                f"security=True makes temporary credentials for a LocalCluster the executor "
+                f"starts; to join {target} pass the cluster's own "
+                "distributed.security.Security(...) (its CA, certificate and key)"
+            )
+        if security is None and target.startswith("tls://"):
+            security = _configured_tls(distributed, target)
         return distributed.Client(target, security=security, set_as_default=False), None
+    if security is True:
+        # One set for both sides: distributed's Client would make a second, different
+        # temporary CA from True, and fail the TLS handshake with the cluster's.
+        security = distributed.security.Security.temporary()
     cluster = distributed.LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -122,6 +134,20 @@ def connect(
         cluster.close()
         raise
     return client, cluster
+
+
+def _configured_tls(distributed: Any, target: str) -> Any:
+    """The TLS credentials of dask's config (``distributed.comm.tls``), or an error saying
+    how to give them: without them dask fails with a TypeError about ``ssl_context``, after
+    a client that keeps retrying in the background."""
+    security = distributed.security.Security()
+    if security.tls_ca_file is None:
+        raise InvalidOption(
+            f"connecting to {target} needs TLS credentials: pass security="
+            "distributed.security.Security(tls_ca_file=..., tls_client_cert=..., "
+            "tls_client_key=...), or set them in dask's config (distributed.comm.tls)"
+        )
+    return security
 
 
 class DaskEngine:
@@ -149,6 +175,15 @@ class DaskEngine:
         # dask cannot interrupt a task that has started, and does not say whether it
         # had; a batch in flight may be running, so the honest answer is no.
         return False
+
+    def reach_back_host(self) -> str | None:
+        # A LocalCluster's workers run here; a joined scheduler's workers reach this
+        # machine at least as well as they reach the scheduler: use that route's address.
+        if self.cluster is not None:
+            return None
+        from distributed.comm.addressing import get_address_host
+
+        return local_address_toward(get_address_host(self.client.scheduler.address))
 
     def close(self) -> None:
         try:

@@ -5,12 +5,14 @@ See :mod:`executors._ray` for the data flow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .._cluster.executor import import_engine
+from .._cluster.executor import import_engine, local_address_toward
 from .._cluster.runner import Batch, run_batch
 from ..errors import BackendUnavailable, WorkerLost
 
@@ -23,6 +25,7 @@ _lock = threading.Lock()
 _users = 0
 _owned = False
 _remote: Any = None  # ray.remote(run_batch), made once per process
+_target: str | None = None  # the address this module gave ray.init (a ray:// one, say)
 
 
 def _address(address: str | None) -> str | None:
@@ -36,7 +39,7 @@ def _address(address: str | None) -> str | None:
 
 def acquire(address: str | None, num_cpus: int | None, object_store_memory: int | None) -> Any:
     """Join (or start) this process's Ray; pair with :func:`release`."""
-    global _users, _owned, _remote
+    global _users, _owned, _remote, _target
     ray = import_engine("ray", "ray")
     with _lock:
         if not ray.is_initialized():
@@ -59,6 +62,7 @@ def acquire(address: str | None, num_cpus: int | None, object_store_memory: int 
                     "pip install 'ray[client]'"
                 ) from exc
             _owned = True
+            _target = target
         elif _users == 0:
             _owned = False  # the program's own Ray: used, never stopped
         _users += 1
@@ -85,6 +89,12 @@ class RayEngine:
         self._ray = ray
         self._remote = _remote.options(**{k: v for k, v in task_options.items() if v is not None})
         self._closed = False
+        # Through the Ray Client, a done-callback runs on the client's data thread, and
+        # sending the next batch from there (the dispatcher does) waits for a reply only
+        # that thread can read: a deadlock. The callbacks are handed to a thread of ours.
+        self._relay: ThreadPoolExecutor | None = None
+        if _client_mode(ray):
+            self._relay = ThreadPoolExecutor(1, thread_name_prefix="executors-ray-client")
 
     def capacity(self) -> int:
         """CPUs in the cluster now."""
@@ -92,17 +102,48 @@ class RayEngine:
 
     def send(self, batch: Batch, done: Done) -> Any:
         ref = self._remote.remote(batch)
-        ref.future().add_done_callback(lambda f: done(_outcome(f)))
+        relay = self._relay
+        if relay is None:
+            ref.future().add_done_callback(lambda f: done(_outcome(f)))
+        else:
+            ref.future().add_done_callback(lambda f: _relay(relay, done, _outcome(f)))
         return ref
 
     def stop(self, handle: Any) -> bool:
         self._ray.cancel(handle, force=False)
         return True
 
+    def reach_back_host(self) -> str | None:
+        ray = self._ray
+        if _client_mode(ray):
+            # Through the Ray Client this process is no node of the cluster: its
+            # workers reach it, if at all, the way it reaches the client server.
+            host = (_target or "").partition("://")[2].rpartition(":")[0]
+            return local_address_toward(host) if host else ""
+        me = ray.util.get_node_ip_address()
+        if all(n["NodeManagerAddress"] == me for n in ray.nodes() if n["Alive"]):
+            return None  # one node, this one: Ray names it by its network address
+        return str(me)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._relay is not None:
+                self._relay.shutdown(wait=False)  # close() may run on that very thread
             release()
+
+
+def _relay(relay: ThreadPoolExecutor, done: Done, outcome: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # closed: nothing waits for this batch any more
+        relay.submit(done, outcome)
+
+
+def _client_mode(ray: Any) -> bool:
+    try:
+        from ray.util.client import ray as client
+    except ImportError:
+        return False
+    return bool(client.is_connected())  # type: ignore[no-untyped-call]
 
 
 def _outcome(future: Any) -> Any:
