@@ -211,6 +211,39 @@ def test_shutdown_without_wait_and_cancel_leaves_no_fd(tmp_path: Path) -> None:
     assert _fds() <= fds
 
 
+def test_forked_workers_state_holds_no_descriptor() -> None:
+    # multiprocessing's shared arrays live in arenas of its heap, each holding two
+    # descriptors for good; on PyPy, which frees arrays late, a run of short-lived
+    # pools kept adding arenas. A forked worker's state is an anonymous mapping instead.
+    # A fresh interpreter: this one's heap may have arenas from earlier tests already.
+    import subprocess
+    import sys
+
+    script = (
+        "import os\n"
+        "from executors.backends.pool import PoolExecutor\n"
+        "pools = [PoolExecutor(max_workers=2, start_method='fork') for _ in range(4)]\n"
+        "assert [p.submit(pow, 2, i).result(timeout=60) for i, p in enumerate(pools)]"
+        " == [1, 2, 4, 8]\n"
+        "names = []\n"
+        "for fd in os.listdir('/proc/self/fd'):\n"
+        "    try:\n"
+        "        names.append(os.readlink(f'/proc/self/fd/{fd}'))\n"
+        "    except OSError:\n"
+        "        pass  # listdir's own descriptor, closed by now\n"
+        "print(sum('pym-' in name for name in names), flush=True)\n"
+        "for p in pools:\n"
+        "    p.shutdown()\n"
+    )
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counts descriptors in /proc/self/fd (Linux)")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]
+
+
 def test_map_chooses_a_chunksize(pool: PoolExecutor) -> None:
     assert pool._default_chunksize((range(1_000_000),)) == 50_000
     assert pool._default_chunksize((range(10),)) == 1

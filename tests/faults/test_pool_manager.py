@@ -112,6 +112,35 @@ def test_a_submit_between_dispatch_and_sleep_is_not_missed() -> None:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
+def test_a_task_that_ends_its_worker_is_a_crash_when_the_manager_looks_late() -> None:
+    """Past the task's deadline, a worker that already exited is reported as crashed.
+
+    The manager thread may be descheduled between select() and its deadline check
+    (PyPy under load did so), and then see a worker that its task ended, with the
+    deadline passed: that is the task's crash, not a timeout.
+    """
+    with PoolExecutor(max_workers=1, task_timeout=0.3) as ex:
+        assert ex.submit(t.double, 1).result(timeout=60) == 2
+        selector = ex._pool.selector
+        select = selector.select
+        late: list[float] = []
+
+        def select_late(timeout: float | None = None) -> Any:
+            events = select(timeout)
+            deaths = [key for key, _ in events if key.data and key.fd == key.data.sentinel]
+            if deaths and not late:
+                late.append(time.monotonic())
+                time.sleep(0.6)  # the deadline passes before the manager sees the death
+                return []
+            return events
+
+        selector.select = select_late  # type: ignore[method-assign]
+        with pytest.raises(WorkerCrashed, match=r"exited with code 3 while running"):
+            ex.submit(t.crash_or_hang_or_double, 3).result(timeout=60)
+        assert late, "the manager never saw the worker's sentinel"
+        assert ex.submit(t.double, 2).result(timeout=60) == 4
+
+
 # A soak (the slowest test here): tox runs it in py311 and one other env (tests/conftest.py).
 @pytest.mark.exhaustive
 def test_submit_one_wait_one_with_crashes_and_timeouts_never_leaves_a_task_pending() -> None:

@@ -29,7 +29,8 @@ Until it is ready, the interpreter's stderr is a pipe the parent reads if
 start-up fails; then it takes over the caller's stderr (STDERR). This file
 imports only C modules (``_pickle``, ``select``, ``mmap``) besides those every
 interpreter has loaded, so a worker starts about as fast as a bare ``python -c
-pass``. It imports nothing from ``executors``: a task's pickle imports what it
+pass``. It imports nothing from ``executors`` (on PyPy, ``executors.serialization``
+once a result needs cloudpickle): a task's pickle imports what it
 needs (``executors.context`` for context values), and the worker sends facts
 (kinds, exception type names, messages) that the parent words as errors. A
 worker ignores SIGINT (the caller handles Ctrl-C).
@@ -400,6 +401,16 @@ def _by_value() -> Callable[..., bytes] | None:
     not wait for a by-value task to have imported cloudpickle; the fast path never
     imports it.
     """
+    if sys.implementation.name == "pypy":
+        # PyPy's lock (and other built-ins bound to this process) reaches cloudpickle,
+        # which would send its class by value, to fail in the caller; executors'
+        # cloudpickle refuses it here with CPython's words (executors.serialization).
+        try:
+            from executors.serialization import cloud_dumps
+        except ImportError:  # pragma: no cover - a worker Python without executors
+            pass
+        else:
+            return lambda obj, _protocol: cloud_dumps(obj)
     try:
         import cloudpickle
     except ImportError:  # pragma: no cover - a dependency; a worker's odd sys.path

@@ -640,7 +640,13 @@ class Pool:
                 running = next((t for t in w.inflight if t.seq == started - 1), None)
                 if running is None or running.timeout is None:
                     continue
-                if now - w.state[_subworker.START_TIME] > running.timeout:
+                if now - w.state[_subworker.START_TIME] <= running.timeout:
+                    continue
+                # A worker that ended by itself meanwhile (its task crashed it) is a crash,
+                # which its sentinel reports on the next turn: this thread may have been
+                # descheduled past the deadline between select() and here (seen on PyPy
+                # under load: an exit reported as a timeout).
+                if w.process.exitcode is None:
                     w.kill("timeout", running)
 
     def check_starts(self) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -94,13 +95,32 @@ class ProcessLauncher(Launcher):
         self.initializer, self.initargs = initializer, initargs
         self.max_tasks, self.serializer = max_tasks, serializer
 
+    def shared_state(self) -> tuple[Any, Any]:
+        """One worker's state (doubles) and unsent-results area (bytes), zeroed and shared.
+
+        A forked worker shares an anonymous mapping: no descriptor, and no block of
+        ``multiprocessing``'s heap. That heap frees a block only when its array is
+        collected and keeps every arena under 4 MB for good, each holding two
+        descriptors; on PyPy, which collects late, a run of short-lived pools made it
+        map a third arena (two descriptors more, never closed). The mapping goes with
+        the last view of it. A spawned or forkserver worker gets its memory by pickle,
+        which only ``multiprocessing``'s shared arrays support.
+        """
+        if self.start_method != "fork":
+            return (
+                self.ctx.RawArray("d", _subworker.DOUBLES),
+                self.ctx.RawArray("c", _subworker.UNSENT_SIZE),
+            )
+        shared = memoryview(mmap.mmap(-1, _subworker.STATE_SIZE))  # MAP_SHARED: the child's too
+        split = _subworker.DOUBLES * 8
+        return shared[:split].cast("d"), shared[split:]
+
     def start(self, name: str, parent_fds: Callable[[], list[int]]) -> Started:
         """Start a process called *name* on two new pipes; a forked one closes *parent_fds*."""
         task_r, task_w = os.pipe()
         res_r, res_w = os.pipe()
         try:
-            state = self.ctx.RawArray("d", _subworker.DOUBLES)
-            unsent = self.ctx.RawArray("c", _subworker.UNSENT_SIZE)
+            state, unsent = self.shared_state()
             # Only a forked child holds copies of our descriptors. Elsewhere these numbers
             # name unrelated descriptors of the child (its own result pipe, say): EBADF.
             close = [*parent_fds(), task_w, res_r] if self.start_method == "fork" else []
