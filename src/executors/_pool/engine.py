@@ -31,6 +31,7 @@ from .._proc.wire import (
     LOG,
     OK,
     READY,
+    SHARED,
     SKIP,
     FrameReader,
     batch_frame,
@@ -42,7 +43,7 @@ from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
 from ..timeouts import split
-from . import _subworker
+from . import _subworker, shared
 from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
@@ -66,11 +67,15 @@ class Task(LazyFuture[Any]):
     """
 
     def __init__(
-        self, pool: Pool, payload: bytes, fn: Callable[..., Any], timeout: float | None
+        self, pool: Pool, payload: Any, fn: Callable[..., Any], timeout: float | None
     ) -> None:
         super().__init__()
         self._pool = pool
+        #: The pickled call; or, for big buffers, ``(pid, fd, name, layout, pickle)``
+        #: with the buffers in :attr:`segment` (see :mod:`executors._pool.shared`).
         self.payload = payload
+        self.segment: shared.Segment | None = None
+        self.held = 0  # bytes the caller holds for it until it starts (back-pressure)
         self.fn = fn
         self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self.worker: _Worker | None = None
@@ -114,8 +119,10 @@ class _Worker:
         self.stopping = False
         self.watching = False
         self.replaced = False
+        self.outbox = shared.OutboxView()
 
     def close_fds(self) -> None:
+        self.outbox.close()
         for fd in (self.tasks_fd, self.results_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -166,6 +173,7 @@ class Pool:
         self.pending: deque[Task] = deque()
         self.workers: list[_Worker] = []
         self.big: list[Task] = []  # tasks whose big payload the caller still holds
+        self.segments = shared.Segments()  # big buffers' shared memory (big tasks only)
         self.room = threading.Condition(self.lock)
         self.wakeup = Wakeup()
         self.selector = self.wakeup.selector
@@ -216,7 +224,7 @@ class Pool:
             if task.done() or (worker is not None and worker.started(task)):
                 task.payload = b""  # the worker has it: a started task is never sent again
             else:
-                held += len(task.payload)
+                held += task.held
                 keep.append(task)
         self.big = keep
         return held
@@ -242,6 +250,7 @@ class Pool:
             if cancel_futures:
                 for task in self.pending:
                     task._cancel_now()
+                    self.release(task)
                 self.pending.clear()
                 for worker in self.workers:
                     for task in worker.inflight:
@@ -249,6 +258,13 @@ class Pool:
                         if not worker.started(task):
                             task._cancel_now()
         self.wakeup.wake()
+
+    def release(self, task: Task) -> None:
+        """*task*'s shared memory back to the cache: no worker will read it any more."""
+        segment = task.segment
+        if segment is not None:
+            task.segment = None
+            self.segments.give(segment)
 
     # -- the manager thread --------------------------------------------------------------
 
@@ -323,7 +339,7 @@ class Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                if any(len(payload) >= BIG for payload in batch):
+                if any(type(p) is bytes and len(p) >= BIG for p in batch):
                     worker.out.extend(map(memoryview, batch_frame(batch)))
                     self.flush(worker)
                 else:
@@ -364,13 +380,13 @@ class Pool:
             interval = min(interval or 0.05, 0.05)
         return interval
 
-    def dispatch(self) -> list[tuple[_Worker, list[bytes]]]:
+    def dispatch(self) -> list[tuple[_Worker, list[Any]]]:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
         if self.launcher.starts_ahead and self.max_tasks is not None:  # not the retiring ones
             live = [w for w in live if w.dispatched < self.max_tasks]
-        batches: list[tuple[_Worker, list[bytes]]] = []
+        batches: list[tuple[_Worker, list[Any]]] = []
         if not pending or not live:
             return batches
         share = -(-len(pending) // len(live))
@@ -390,6 +406,7 @@ class Pool:
             while room > 0 and pending:
                 task = pending.popleft()
                 if task.done():  # cancelled while queued (under our lock)
+                    self.release(task)
                     continue
                 task.worker, task.seq = w, w.dispatched
                 w.dispatched += 1
@@ -501,7 +518,8 @@ class Pool:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             replay_log(record)
-        for task, kind, value in done:
+        for task, kind, value in map(self.unshare, done):
+            self.release(task)
             try:
                 if type(value) is Unloadable:
                     what = "result" if kind == OK else "exception"
@@ -516,6 +534,18 @@ class Pool:
                 outcome_failed(task)
         if self.broken is not None:
             self.fail_everything(self.broken)
+
+    def unshare(self, done: tuple[Task, int, Any]) -> tuple[Task, int, Any]:
+        """A SHARED outcome as an OK one, its result copied out of the worker's outbox."""
+        task, kind, value = done
+        if kind != SHARED:
+            return done
+        worker = task.worker
+        assert worker is not None
+        try:
+            return task, OK, shared.take_result(worker.outbox, worker.state, value)
+        except Exception as exc:  # the worker died before it was read, or it will not load
+            return task, OK, Unloadable(exc)
 
     def break_with_initializer(self, value: Any, worker: _Worker) -> None:
         if type(value) is Unloadable:
@@ -558,8 +588,10 @@ class Pool:
                 if task.seq >= started:
                     task.worker = None
                     requeue.append(task)
-                elif not task.done():
-                    failures.append((task, self.death_error(worker, task, exitcode)))
+                else:
+                    self.release(task)
+                    if not task.done():
+                        failures.append((task, self.death_error(worker, task, exitcode)))
             self.pending.extendleft(reversed(requeue))
             worker.inflight.clear()
             replace = (
@@ -660,6 +692,8 @@ class Pool:
             for w in self.workers:
                 tasks += w.inflight
                 w.inflight.clear()
+            for task in tasks:
+                self.release(task)
         for task in tasks:
             with contextlib.suppress(InvalidStateError):
                 task.set_exception(error)
@@ -686,6 +720,7 @@ class Pool:
             w.close_fds()
             close_process(w.process)
         self.workers.clear()
+        self.segments.close()
         release_manager(self)
 
 
@@ -705,16 +740,41 @@ def submit_call(  # noqa: PLR0917
     fn, timeout = split(fn, pool.task_timeout)
     values = capture()
     pool.wait_for_room()  # before pickling: what waits holds no pickled copy
-    try:
-        payload = dumps(fold_context(fn, args, kwargs, values))
-    except Exception:
-        payload = pack_call(fn, args, kwargs, values, pickler)
-    task = Task(pool, payload, fn, timeout)
+    call = fold_context(fn, args, kwargs, values)
+    packed_call = None
+    if (_subworker.big(args) or (kwargs and _subworker.big(kwargs))) and shared.usable():
+        packed_call = _pack_shared(pool, call, dumps)
+    if packed_call is not None:
+        task = Task(pool, packed_call[0], fn, timeout)
+        task.segment = packed_call[1]
+        task.held = task.segment.size
+    else:
+        try:
+            payload = dumps(call)
+        except Exception:
+            payload = pack_call(fn, args, kwargs, values, pickler)
+        task = Task(pool, payload, fn, timeout)
+        task.held = len(payload)
     if timeout is not None and (pool.shortest is None or timeout < pool.shortest):
         with pool.lock:
             pool.shortest = timeout if pool.shortest is None else min(pool.shortest, timeout)
-    pool.submit(task)
-    if len(payload) >= BIG:
+    try:
+        pool.submit(task)
+    except BaseException:
+        pool.release(task)
+        raise
+    if task.held >= BIG:
         with pool.lock:
             pool.big.append(task)
     return task
+
+
+def _pack_shared(
+    pool: Pool, call: tuple[Any, ...], dumps: Callable[..., bytes]
+) -> tuple[tuple[Any, ...], shared.Segment] | None:
+    """*call* with its big buffers in shared memory, or None: then it is pickled as usual
+    (also when it will not pickle: the usual path names the part that will not)."""
+    try:
+        return shared.pack_call(pool.segments, call, dumps)
+    except (pickle.PicklingError, TypeError, AttributeError, OSError):
+        return None
