@@ -222,7 +222,10 @@ def big(value: Any) -> bool:
 
 
 class _OutOfBand:
-    """``bytes`` and ``memoryview`` pickled as a PickleBuffer, so that they go out of band."""
+    """``bytes``, ``bytearray`` and ``memoryview`` pickled as a PickleBuffer: out of band.
+
+    (The C pickler writes a ``bytearray`` in band itself; numpy arrays need no help.)
+    """
 
     __slots__ = ("data",)
 
@@ -239,13 +242,13 @@ def _pickle_buffer(data: Any) -> Any:
 
 def _mark(value: Any) -> Any:
     kind = type(value)
-    if (kind is bytes or kind is memoryview) and _big_buffer(value):
+    if (kind is bytes or kind is bytearray or kind is memoryview) and _big_buffer(value):
         return _OutOfBand(value)
     return value
 
 
 def out_of_band(value: Any) -> Any:
-    """*value* with its big ``bytes`` and ``memoryview`` marked (where :func:`big` looks)."""
+    """*value* with its big buffers of built-in types marked (where :func:`big` looks)."""
     kind = type(value)
     if kind is tuple:
         return tuple(map(_mark, value))

@@ -720,6 +720,7 @@ class Pool:
             w.close_fds()
             close_process(w.process)
         self.workers.clear()
+        self.big.clear()  # (their workers' state: a mapping, so a descriptor, each)
         self.segments.close()
         release_manager(self)
 
