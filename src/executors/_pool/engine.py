@@ -27,6 +27,7 @@ from .._proc.forking import close_process
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import (
+    ERR,
     INIT_FAILED,
     LOG,
     OK,
@@ -503,9 +504,13 @@ class Pool:
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
         logs: list[logging.LogRecord] = []
+        shares = False
         with self.lock:
             for _tid, kind, value in items:
-                if kind == LOG:
+                if kind == SHARED:
+                    shares = True
+                    done.append((worker.inflight.popleft(), kind, value))
+                elif kind == LOG:
                     logs.append(value)
                 elif kind == INIT_FAILED:
                     self.break_with_initializer(value, worker)
@@ -518,8 +523,11 @@ class Pool:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             replay_log(record)
-        for task, kind, value in map(self.unshare, done):
-            self.release(task)
+        if shares:  # copied out of the worker's outbox here, not under the lock
+            done = list(map(self.unshare, done))
+        for task, kind, value in done:
+            if task.segment is not None:
+                self.release(task)
             try:
                 if type(value) is Unloadable:
                     what = "result" if kind == OK else "exception"
@@ -544,7 +552,18 @@ class Pool:
         assert worker is not None
         try:
             return task, OK, shared.take_result(worker.outbox, worker.state, value)
-        except Exception as exc:  # the worker died before it was read, or it will not load
+        except OSError as exc:  # its outbox went with it: the worker died (it is exiting)
+            worker.process.join(5.0)
+            error = crash_error(
+                worker.pid,
+                worker.process.exitcode,
+                call_name(task.fn),
+                f"its result was ready but not read yet; the {self.launcher.owner} "
+                "replaced it and is still usable",
+            )
+            error.__cause__ = exc
+            return task, ERR, error
+        except Exception as exc:  # the result will not load
             return task, OK, Unloadable(exc)
 
     def break_with_initializer(self, value: Any, worker: _Worker) -> None:
@@ -743,7 +762,7 @@ def submit_call(  # noqa: PLR0917
     pool.wait_for_room()  # before pickling: what waits holds no pickled copy
     call = fold_context(fn, args, kwargs, values)
     packed_call = None
-    if (_subworker.big(args) or (kwargs and _subworker.big(kwargs))) and shared.usable():
+    if ((args and _subworker.big(args)) or (kwargs and _subworker.big(kwargs))) and shared.usable():
         packed_call = _pack_shared(pool, call, dumps)
     if packed_call is not None:
         task = Task(pool, packed_call[0], fn, timeout)
