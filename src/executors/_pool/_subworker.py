@@ -404,7 +404,7 @@ class Outbox:
 # -- the task loop, shared by pool workers and worker interpreters ---------------------
 
 
-def serve(  # noqa: PLR0917
+def serve(  # noqa: PLR0917, PLR0915 - the task loop, inline: every statement costs each task
     in_fd: int,
     state: Any,
     unsent: Any,
@@ -457,7 +457,16 @@ def serve(  # noqa: PLR0917
         if state[RING_START + seq % RING] == seq + 1:
             item: tuple[Any, int, Any] = (None, SKIP, None)
         else:
-            item = (None, *_run_one(payload, run, outbox))  # the result's only reference...
+            if type(payload) is bytes:  # (inline: the small tasks' path)
+                kind, value = run(payload, None)
+            else:
+                kind, value = _run_shared(payload, run)
+            if value is not None and kind == OK and big(value):
+                spec = outbox.put(value)
+                if spec is not None:
+                    kind, value = SHARED, spec
+            item = (None, kind, value)
+            del value  # the result's only reference is item...
         del payload  # ...and an idle worker keeps no task's arguments (as multiprocessing's)
         out.append(item)
         seq += 1
@@ -490,26 +499,16 @@ def _dumps_out_of_band(obj: Any, buffer_callback: Any) -> bytes:
     return data
 
 
-def _run_one(
-    payload: Any, run: Callable[[bytes, Any], tuple[int, Any]], outbox: Outbox
+def _run_shared(
+    spec: tuple[Any, ...], run: Callable[[bytes, Any], tuple[int, Any]]
 ) -> tuple[int, Any]:
-    """``run(payload)``, its big buffers fetched first and those of its result put in *outbox*."""
-    if type(payload) is not tuple:
-        kind, value = run(payload, None)
-    else:  # its big buffers are in the caller's shared memory
-        buffers: Any
-        try:
-            payload, buffers = receive(payload)
-        except OSError as exc:  # run() raises it: the task fails with LOAD_FAILED
-            payload, buffers = b"", exc
-        kind, value = run(payload, buffers)
-        del buffers
-    del payload
-    if kind == OK and big(value):
-        spec = outbox.put(value)
-        if spec is not None:
-            return SHARED, spec
-    return kind, value
+    """``run()`` of a task whose big buffers are in the caller's shared memory (*spec*)."""
+    buffers: Any
+    try:
+        payload, buffers = receive(spec)
+    except OSError as exc:  # run() raises it: the task fails with LOAD_FAILED
+        payload, buffers = b"", exc
+    return run(payload, buffers)
 
 
 def _keep(
@@ -632,9 +631,12 @@ def run(payload: bytes, buffers: Any = None) -> tuple[int, Any]:
     *buffers* are its out-of-band buffers, or the error that kept them from it.
     """
     try:
-        if isinstance(buffers, BaseException):
+        if buffers is None:  # (the small tasks' path: no keyword for loads to parse)
+            fn, args, kwargs = loads(payload)
+        elif isinstance(buffers, BaseException):
             raise buffers
-        fn, args, kwargs = loads(payload, buffers=buffers)
+        else:
+            fn, args, kwargs = loads(payload, buffers=buffers)
     except BaseException as exc:
         return LOAD_FAILED, pack(exc)
     try:

@@ -67,6 +67,10 @@ class Task(LazyFuture[Any]):
     ``running()`` asks the worker's shared state instead.
     """
 
+    #: Its big buffers' shared memory, until no worker will read it (set for big tasks
+    #: only: a class default costs a small task nothing).
+    segment: shared.Segment | None = None
+
     def __init__(
         self, pool: Pool, payload: Any, fn: Callable[..., Any], timeout: float | None
     ) -> None:
@@ -75,8 +79,6 @@ class Task(LazyFuture[Any]):
         #: The pickled call; or, for big buffers, ``(pid, fd, name, layout, pickle)``
         #: with the buffers in :attr:`segment` (see :mod:`executors._pool.shared`).
         self.payload = payload
-        self.segment: shared.Segment | None = None
-        self.held = 0  # bytes the caller holds for it until it starts (back-pressure)
         self.fn = fn
         self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
         self.worker: _Worker | None = None
@@ -225,7 +227,8 @@ class Pool:
             if task.done() or (worker is not None and worker.started(task)):
                 task.payload = b""  # the worker has it: a started task is never sent again
             else:
-                held += task.held
+                segment = task.segment
+                held += len(task.payload) if segment is None else segment.size
                 keep.append(task)
         self.big = keep
         return held
@@ -340,7 +343,7 @@ class Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                if any(type(p) is bytes and len(p) >= BIG for p in batch):
+                if any(len(payload) >= BIG for payload in batch):  # (a shared one is short)
                     worker.out.extend(map(memoryview, batch_frame(batch)))
                     self.flush(worker)
                 else:
@@ -767,14 +770,14 @@ def submit_call(  # noqa: PLR0917
     if packed_call is not None:
         task = Task(pool, packed_call[0], fn, timeout)
         task.segment = packed_call[1]
-        task.held = task.segment.size
+        big = True
     else:
         try:
             payload = dumps(call)
         except Exception:
             payload = pack_call(fn, args, kwargs, values, pickler)
         task = Task(pool, payload, fn, timeout)
-        task.held = len(payload)
+        big = len(payload) >= BIG
     if timeout is not None and (pool.shortest is None or timeout < pool.shortest):
         with pool.lock:
             pool.shortest = timeout if pool.shortest is None else min(pool.shortest, timeout)
@@ -783,7 +786,7 @@ def submit_call(  # noqa: PLR0917
     except BaseException:
         pool.release(task)
         raise
-    if task.held >= BIG:
+    if big:
         with pool.lock:
             pool.big.append(task)
     return task

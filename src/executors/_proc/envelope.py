@@ -115,9 +115,12 @@ def run_packed(payload: bytes, buffers: Any = None) -> Outcome:
     kept them from it.
     """
     try:
-        if isinstance(buffers, BaseException):
+        if buffers is None:  # (the small tasks' path: no keyword for loads to parse)
+            fn, args, kwargs = pickle.loads(payload)
+        elif isinstance(buffers, BaseException):
             raise buffers
-        fn, args, kwargs = pickle.loads(payload, buffers=buffers)
+        else:
+            fn, args, kwargs = pickle.loads(payload, buffers=buffers)
     except BaseException as exc:
         return LOAD_FAILED, pack_exception(exc)
     return run_call(fn, args, kwargs, None)
