@@ -151,11 +151,12 @@ def _ready_workers(ex: Any) -> list[int]:
 
 
 def _shm() -> set[str]:
-    """/dev/shm's entries, but multiprocessing's semaphores (``sem.mp-*``), which any
-    process on the machine makes and unlinks at once (others' tests run beside this)."""
+    """/dev/shm's entries, but multiprocessing's semaphores and heap arenas (``sem.mp-*``,
+    ``pym-*``), which any process on the machine makes and unlinks at once (other tests
+    run beside this one, e.g. on the other xdist worker)."""
     if not os.path.isdir("/dev/shm"):
         return set()
-    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.mp-")}
+    return {n for n in os.listdir("/dev/shm") if not n.startswith(("sem.mp-", "pym-"))}
 
 
 @pytest.mark.parametrize("backend", ["pool", "subprocess"])
