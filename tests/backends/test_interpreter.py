@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,52 @@ def test_a_failing_initializer_is_worded_as_on_every_backend() -> None:
         ) as info:
             ex.submit(pow, 2, 2).result(timeout=30)
         assert isinstance(info.value.__cause__, RuntimeError)
+
+
+_FORK_WHILE_INTERPRETERS = """
+from executors import BrokenExecutor, get_executor
+
+if __name__ == "__main__":
+    interp = get_executor("interpreter", max_workers=1)
+    assert interp.submit(abs, -1).result(timeout=60) == 1  # one subinterpreter lives now
+    for name in ("fork", "process"):
+        with get_executor(name, max_workers=1) as ex:
+            try:
+                ex.submit(abs, -2).result(timeout=60)
+            except RuntimeError as exc:
+                print(name, "refused:", exc)
+    try:
+        get_executor("pool", max_workers=1)
+    except RuntimeError as exc:
+        print("pool refused:", exc)
+    for name in ("pool", "process"):  # without fork: no crash to avoid
+        with get_executor(name, max_workers=1, start_method="forkserver") as ex:
+            print(name, "forkserver:", ex.submit(abs, -3).result(timeout=60))
+    with get_executor("subprocess", max_workers=1) as ex:
+        print("subprocess:", ex.submit(abs, -4).result(timeout=60))
+    interp.shutdown()  # no subinterpreter left: fork is safe again
+    with get_executor("fork", max_workers=1) as ex:
+        print("fork after:", ex.submit(abs, -5).result(timeout=60))
+"""
+
+
+@needs_interpreters
+def test_a_fork_while_subinterpreters_live_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    # CPython's forked child crashes (3.13) or hangs (3.12) clearing the subinterpreters
+    # it inherits (python/cpython#101437): refused in the parent instead, with the way out.
+    script = tmp_path / "mixed.py"
+    script.write_text(_FORK_WHILE_INTERPRETERS)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    for name in ("fork", "process", "pool"):
+        assert f"{name} refused: cannot fork while 1 subinterpreter(s) exist" in out
+    assert "python/cpython#101437" in out
+    assert "start_method='forkserver'" in out
+    assert "pool forkserver: 3" in out
+    assert "process forkserver: 3" in out
+    assert "subprocess: 4" in out
+    assert "fork after: 5" in out
+    assert "Fatal Python error" not in run.stderr

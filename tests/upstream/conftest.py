@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import collections
+import gc
 import re
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from executors._proc.forking import subinterpreters
 
 _counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
 _NAME = re.compile(r"::Test_([a-z]+)_")
@@ -44,6 +49,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_leaks() -> None:
+def _no_leaks() -> Iterator[None]:
     """Replaces tests/conftest.py's check: the upstream ``BaseTestCase.tearDown`` does its
-    own (``threading_cleanup``, ``reap_children``), and a deviation may leave its executor."""
+    own (``threading_cleanup``, ``reap_children``), and a deviation may leave its executor.
+
+    One leak matters across tests: an ``interpreter`` executor left alive keeps its
+    subinterpreters, and the fork-based tests this pytest worker runs next would be
+    refused (a fork then crashes CPython's child, python/cpython#101437). An executor
+    dropped without ``shutdown`` ends its workers once collected; wait for that.
+    """
+    yield
+    if not subinterpreters():
+        return
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while subinterpreters() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not subinterpreters(), "an interpreter executor was left running"

@@ -23,7 +23,7 @@ from .. import _validate, command
 from .._futures import LazyFuture
 from .._proc.envelope import capture, fold_context, outcome_error, pack_call, packed
 from .._proc.exits import crash_error, timeout_error
-from .._proc.forking import close_process
+from .._proc.forking import ForkRefused, close_process
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import (
@@ -310,6 +310,9 @@ class Pool:
             self.add_worker()
         except BrokenExecutor as exc:
             self.broken = exc
+        except ForkRefused as exc:  # subinterpreters appeared since the pool started
+            self.broken = BrokenExecutor(f"cannot replace a worker that ended: {exc}")
+            self.broken.__cause__ = exc
         except OSError as exc:  # e.g. out of descriptors
             self.broken = BrokenExecutor(
                 f"cannot start a new worker: {exc}; no task can run on this executor; "

@@ -125,7 +125,7 @@ class ProcessLauncher(Launcher):
         )
         process = self.ctx.Process(target=pool_worker, args=args, name=name)
         try:
-            with forking():
+            with forking(self.start_method):
                 process.start()
         except BaseException:
             for fd in (task_w, res_r):

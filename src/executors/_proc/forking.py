@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 __all__ = [
     "FORK_LOCK",
     "PARENT_POLL",
+    "ForkRefused",
     "close_fds",
     "close_process",
     "flush_std_streams",
     "forking",
     "guard_child",
     "ignore_sigint",
+    "refuse_fork_with_subinterpreters",
+    "subinterpreters",
 ]
 
 #: Held while any of our backends creates a child (fork, ``Process.start``, ``Popen``):
@@ -77,13 +80,53 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_drop_import_locks_in_child)
 
 
+def subinterpreters() -> int:
+    """How many subinterpreters live in this process (our ``interpreter`` backend's, or any).
+
+    Only asks a module that is already loaded: a process that never made one pays nothing.
+    """
+    for name in ("_interpreters", "_xxsubinterpreters"):
+        module = sys.modules.get(name)
+        if module is not None:
+            with contextlib.suppress(Exception):
+                return max(0, len(module.list_all()) - 1)  # the main interpreter is listed
+    return 0
+
+
+class ForkRefused(RuntimeError):
+    """A fork that would crash its child, refused in the parent with the way out."""
+
+
+def refuse_fork_with_subinterpreters() -> None:
+    """Refuse to fork while subinterpreters exist: CPython's child clears them without a
+    thread state and dies with "Fatal Python error: PyThreadState_Get" (python/cpython#101437;
+    3.12 and 3.13), or hangs, before any of our code runs there.
+
+    :raises ForkRefused: naming the cause and the ways out.
+    """
+    count = subinterpreters()
+    if count:
+        raise ForkRefused(
+            f"cannot fork while {count} subinterpreter(s) exist in this process: CPython's "
+            "forked child crashes clearing them (python/cpython#101437). Shut the "
+            "'interpreter' executor down before forking, or start workers without fork: the "
+            "'subprocess' backend, or 'pool' / 'process' with start_method='forkserver' or "
+            "'spawn'"
+        )
+
+
 @contextlib.contextmanager
-def forking() -> Iterator[None]:
+def forking(start_method: str = "fork") -> Iterator[None]:
     """Hold :data:`FORK_LOCK`; silence Python 3.12+'s warning about forking with threads.
 
     Our own threads (a pool's manager) never run in the child and hold no lock
     the child needs; see the "fork safety" section of the ``pool`` docs.
+
+    :raises ForkRefused: for a fork while subinterpreters exist (see
+        :func:`refuse_fork_with_subinterpreters`); other start methods do not fork here.
     """
+    if start_method == "fork":
+        refuse_fork_with_subinterpreters()
     pid = os.getpid()
     FORK_LOCK.acquire()
     try:

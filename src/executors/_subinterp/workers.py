@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import queue
 import sys
 import threading
 from concurrent.futures import Future, InvalidStateError
@@ -12,6 +11,7 @@ from typing import Any, Callable, Optional, Tuple
 
 from .. import _deadline
 from .._wording import initializer_failed
+from .._workqueue import WorkQueue
 from ..errors import BrokenExecutor
 from ..serialization import unpack_exception
 from .engines import Engine, Interp
@@ -33,21 +33,10 @@ _RUN = "_executors_send(_executors_inside.run(_executors_payload))"
 _INIT = "_executors_send(_executors_inside.initialize(_executors_payload))"
 
 
-class _Shared:
+class _Shared(WorkQueue[_Item]):
     """What the executor and its worker threads share (the threads never see the executor)."""
 
-    __slots__ = (
-        "broken",
-        "engine",
-        "idle",
-        "init",
-        "initializer",
-        "lock",
-        "max_tasks",
-        "queue",
-        "shutdown",
-        "task_timeout",
-    )
+    __slots__ = ("engine", "init", "initializer", "max_tasks", "task_timeout")
 
     def __init__(
         self,
@@ -57,45 +46,21 @@ class _Shared:
         task_timeout: float | None = None,
         max_tasks: int | None = None,
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.task_timeout = task_timeout
         self.max_tasks = max_tasks
         self.init = init
         self.initializer = initializer
-        self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.idle = 0
-        self.shutdown = False
-        self.broken: BrokenExecutor | None = None
 
-    def fail_queued(self, error: BaseException | None) -> None:
-        """Drain the queue: cancel each task (*error* None) or fail it with *error*."""
-        stops = 0
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                stops += 1
-            elif error is None:
-                item[0].cancel()
-            elif item[0].set_running_or_notify_cancel():
-                item[0].set_exception(error)
-        for _ in range(stops):  # stop markers belong to other threads: put them back
-            self.queue.put(None)
-
-    def break_(self, message: str | BrokenExecutor, cause: BaseException) -> None:
-        """Fail every queued task, and every later submit, with one error."""
-        with self.lock:
-            if self.broken is None:
-                if isinstance(message, BrokenExecutor):
-                    self.broken = message
-                else:
-                    self.broken = BrokenExecutor(message)
-                    self.broken.__cause__ = cause
-            broken = self.broken
-        self.fail_queued(broken)
+    def fail(self, message: str | BrokenExecutor, cause: BaseException) -> None:
+        """Break the pool: every queued task, and every later submit, fails with one error."""
+        if isinstance(message, BrokenExecutor):
+            error = message
+        else:
+            error = BrokenExecutor(message)
+            error.__cause__ = cause
+        self.break_(error)
 
 
 def _start(shared: _Shared) -> Interp | None:
@@ -103,7 +68,7 @@ def _start(shared: _Shared) -> Interp | None:
     try:
         interp = shared.engine.start()
     except BaseException as exc:
-        shared.break_(
+        shared.fail(
             f"could not create a subinterpreter ({shared.engine.name}): "
             f"{type(exc).__name__}: {exc}; use 'pool' instead",
             exc,
@@ -118,12 +83,12 @@ def _start(shared: _Shared) -> Interp | None:
             if kind == ERR:
                 error = unpack_exception(value)
                 where = f" in worker {threading.current_thread().name}"
-                shared.break_(initializer_failed(shared.initializer, error, where), error)
+                shared.fail(initializer_failed(shared.initializer, error, where), error)
                 interp.close()
                 return None
     except BaseException as exc:
         interp.close()
-        shared.break_(f"a worker interpreter failed to start: {type(exc).__name__}: {exc}", exc)
+        shared.fail(f"a worker interpreter failed to start: {type(exc).__name__}: {exc}", exc)
         return None
     return interp
 
@@ -132,16 +97,11 @@ def _work(shared: _Shared) -> None:
     interp = _start(shared)
     if interp is None:
         return
-    get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    take = shared.take
     ran = 0
     try:
         while True:
-            try:
-                item = get_nowait()
-            except queue.Empty:
-                with lock:
-                    shared.idle += 1
-                item = get()
+            item = take()
             if item is None:
                 return
             future, payload, label, timeout = item
@@ -223,15 +183,9 @@ class Workers:
 
     def stop(self, *, cancel: bool) -> None:
         """Refuse new tasks; cancel the queued ones if asked; tell each worker to exit."""
-        shared = self.shared
-        with shared.lock:
-            first = not shared.shutdown
-            shared.shutdown = True
+        with self.shared.lock:
             threads = len(self.threads)
-        if cancel:
-            shared.fail_queued(None)
-        for _ in range(threads if first else 0):
-            shared.queue.put(None)
+        self.shared.stop(threads, cancel=cancel)
 
     def join(self) -> None:
         for thread in list(self.threads):

@@ -129,7 +129,7 @@ class _Launcher:
             if task.payload is not None
             else (task.fn, task.args, task.kwargs, task.values)
         )
-        with forking():
+        with forking(self.ctx.get_start_method()):
             read_fd, write_fd = os.pipe()
             child_end = multiprocessing.connection.Connection(write_fd, readable=False)
             process = self.ctx.Process(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import queue
 import threading
 import weakref
 from collections.abc import Coroutine, Iterable
@@ -23,7 +22,7 @@ from .. import _deadline, _validate, protocol
 from .._compat import ParamSpec
 from .._futures import LeanFuture
 from .._wording import initializer_failed
-from ..errors import BrokenExecutor
+from .._workqueue import WorkQueue
 from ..protocol import BaseExecutor, _as_plain, _is_coroutine_function, _not_callable
 from ..timeouts import Timed, split
 
@@ -37,19 +36,10 @@ _Item = Optional[
 ]
 
 
-class _Shared:
-    """What the executor and its worker threads share (the threads never see the executor)."""
+class _Shared(WorkQueue[_Item]):
+    """What the executor and its worker threads share, with the initializer and timeout."""
 
-    __slots__ = (
-        "broken",
-        "idle",
-        "initargs",
-        "initializer",
-        "lock",
-        "queue",
-        "shutdown",
-        "task_timeout",
-    )
+    __slots__ = ("initargs", "initializer", "task_timeout")
 
     def __init__(
         self,
@@ -57,41 +47,10 @@ class _Shared:
         initargs: tuple[Any, ...],
         task_timeout: float | None = None,
     ):
-        self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.lock = threading.Lock()  # held while mutating idle, shutdown and broken
-        self.idle = 0
-        self.shutdown = False
-        self.broken: BrokenExecutor | None = None
+        super().__init__()
         self.initializer = initializer
         self.initargs = initargs
         self.task_timeout = task_timeout
-
-    def fail_queued(self, make_error: Callable[[], BaseException] | None) -> None:
-        """Drain the queue; cancel each task, or fail it with ``make_error()``."""
-        stops = 0
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                stops += 1
-            elif make_error is None:
-                item[0].cancel()
-            elif item[0].set_running_or_notify_cancel():
-                item[0].set_exception(make_error())
-        for _ in range(stops):  # stop markers belong to other threads: put them back
-            self.queue.put(None)
-
-    def stop(self, threads: int, *, cancel: bool = False) -> None:
-        """Refuse new tasks; cancel queued ones if asked; tell each thread to exit."""
-        with self.lock:
-            first = not self.shutdown
-            self.shutdown = True
-            if cancel:
-                self.fail_queued(None)
-            for _ in range(threads if first else 0):
-                self.queue.put(None)
 
 
 def _work(shared: _Shared) -> None:
@@ -99,20 +58,12 @@ def _work(shared: _Shared) -> None:
         try:
             shared.initializer(*shared.initargs)
         except BaseException as exc:
-            with shared.lock:
-                shared.broken = initializer_failed(shared.initializer, exc)
-            broken = shared.broken
-            shared.fail_queued(lambda: broken)
+            shared.break_(initializer_failed(shared.initializer, exc))
             return
-    get, get_nowait, lock = shared.queue.get, shared.queue.get_nowait, shared.lock
+    take = shared.take
     timeout = shared.task_timeout
     while True:
-        try:
-            item = get_nowait()
-        except queue.Empty:
-            with lock:
-                shared.idle += 1
-            item = get()
+        item = take()
         if item is None:
             return
         future, ctx, fn, args, kwargs = item
