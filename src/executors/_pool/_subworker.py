@@ -94,6 +94,7 @@ __all__ = [
     "ERR",
     "FINISHED",
     "INIT_FAILED",
+    "LOADED",
     "LOAD_FAILED",
     "LOG",
     "OK",
@@ -136,9 +137,11 @@ OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4
 SHARED = 8
 
 #: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
-#: TAKEN: shared results the parent has copied out of the worker's :class:`Outbox`.
-STARTED, START_TIME, FINISHED, UNSENT, TAKEN = 0, 1, 2, 3, 4
-RING_START = 5
+#: TAKEN: shared results the parent has copied out of the worker's :class:`Outbox`;
+#: LOADED: 1 + the last task whose big arguments the worker has copied out of the
+#: caller's shared memory (the caller may reuse that segment from then on).
+STARTED, START_TIME, FINISHED, UNSENT, TAKEN, LOADED = 0, 1, 2, 3, 4, 5
+RING_START = 6
 RING = 1024
 DOUBLES = RING_START + RING
 #: Bytes of shared memory where a worker copies the results it has not sent yet.
@@ -460,7 +463,7 @@ def serve(  # noqa: PLR0917, PLR0915 - the task loop, inline: every statement co
             if type(payload) is bytes:  # (inline: the small tasks' path)
                 kind, value = run(payload, None)
             else:
-                kind, value = _run_shared(payload, run)
+                kind, value = _run_shared(payload, run, state, seq)
             if value is not None and kind == OK and big(value):
                 spec = outbox.put(value)
                 if spec is not None:
@@ -500,14 +503,15 @@ def _dumps_out_of_band(obj: Any, buffer_callback: Any) -> bytes:
 
 
 def _run_shared(
-    spec: tuple[Any, ...], run: Callable[[bytes, Any], tuple[int, Any]]
+    spec: tuple[Any, ...], run: Callable[[bytes, Any], tuple[int, Any]], state: Any, seq: int
 ) -> tuple[int, Any]:
-    """``run()`` of a task whose big buffers are in the caller's shared memory (*spec*)."""
+    """``run()`` of task *seq*, whose big buffers are in the caller's shared memory (*spec*)."""
     buffers: Any
     try:
         payload, buffers = receive(spec)
     except OSError as exc:  # run() raises it: the task fails with LOAD_FAILED
         payload, buffers = b"", exc
+    state[LOADED] = seq + 1  # copied out: the caller may reuse the segment while it runs
     return run(payload, buffers)
 
 

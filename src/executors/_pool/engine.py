@@ -135,6 +135,10 @@ class _Worker:
     def started(self, task: Task) -> bool:
         return bool(self.state[_subworker.STARTED] > task.seq)
 
+    def loaded(self, task: Task) -> bool:
+        """Whether it copied *task*'s big arguments out of the caller's shared memory."""
+        return bool(self.state[_subworker.LOADED] > task.seq)
+
     def finished(self, task: Task) -> bool:
         return bool(self.state[_subworker.FINISHED] > task.seq)
 
@@ -220,15 +224,22 @@ class Pool:
                 self.room.wait(0.01)  # a worker starting a task sends no event: look again
 
     def held(self) -> int:
-        """Bytes of big payloads still held (lock held); drops those a worker has started."""
+        """Bytes of big payloads still held (lock held); drops those a worker has started,
+        and gives back the shared memory of those it has loaded."""
         held, keep = 0, []
         for task in self.big:
             worker = task.worker
-            if task.done() or (worker is not None and worker.started(task)):
+            segment = task.segment
+            if segment is not None:  # its buffers are in shared memory until loaded
+                if task.done() or (worker is not None and worker.loaded(task)):
+                    self.release(task)
+                else:
+                    held += segment.size
+                    keep.append(task)
+            elif task.done() or (worker is not None and worker.started(task)):
                 task.payload = b""  # the worker has it: a started task is never sent again
             else:
-                segment = task.segment
-                held += len(task.payload) if segment is None else segment.size
+                held += len(task.payload)
                 keep.append(task)
         self.big = keep
         return held

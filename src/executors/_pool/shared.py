@@ -39,10 +39,22 @@ from typing import Any, Callable
 from .._runtime import linux_only
 from . import _subworker
 
-__all__ = ["CACHE", "OutboxView", "Segment", "Segments", "pack_call", "take_result", "usable"]
+__all__ = [
+    "CACHE",
+    "CACHE_COUNT",
+    "OutboxView",
+    "Segment",
+    "Segments",
+    "pack_call",
+    "take_result",
+    "usable",
+]
 
-#: Bytes of free segments the caller keeps for reuse (per executor).
+#: Bytes of free segments the caller keeps for reuse (per executor), and how many: a
+#: big task's segment is given back once its worker has copied it out, so a series of
+#: big tasks mostly reuses one or two.
 CACHE = 512 << 20
+CACHE_COUNT = 2
 _names = itertools.count(1)
 
 
@@ -85,6 +97,7 @@ class Segments:
         self.lock = threading.Lock()
         self.free: list[Segment] = []
         self.live: set[Segment] = set()  # every open one, closed at the latest by close()
+        self.used: set[Segment] = set()  # those a task holds
         self.closed = False
 
     def take(self, size: int) -> Segment:
@@ -94,6 +107,7 @@ class Segments:
             if fits:
                 best = min(fits, key=lambda s: s.size)
                 self.free.remove(best)
+                self.used.add(best)
                 return best
         # rounded up, so that sizes that differ a little reuse the same segment
         segment = Segment(-(-size // (1 << 20)) * (1 << 20))
@@ -102,16 +116,22 @@ class Segments:
                 segment.close()
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self.live.add(segment)
+            self.used.add(segment)
         return segment
 
     def give(self, segment: Segment) -> None:
         """*segment*'s task is done: keep it for the next one, within :data:`CACHE`."""
         with self.lock:
-            if segment not in self.live:
-                return  # closed already (shutdown)
+            if segment not in self.used:
+                return  # given back already (two threads may see a task done), or closed
+            self.used.discard(segment)
             self.free.append(segment)
             self.free.sort(key=lambda s: s.size, reverse=True)
-            while self.closed or sum(s.size for s in self.free) > CACHE:
+            while (
+                self.closed
+                or len(self.free) > CACHE_COUNT
+                or sum(s.size for s in self.free) > CACHE
+            ):
                 dropped = self.free.pop()  # the smallest: a big one is dearer to make
                 self.live.discard(dropped)
                 dropped.close()
@@ -126,6 +146,7 @@ class Segments:
                 segment.close()
             self.live.clear()
             self.free.clear()
+            self.used.clear()
 
 
 def pack_call(
