@@ -4,15 +4,22 @@
   peak RSS, ours against :class:`~concurrent.futures.ProcessPoolExecutor`, each in
   a fresh interpreter (goal: at most 1.5x theirs; printed as a note, since a Row
   compares rates). The Row itself times the same runs.
-- A 200 MB ``bytes`` argument returned as the result: ``pool`` against
-  ``multiprocessing.Pool.apply`` (goal 2x) and against a plain copy (goal 0.5).
+- A ``bytes`` argument returned as the result (20 MB; also 200 MB in a full run):
+  ``pool`` against ``multiprocessing.Pool.apply`` (goal 2x) and against a plain
+  copy in this process (goal 0.5); both cross through shared memory
+  (:mod:`executors._pool.shared`).
+- The same with a float64 numpy array (when numpy is installed): against
+  ``Pool.apply``, ``ndarray.copy()``, and joblib's automatic memory mapping
+  (``Parallel(max_nbytes="1M")``, goal 1x) when joblib is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import subprocess
 import sys
+from typing import Any
 
 from run import Row
 
@@ -42,9 +49,69 @@ def echo(data: bytes) -> bytes:
     return data
 
 
+def _round_trips(
+    label: str, payload: Any, pool: Any, mp_pool: Any, copy: Any, copy_name: str
+) -> list[Row]:
+    size = payload.nbytes if hasattr(payload, "nbytes") else len(payload)
+    return [
+        Row(
+            f"pool: {size >> 20} MB {label} round trip",
+            lambda: pool.submit(echo, payload).result(),
+            lambda: mp_pool.apply(echo, (payload,)),
+            size,
+            unit="bytes",
+            peer_name="multiprocessing.Pool.apply",
+            goal=2.0,
+            repeat=3,
+        ),
+        Row(
+            f"pool: {size >> 20} MB {label} round trip vs a copy",
+            lambda: pool.submit(echo, payload).result(),
+            copy,
+            size,
+            unit="bytes",
+            peer_name=f"{copy_name} in this process",
+            goal=0.5,
+            repeat=3,
+        ),
+    ]
+
+
+def _numpy_rows(quick: bool, pool: Any, mp_pool: Any) -> list[Row]:
+    if importlib.util.find_spec("numpy") is None:
+        print("  (skipped the numpy round trip rows: numpy is not installed)")
+        return []
+    import numpy as np
+
+    array = np.random.default_rng(0).random(((20 if quick else 200) << 20) // 8)
+    out = _round_trips("numpy float64", array, pool, mp_pool, array.copy, "ndarray.copy()")
+    if importlib.util.find_spec("joblib") is None:
+        print(
+            "  (skipped the joblib memmapping row: joblib is not installed; "
+            "pip install -r benchmarks/requirements.txt)"
+        )
+        return out
+    import joblib
+
+    parallel = joblib.Parallel(n_jobs=2, max_nbytes="1M")  # its automatic memmapping
+    parallel.__enter__()  # one pool of workers for every call, as ours
+    out.append(
+        Row(
+            f"pool: {array.nbytes >> 20} MB numpy float64 round trip vs joblib",
+            lambda: pool.submit(echo, array).result(),
+            lambda: parallel([joblib.delayed(echo)(array)]),
+            array.nbytes,
+            unit="bytes",
+            peer_name='joblib.Parallel(2, max_nbytes="1M") (memory mapping)',
+            goal=1.0,
+            repeat=3,
+            teardown=lambda: parallel.__exit__(None, None, None),
+        )
+    )
+    return out
+
+
 def rows(quick: bool) -> list[Row]:
-    size = (20 if quick else 200) << 20
-    payload = b"x" * size
     pool = get_executor("pool", max_workers=2)
     mp_pool = multiprocessing.get_context("fork").Pool(2)
     peaks: dict[str, list[int]] = {"ours": [], "peer": []}
@@ -65,7 +132,7 @@ def rows(quick: bool) -> list[Row]:
         mp_pool.terminate()
         mp_pool.join()
 
-    return [
+    out = [
         Row(
             "pool: 20 submits of 50 MB bytes (time; RSS below)",
             run("ours"),
@@ -75,25 +142,16 @@ def rows(quick: bool) -> list[Row]:
             repeat=2,
             teardown=report,
         ),
-        Row(
-            f"pool: {size >> 20} MB bytes round trip",
-            lambda: pool.submit(echo, payload).result(),
-            lambda: mp_pool.apply(echo, (payload,)),
-            size,
-            unit="bytes",
-            peer_name="multiprocessing.Pool.apply",
-            goal=2.0,
-            repeat=3,
-        ),
-        Row(
-            f"pool: {size >> 20} MB bytes round trip vs a copy",
-            lambda: pool.submit(echo, payload).result(),
-            lambda: bytearray(payload),
-            size,
-            unit="bytes",
-            peer_name="bytearray(data) in this process",
-            goal=0.5,
-            repeat=3,
-            teardown=close,
-        ),
     ]
+    for mb in (20,) if quick else (20, 200):
+        payload = b"x" * (mb << 20)
+        out += _round_trips(
+            "bytes", payload, pool, mp_pool, lambda p=payload: bytearray(p), "bytearray(data)"
+        )
+    out += _numpy_rows(quick, pool, mp_pool)
+    if out[-1].teardown is None:
+        out[-1].teardown = close
+    else:
+        last = out[-1].teardown
+        out[-1].teardown = lambda: (last(), close())
+    return out

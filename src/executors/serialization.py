@@ -93,19 +93,33 @@ def get_pickler(serializer: str = DEFAULT_SERIALIZER, *, main_by_value: bool = T
     )
 
 
-def _pickle_dumps(obj: Any) -> bytes:
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+def _pickle_dumps(obj: Any, buffer_callback: Any = None) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
 
 
-def cloud_dumps(obj: Any) -> bytes:
+def cloud_dumps(obj: Any, buffer_callback: Any = None) -> bytes:
     """cloudpickle: by value what plain pickle would send by reference to ``__main__`` or
-    cannot send at all; by reference everything importable (imported on first use)."""
+    cannot send at all; by reference everything importable (imported on first use).
+
+    Every pickler here takes pickle's *buffer_callback* (protocol 5's out-of-band
+    buffers); one that retries with another pickler calls its ``clear()`` first.
+    """
     if _PYPY:
-        return _pypy_cloud_dumps(obj)
+        return _pypy_cloud_dumps(obj, buffer_callback)
     import cloudpickle
 
-    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data: bytes = cloudpickle.dumps(
+        obj, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback
+    )
     return data
+
+
+def _again(buffer_callback: Any) -> Any:
+    """*buffer_callback* emptied of what a failed attempt gave it, for the next pickler."""
+    clear = getattr(buffer_callback, "clear", None)
+    if clear is not None:
+        clear()
+    return buffer_callback
 
 
 # -- PyPy: cloudpickle would send built-in types by value --------------------------------
@@ -160,21 +174,24 @@ def _pypy_pickler() -> Any:
     return _Pickler
 
 
-def _pypy_cloud_dumps(obj: Any) -> bytes:
+def _pypy_cloud_dumps(obj: Any, buffer_callback: Any = None) -> bytes:
     with io.BytesIO() as file:
-        _pypy_pickler()(file, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        pickler = _pypy_pickler()(
+            file, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback
+        )
+        pickler.dump(obj)
         return file.getvalue()
 
 
-def fallback_dumps(obj: Any) -> bytes:
+def fallback_dumps(obj: Any, buffer_callback: Any = None) -> bytes:
     """Plain pickle; :func:`cloud_dumps` only when plain pickle refuses *obj*."""
     try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
     except Exception:
-        return cloud_dumps(obj)
+        return cloud_dumps(obj, _again(buffer_callback))
 
 
-def auto_dumps(obj: Any) -> bytes:
+def auto_dumps(obj: Any, buffer_callback: Any = None) -> bytes:
     """:func:`fallback_dumps`, and :func:`cloud_dumps` for data naming ``__main__``.
 
     Plain pickle names a ``__main__`` function or class by reference, which a
@@ -183,11 +200,11 @@ def auto_dumps(obj: Any) -> bytes:
     data only means the slower pickler is used).
     """
     try:
-        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
     except Exception:
-        return cloud_dumps(obj)
+        return cloud_dumps(obj, _again(buffer_callback))
     if b"__main__" in data:
-        return cloud_dumps(obj)
+        return cloud_dumps(obj, _again(buffer_callback))
     return data
 
 

@@ -106,3 +106,27 @@ def check_running(ex: Any, flag: str) -> None:
     assert queued.result(timeout=30) == 8
     assert not first.running()
     assert not queued.running()
+
+
+def kinds(value: Any) -> Any:
+    """The types a task received (of *value*, and of what a tuple or dict holds)."""
+    if isinstance(value, tuple):
+        return tuple(type(v).__name__ for v in value)
+    if isinstance(value, dict):
+        return {k: type(v).__name__ for k, v in value.items()}
+    return type(value).__name__
+
+
+def kill_self_holding(data: Any) -> None:
+    """Die by SIGKILL with a big argument received."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def big_bytes(size: int, fill: int = 7) -> bytes:
+    return bytes([fill]) * size
+
+
+def big_result_then_die(size: int) -> bytes:
+    """Leave a big result in shared memory, then die before the next task runs."""
+    threading.Timer(0.001, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return b"r" * size

@@ -90,10 +90,12 @@ else:
     dumps, loads = _import_pickle()
 
 __all__ = [
+    "BIG",
     "DOUBLES",
     "ERR",
     "FINISHED",
     "INIT_FAILED",
+    "LOADED",
     "LOAD_FAILED",
     "LOG",
     "OK",
@@ -103,18 +105,27 @@ __all__ = [
     "RECIPE",
     "RING",
     "RING_START",
+    "SHARED",
     "SKIP",
     "STARTED",
     "START_TIME",
     "STATE_SIZE",
+    "TAKEN",
     "UNPICKLABLE",
     "UNSENT",
     "UNSENT_SIZE",
+    "Collect",
+    "Outbox",
+    "big",
+    "copy_out",
     "frame",
     "guard",
     "main",
+    "open_segment",
+    "out_of_band",
     "pack",
     "read_frame",
+    "receive",
     "run",
     "serve",
     "write_all",
@@ -123,10 +134,15 @@ __all__ = [
 PROTOCOL = 5
 #: The kinds of item, as :mod:`executors._proc.wire` numbers them (a test checks).
 OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
+#: A result whose big buffers wait in the worker's :class:`Outbox` (see :func:`receive`).
+SHARED = 8
 
 #: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
-STARTED, START_TIME, FINISHED, UNSENT = 0, 1, 2, 3
-RING_START = 4
+#: TAKEN: shared results the parent has copied out of the worker's :class:`Outbox`;
+#: LOADED: 1 + the last task whose big arguments the worker has copied out of the
+#: caller's shared memory (the caller may reuse that segment from then on).
+STARTED, START_TIME, FINISHED, UNSENT, TAKEN, LOADED = 0, 1, 2, 3, 4, 5
+RING_START = 6
 RING = 1024
 DOUBLES = RING_START + RING
 #: Bytes of shared memory where a worker copies the results it has not sent yet.
@@ -170,15 +186,234 @@ def _read_exactly(stream: io.FileIO, size: int) -> bytearray | None:
     return buf  # not copied into bytes: loads() takes it as it is
 
 
+# -- big buffers through shared memory (Linux) ----------------------------------------
+#
+# A buffer of BIG bytes or more in a task's arguments or result (bytes, bytearray,
+# memoryview, a numpy array: what pickle protocol 5 passes out of band) crosses
+# through a memfd instead of the pipe; the pipe carries the rest of the pickle and
+# where the buffers lie: ``(pid, fd, name, layout, inband)``. The receiver opens
+# ``/proc/PID/fd/FD`` (checking the memfd's NAME: a descriptor number can be reused)
+# and copies each buffer out (``bytes`` for a read-only one, else ``bytearray``), so
+# nothing it keeps points into the segment and the segment can be reused. Arguments
+# travel in the caller's segments (executors._pool.shared); results in the worker's
+# Outbox, which the parent copies out and then counts in ``state[TAKEN]``. A memfd
+# has no name in /dev/shm and dies with the last process holding it: nothing leaks.
+
+#: A buffer this big (bytes) crosses through shared memory rather than the pipe.
+BIG = 1 << 20
+_ALIGN = 64  # where each buffer starts in a segment (numpy's alignment, and more)
+_SCAN = 64  # containers longer than this are not looked into (a long list costs a scan)
+
+
+_PLAIN = frozenset([type(None), bool, int, float, complex, str])  # the commonest: no buffer
+
+
+def _big_buffer(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN:
+        return False
+    if kind is bytes or kind is bytearray:
+        return len(value) >= BIG
+    if kind is memoryview:
+        return bool(value.nbytes >= BIG)
+    size = getattr(value, "nbytes", None)  # numpy arrays, and other buffer exporters
+    return type(size) is int and size >= BIG
+
+
+def big(value: Any) -> bool:
+    """Whether *value* is a big buffer, or a short tuple, list or dict holding one."""
+    kind = type(value)
+    if kind in _PLAIN:  # the small tasks' fast path: one look
+        return False
+    if kind is dict:
+        value = value.values()
+    elif kind is not tuple and kind is not list:
+        return _big_buffer(value)
+    if len(value) > _SCAN:
+        return False
+    for item in value:  # noqa: SIM110 - a loop: quicker than any() for a call's few arguments
+        if type(item) not in _PLAIN and _big_buffer(item):
+            return True
+    return False
+
+
+class _OutOfBand:
+    """``bytes``, ``bytearray`` and ``memoryview`` pickled as a PickleBuffer: out of band.
+
+    (The C pickler writes a ``bytearray`` in band itself; numpy arrays need no help.)
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return type(self.data), (_pickle_buffer(self.data),)
+
+
+def _pickle_buffer(data: Any) -> Any:
+    return __import__("pickle").PickleBuffer(data)
+
+
+def _mark(value: Any) -> Any:
+    kind = type(value)
+    if (kind is bytes or kind is bytearray or kind is memoryview) and _big_buffer(value):
+        return _OutOfBand(value)
+    return value
+
+
+def out_of_band(value: Any) -> Any:
+    """*value* with its big buffers of built-in types marked (where :func:`big` looks)."""
+    kind = type(value)
+    if kind is tuple:
+        return tuple(map(_mark, value))
+    if kind is list:
+        return list(map(_mark, value))
+    if kind is dict:
+        return {k: _mark(v) for k, v in value.items()}
+    return _mark(value)
+
+
+class Collect:
+    """A pickle ``buffer_callback``: keeps the big buffers (out of band), the rest in band."""
+
+    __slots__ = ("buffers",)
+
+    def __init__(self) -> None:
+        self.buffers: list[memoryview] = []
+
+    def __call__(self, buffer: Any) -> bool:
+        try:
+            raw = buffer.raw()
+        except BufferError:  # not contiguous: in band, as pickle does it
+            return True
+        if raw.nbytes < BIG:
+            return True
+        self.buffers.append(raw)
+        return False
+
+    def clear(self) -> None:
+        self.buffers.clear()
+
+    def layout(self) -> tuple[tuple[tuple[int, int, bool], ...], int]:
+        """Where each buffer goes in a segment: ``(offset, length, read-only)``; the size."""
+        at, places = 0, []
+        for raw in self.buffers:
+            places.append((at, raw.nbytes, raw.readonly))
+            at += -(-raw.nbytes // _ALIGN) * _ALIGN
+        return tuple(places), max(at, 1)
+
+    def write(self, area: Any, layout: Any) -> None:
+        with memoryview(area) as view:
+            for raw, (at, size, _readonly) in zip(self.buffers, layout):
+                view[at : at + size] = raw
+        self.buffers.clear()  # the sender's objects are not kept alive
+
+
+def copy_out(area: Any, layout: Any) -> list[Any]:
+    """The buffers of *layout* copied out of *area*: nothing returned points into it."""
+    with memoryview(area) as view:
+        return [
+            bytes(view[at : at + size]) if readonly else bytearray(view[at : at + size])
+            for at, size, readonly in layout
+        ]
+
+
+def open_segment(pid: int, fd: int, name: str) -> Any:
+    """Map process *pid*'s memfd *fd*, checked to be the one called *name*."""
+    import mmap
+
+    mine = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR)
+    try:
+        if os.readlink(f"/proc/self/fd/{mine}") != f"/memfd:{name} (deleted)":
+            raise OSError(f"descriptor {fd} of process {pid} is not shared memory {name}")
+        return mmap.mmap(mine, 0)
+    finally:
+        os.close(mine)
+
+
+_segments: dict[str, Any] = {}  # the caller's segments mapped here, newest last
+
+
+def receive(spec: tuple[Any, ...]) -> tuple[bytes, list[Any]]:
+    """A task's pickle and its buffers, from the ``(pid, fd, name, layout, inband)`` it came as.
+
+    The two segments used last stay mapped: the caller reuses its segments, so a
+    series of big tasks maps each once.
+    """
+    pid, fd, name, layout, inband = spec
+    area = _segments.pop(name, None)
+    need = layout[-1][0] + layout[-1][1] if layout else 0
+    if area is None or len(area) < need:
+        if area is not None:
+            area.close()
+        area = open_segment(pid, fd, name)
+    _segments[name] = area
+    while len(_segments) > 2:
+        _segments.pop(next(iter(_segments))).close()
+    return inband, copy_out(area, layout)
+
+
+class Outbox:
+    """Where a worker puts its results' big buffers: a memfd that grows, reused once taken."""
+
+    def __init__(self, state: Any, dumps: Callable[..., bytes]) -> None:
+        self.state, self.dumps = state, dumps
+        self.fd, self.sent = -1, 0
+        self.area: Any = None
+        self.name = f"executors-out-{os.getpid()}"
+        self.usable = hasattr(os, "memfd_create") and os.environ.get(
+            "EXECUTORS_PORTABLE", ""
+        ).strip() not in ("1", "true", "yes")
+
+    def put(self, value: Any) -> tuple[Any, ...] | None:
+        """*value* as a SHARED item's value, or None: it goes through the pipe as usual."""
+        if not self.usable:
+            return None
+        collect = Collect()
+        try:
+            inband = self.dumps(out_of_band(value), buffer_callback=collect)
+        except Exception:  # the usual path words what will not pickle
+            return None
+        if not collect.buffers:
+            return None
+        layout, size = collect.layout()
+        wait = 0.00005
+        while self.state[TAKEN] < self.sent:  # the parent is copying the last one out
+            time.sleep(wait)
+            wait = min(wait * 2, 0.002)
+        try:
+            self._room(size)
+        except OSError:
+            return None
+        collect.write(self.area, layout)
+        self.sent += 1
+        return os.getpid(), self.fd, self.name, layout, inband
+
+    def _room(self, size: int) -> None:
+        import mmap
+
+        if self.area is not None and len(self.area) >= size:
+            return
+        if self.fd < 0:
+            self.fd = os.memfd_create(self.name)
+        size = max(size, 2 * len(self.area) if self.area is not None else 0)
+        os.ftruncate(self.fd, size)
+        if self.area is not None:
+            self.area.close()
+        self.area = mmap.mmap(self.fd, size)
+
+
 # -- the task loop, shared by pool workers and worker interpreters ---------------------
 
 
-def serve(  # noqa: PLR0917
+def serve(  # noqa: PLR0917, PLR0915 - the task loop, inline: every statement costs each task
     in_fd: int,
     state: Any,
     unsent: Any,
     max_tasks: int | None,
-    run: Callable[[bytes], tuple[int, Any]],
+    run: Callable[[bytes, Any], tuple[int, Any]],
     send: Callable[[list[tuple[Any, int, Any]]], None],
     pack: Callable[[list[tuple[Any, int, Any]]], bytes],
 ) -> None:
@@ -202,8 +437,9 @@ def serve(  # noqa: PLR0917
     stream = io.FileIO(in_fd, "rb", closefd=False)
     poller = select.poll()  # not select.select: descriptors above 1023 are fine
     poller.register(in_fd, select.POLLIN)
-    queue: deque[bytes] = deque()
+    queue: deque[Any] = deque()
     out: list[tuple[Any, int, Any]] = []
+    outbox = Outbox(state, _dumps_out_of_band)
     seq = used = 0
     last_flush = time.monotonic()
     while True:
@@ -225,16 +461,26 @@ def serve(  # noqa: PLR0917
         if state[RING_START + seq % RING] == seq + 1:
             item: tuple[Any, int, Any] = (None, SKIP, None)
         else:
-            kind, value = run(payload)
+            if type(payload) is bytes:  # (inline: the small tasks' path)
+                kind, value = run(payload, None)
+            else:
+                kind, value = _run_shared(payload, run, state, seq)
+            if value is not None and kind == OK and big(value):
+                spec = outbox.put(value)
+                if spec is not None:
+                    kind, value = SHARED, spec
             item = (None, kind, value)
-            del value  # an idle worker keeps no task's result alive...
-        del payload  # ...nor its arguments (as multiprocessing's workers do)
+            del value  # the result's only reference is item...
+        del payload  # ...and an idle worker keeps no task's arguments (as multiprocessing's)
         out.append(item)
         seq += 1
         end = time.monotonic()
         last = max_tasks is not None and seq >= max_tasks  # skipped ones count too
-        # Sent now: the last of the queue or of the worker, a slow task, 2 ms of fast ones.
-        flush = not queue or last or end - now > 0.001 or end - last_flush > 0.002
+        # Sent now: the last of the queue or of the worker, a slow task, 2 ms of fast
+        # ones, a result in the outbox (it lives as long as this worker: not kept below).
+        flush = (
+            not queue or last or item[1] == SHARED or end - now > 0.001 or end - last_flush > 0.002
+        )
         if not flush:  # kept in shared memory until it is sent, unless it does not fit
             used = _keep(unsent, used, seq - 1, item, pack)
             if used:
@@ -250,6 +496,24 @@ def serve(  # noqa: PLR0917
             last_flush = end
             if last:
                 return
+
+
+def _dumps_out_of_band(obj: Any, buffer_callback: Any) -> bytes:
+    data: bytes = dumps(obj, PROTOCOL, buffer_callback=buffer_callback)
+    return data
+
+
+def _run_shared(
+    spec: tuple[Any, ...], run: Callable[[bytes, Any], tuple[int, Any]], state: Any, seq: int
+) -> tuple[int, Any]:
+    """``run()`` of task *seq*, whose big buffers are in the caller's shared memory (*spec*)."""
+    buffers: Any
+    try:
+        payload, buffers = receive(spec)
+    except OSError as exc:  # run() raises it: the task fails with LOAD_FAILED
+        payload, buffers = b"", exc
+    state[LOADED] = seq + 1  # copied out: the caller may reuse the segment while it runs
+    return run(payload, buffers)
 
 
 def _keep(
@@ -362,16 +626,22 @@ def _recipe(exc: BaseException, message: str) -> bytes | None:
     return data
 
 
-def run(payload: bytes) -> tuple[int, Any]:
+def run(payload: bytes, buffers: Any = None) -> tuple[int, Any]:
     """Unpickle and run one task ``(fn, args, kwargs)``; never raises.
 
     The steps of :func:`executors._proc.envelope.run_packed`, with an exception
     sent as a plain tuple. A task with context values arrives as a call of
     ``executors.context.run`` (unpickling it imports that module); one that will
     not unpickle is sent as LOAD_FAILED, and the parent words its error.
+    *buffers* are its out-of-band buffers, or the error that kept them from it.
     """
     try:
-        fn, args, kwargs = loads(payload)
+        if buffers is None:  # (the small tasks' path: no keyword for loads to parse)
+            fn, args, kwargs = loads(payload)
+        elif isinstance(buffers, BaseException):
+            raise buffers
+        else:
+            fn, args, kwargs = loads(payload, buffers=buffers)
     except BaseException as exc:
         return LOAD_FAILED, pack(exc)
     try:

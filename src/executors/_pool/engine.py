@@ -27,10 +27,12 @@ from .._proc.forking import ForkRefused, close_process
 from .._proc.logs import outcome_failed, replay_log
 from .._proc.managers import Wakeup, release_manager, track_manager
 from .._proc.wire import (
+    ERR,
     INIT_FAILED,
     LOG,
     OK,
     READY,
+    SHARED,
     SKIP,
     FrameReader,
     batch_frame,
@@ -42,7 +44,7 @@ from .._wording import call_name, initializer_failed
 from ..errors import BrokenExecutor, SerializationError
 from ..serialization import Unloadable, load_outcomes, unpack_exception
 from ..timeouts import split
-from . import _subworker
+from . import _subworker, shared
 from .launch import Launcher
 
 __all__ = ["Pool", "Task", "submit_call"]
@@ -65,11 +67,17 @@ class Task(LazyFuture[Any]):
     ``running()`` asks the worker's shared state instead.
     """
 
+    #: Its big buffers' shared memory, until no worker will read it (set for big tasks
+    #: only: a class default costs a small task nothing).
+    segment: shared.Segment | None = None
+
     def __init__(
-        self, pool: Pool, payload: bytes, fn: Callable[..., Any], timeout: float | None
+        self, pool: Pool, payload: Any, fn: Callable[..., Any], timeout: float | None
     ) -> None:
         super().__init__()
         self._pool = pool
+        #: The pickled call; or, for big buffers, ``(pid, fd, name, layout, pickle)``
+        #: with the buffers in :attr:`segment` (see :mod:`executors._pool.shared`).
         self.payload = payload
         self.fn = fn
         self.timeout = timeout  # its task_timeout, or its own (executors.with_timeout)
@@ -114,8 +122,10 @@ class _Worker:
         self.stopping = False
         self.watching = False
         self.replaced = False
+        self.outbox = shared.OutboxView()
 
     def close_fds(self) -> None:
+        self.outbox.close()
         for fd in (self.tasks_fd, self.results_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -124,6 +134,10 @@ class _Worker:
 
     def started(self, task: Task) -> bool:
         return bool(self.state[_subworker.STARTED] > task.seq)
+
+    def loaded(self, task: Task) -> bool:
+        """Whether it copied *task*'s big arguments out of the caller's shared memory."""
+        return bool(self.state[_subworker.LOADED] > task.seq)
 
     def finished(self, task: Task) -> bool:
         return bool(self.state[_subworker.FINISHED] > task.seq)
@@ -166,6 +180,7 @@ class Pool:
         self.pending: deque[Task] = deque()
         self.workers: list[_Worker] = []
         self.big: list[Task] = []  # tasks whose big payload the caller still holds
+        self.segments = shared.Segments()  # big buffers' shared memory (big tasks only)
         self.room = threading.Condition(self.lock)
         self.wakeup = Wakeup()
         self.selector = self.wakeup.selector
@@ -209,11 +224,19 @@ class Pool:
                 self.room.wait(0.01)  # a worker starting a task sends no event: look again
 
     def held(self) -> int:
-        """Bytes of big payloads still held (lock held); drops those a worker has started."""
+        """Bytes of big payloads still held (lock held); drops those a worker has started,
+        and gives back the shared memory of those it has loaded."""
         held, keep = 0, []
         for task in self.big:
             worker = task.worker
-            if task.done() or (worker is not None and worker.started(task)):
+            segment = task.segment
+            if segment is not None:  # its buffers are in shared memory until loaded
+                if task.done() or (worker is not None and worker.loaded(task)):
+                    self.release(task)
+                else:
+                    held += segment.size
+                    keep.append(task)
+            elif task.done() or (worker is not None and worker.started(task)):
                 task.payload = b""  # the worker has it: a started task is never sent again
             else:
                 held += len(task.payload)
@@ -242,6 +265,7 @@ class Pool:
             if cancel_futures:
                 for task in self.pending:
                     task._cancel_now()
+                    self.release(task)
                 self.pending.clear()
                 for worker in self.workers:
                     for task in worker.inflight:
@@ -249,6 +273,13 @@ class Pool:
                         if not worker.started(task):
                             task._cancel_now()
         self.wakeup.wake()
+
+    def release(self, task: Task) -> None:
+        """*task*'s shared memory back to the cache: no worker will read it any more."""
+        segment = task.segment
+        if segment is not None:
+            task.segment = None
+            self.segments.give(segment)
 
     # -- the manager thread --------------------------------------------------------------
 
@@ -326,7 +357,7 @@ class Pool:
                         return
                     self.sleeping = True
             for worker, batch in batches:
-                if any(len(payload) >= BIG for payload in batch):
+                if any(len(payload) >= BIG for payload in batch):  # (a shared one is short)
                     worker.out.extend(map(memoryview, batch_frame(batch)))
                     self.flush(worker)
                 else:
@@ -367,13 +398,13 @@ class Pool:
             interval = min(interval or 0.05, 0.05)
         return interval
 
-    def dispatch(self) -> list[tuple[_Worker, list[bytes]]]:
+    def dispatch(self) -> list[tuple[_Worker, list[Any]]]:
         """Hand pending tasks to the least busy workers, many per message (lock held)."""
         pending = self.pending
         live = [w for w in self.workers if w.doomed is None and not w.stopping]
         if self.launcher.starts_ahead and self.max_tasks is not None:  # not the retiring ones
             live = [w for w in live if w.dispatched < self.max_tasks]
-        batches: list[tuple[_Worker, list[bytes]]] = []
+        batches: list[tuple[_Worker, list[Any]]] = []
         if not pending or not live:
             return batches
         share = -(-len(pending) // len(live))
@@ -393,6 +424,7 @@ class Pool:
             while room > 0 and pending:
                 task = pending.popleft()
                 if task.done():  # cancelled while queued (under our lock)
+                    self.release(task)
                     continue
                 task.worker, task.seq = w, w.dispatched
                 w.dispatched += 1
@@ -489,9 +521,13 @@ class Pool:
     def handle(self, worker: _Worker, items: list[tuple[Any, int, Any]]) -> None:
         done: list[tuple[Task, int, Any]] = []
         logs: list[logging.LogRecord] = []
+        shares = False
         with self.lock:
             for _tid, kind, value in items:
-                if kind == LOG:
+                if kind == SHARED:
+                    shares = True
+                    done.append((worker.inflight.popleft(), kind, value))
+                elif kind == LOG:
                     logs.append(value)
                 elif kind == INIT_FAILED:
                     self.break_with_initializer(value, worker)
@@ -504,7 +540,11 @@ class Pool:
                 self.prestart(worker)  # it is leaving: its successor boots as it exits
         for record in logs:
             replay_log(record)
+        if shares:  # copied out of the worker's outbox here, not under the lock
+            done = list(map(self.unshare, done))
         for task, kind, value in done:
+            if task.segment is not None:
+                self.release(task)
             try:
                 if type(value) is Unloadable:
                     what = "result" if kind == OK else "exception"
@@ -519,6 +559,29 @@ class Pool:
                 outcome_failed(task)
         if self.broken is not None:
             self.fail_everything(self.broken)
+
+    def unshare(self, done: tuple[Task, int, Any]) -> tuple[Task, int, Any]:
+        """A SHARED outcome as an OK one, its result copied out of the worker's outbox."""
+        task, kind, value = done
+        if kind != SHARED:
+            return done
+        worker = task.worker
+        assert worker is not None
+        try:
+            return task, OK, shared.take_result(worker.outbox, worker.state, value)
+        except OSError as exc:  # its outbox went with it: the worker died (it is exiting)
+            worker.process.join(5.0)
+            error = crash_error(
+                worker.pid,
+                worker.process.exitcode,
+                call_name(task.fn),
+                f"its result was ready but not read yet; the {self.launcher.owner} "
+                "replaced it and is still usable",
+            )
+            error.__cause__ = exc
+            return task, ERR, error
+        except Exception as exc:  # the result will not load
+            return task, OK, Unloadable(exc)
 
     def break_with_initializer(self, value: Any, worker: _Worker) -> None:
         if type(value) is Unloadable:
@@ -561,8 +624,10 @@ class Pool:
                 if task.seq >= started:
                     task.worker = None
                     requeue.append(task)
-                elif not task.done():
-                    failures.append((task, self.death_error(worker, task, exitcode)))
+                else:
+                    self.release(task)
+                    if not task.done():
+                        failures.append((task, self.death_error(worker, task, exitcode)))
             self.pending.extendleft(reversed(requeue))
             worker.inflight.clear()
             replace = (
@@ -669,6 +734,8 @@ class Pool:
             for w in self.workers:
                 tasks += w.inflight
                 w.inflight.clear()
+            for task in tasks:
+                self.release(task)
         for task in tasks:
             with contextlib.suppress(InvalidStateError):
                 task.set_exception(error)
@@ -695,6 +762,8 @@ class Pool:
             w.close_fds()
             close_process(w.process)
         self.workers.clear()
+        self.big.clear()  # (their workers' state: a mapping, so a descriptor, each)
+        self.segments.close()
         release_manager(self)
 
 
@@ -714,16 +783,41 @@ def submit_call(  # noqa: PLR0917
     fn, timeout = split(fn, pool.task_timeout)
     values = capture()
     pool.wait_for_room()  # before pickling: what waits holds no pickled copy
-    try:
-        payload = dumps(fold_context(fn, args, kwargs, values))
-    except Exception:
-        payload = pack_call(fn, args, kwargs, values, pickler)
-    task = Task(pool, payload, fn, timeout)
+    call = fold_context(fn, args, kwargs, values)
+    packed_call = None
+    if ((args and _subworker.big(args)) or (kwargs and _subworker.big(kwargs))) and shared.usable():
+        packed_call = _pack_shared(pool, call, dumps)
+    if packed_call is not None:
+        task = Task(pool, packed_call[0], fn, timeout)
+        task.segment = packed_call[1]
+        big = True
+    else:
+        try:
+            payload = dumps(call)
+        except Exception:
+            payload = pack_call(fn, args, kwargs, values, pickler)
+        task = Task(pool, payload, fn, timeout)
+        big = len(payload) >= BIG
     if timeout is not None and (pool.shortest is None or timeout < pool.shortest):
         with pool.lock:
             pool.shortest = timeout if pool.shortest is None else min(pool.shortest, timeout)
-    pool.submit(task)
-    if len(payload) >= BIG:
+    try:
+        pool.submit(task)
+    except BaseException:
+        pool.release(task)
+        raise
+    if big:
         with pool.lock:
             pool.big.append(task)
     return task
+
+
+def _pack_shared(
+    pool: Pool, call: tuple[Any, ...], dumps: Callable[..., bytes]
+) -> tuple[tuple[Any, ...], shared.Segment] | None:
+    """*call* with its big buffers in shared memory, or None: then it is pickled as usual
+    (also when it will not pickle: the usual path names the part that will not)."""
+    try:
+        return shared.pack_call(pool.segments, call, dumps)
+    except (pickle.PicklingError, TypeError, AttributeError, OSError):
+        return None

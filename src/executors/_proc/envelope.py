@@ -106,14 +106,21 @@ def run_call(
         return ERR, pack_exception(exc)
 
 
-def run_packed(payload: bytes) -> Outcome:
+def run_packed(payload: bytes, buffers: Any = None) -> Outcome:
     """Unpickle a task made by :func:`pack_call` and run it; never raises.
 
     A task that will not unpickle is a ``LOAD_FAILED`` outcome: the parent words
     its error (:func:`outcome_error`), as for the pool engine's worker leaf.
+    *buffers* are its out-of-band buffers (pickle protocol 5), or the error that
+    kept them from it.
     """
     try:
-        fn, args, kwargs = pickle.loads(payload)
+        if buffers is None:  # (the small tasks' path: no keyword for loads to parse)
+            fn, args, kwargs = pickle.loads(payload)
+        elif isinstance(buffers, BaseException):
+            raise buffers
+        else:
+            fn, args, kwargs = pickle.loads(payload, buffers=buffers)
     except BaseException as exc:
         return LOAD_FAILED, pack_exception(exc)
     return run_call(fn, args, kwargs, None)

@@ -19,6 +19,7 @@ __all__ = [
     "LOG",
     "OK",
     "READY",
+    "SHARED",
     "SKIP",
     "UNPICKLABLE",
     "FrameReader",
@@ -34,6 +35,8 @@ __all__ = [
 #: would not pickle (its facts: description, exception type name, message). Workers
 #: send facts; the parent words the errors (:func:`executors._proc.envelope.outcome_error`).
 OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4, 5, 6, 7
+#: A result whose big buffers wait in the worker's shared memory (:mod:`executors._pool.shared`).
+SHARED = 8
 
 _HEADER = struct.Struct("!Q")
 

@@ -1,0 +1,219 @@
+"""Big buffers cross to and from ``pool`` and ``subprocess`` workers through shared memory.
+
+See :mod:`executors._pool.shared`. Each test checks what a user sees (values and
+their types) and that the data really went the shared way (a segment for the
+argument, the worker's TAKEN count for the result); the fault tests check that a
+worker killed mid-transfer leaves no descriptor or /dev/shm entry behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from executors import WorkerCrashed, get_executor
+from executors._pool import _subworker, shared
+from executors.testing import echo
+
+from . import proc_tasks as t
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.skipif(not shared.usable(), reason="memfd and /proc: Linux only")
+
+BIG = _subworker.BIG
+
+
+@pytest.fixture(params=["pool", "subprocess"])
+def ex(request: pytest.FixtureRequest) -> Iterator[Any]:
+    executor = get_executor(request.param, max_workers=2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _taken(ex: Any) -> int:
+    """Results the caller has copied out of the workers' outboxes (live workers)."""
+    pool = ex._pool
+    with pool.lock:
+        return sum(int(w.state[_subworker.TAKEN]) for w in pool.workers)
+
+
+def _segments(ex: Any) -> int:
+    """Segments the caller has (held by a task, or free for the next one)."""
+    segments = ex._pool.segments
+    with segments.lock:
+        return len(segments.live)
+
+
+def _in_use(ex: Any) -> int:
+    """Segments held by a task (taken and not given back)."""
+    segments = ex._pool.segments
+    with segments.lock:
+        return len(segments.live) - len(segments.free)
+
+
+def test_bytes_bytearray_and_memoryview_keep_their_types(ex: Any) -> None:
+    data = os.urandom(BIG + 3)
+    for value in (data, bytearray(data), memoryview(data)):
+        result = ex.submit(echo, value).result(timeout=60)
+        assert type(result) is type(value) and bytes(result) == data
+    assert _segments(ex) == 1  # there through one segment, reused (not the pipe)...
+    assert _taken(ex) == 3  # ...and back through the workers' outboxes
+    assert _in_use(ex) == 0
+
+
+def test_buffers_inside_a_tuple_or_a_dict_and_keyword_arguments(ex: Any) -> None:
+    data = b"\x01" * BIG
+    assert ex.submit(t.kinds, (data, bytearray(data), 3)).result(timeout=60) == (
+        "bytes",
+        "bytearray",
+        "int",
+    )
+    assert ex.submit(t.kinds, {"a": data, "b": "x"}).result(timeout=60) == {
+        "a": "bytes",
+        "b": "str",
+    }
+    assert ex.submit(t.kinds, value=memoryview(data)).result(timeout=60) == "memoryview"
+    result = ex.submit(echo, [data, 1]).result(timeout=60)
+    assert result == [data, 1]
+
+
+def test_small_data_keeps_the_pipe(ex: Any) -> None:
+    future = ex.submit(echo, b"x" * (BIG - 1))
+    assert future.result(timeout=60) == b"x" * (BIG - 1)
+    assert type(future.payload) is bytes
+    assert _segments(ex) == 0
+    assert _taken(ex) == 0
+
+
+def test_a_big_result_from_a_small_call(ex: Any) -> None:
+    futures = [ex.submit(t.big_bytes, 3 * BIG, i) for i in range(6)]
+    assert [f.result(timeout=60) for f in futures] == [bytes([i]) * 3 * BIG for i in range(6)]
+    assert _taken(ex) == 6
+
+
+def test_numpy_arrays_cross_and_stay_writable(ex: Any) -> None:
+    np = pytest.importorskip("numpy", reason="numpy is optional (the test extra installs it)")
+    array = np.arange(BIG // 4, dtype=np.float64).reshape(-1, 4)
+    result = ex.submit(echo, array).result(timeout=60)
+    assert _segments(ex) == 1 and _taken(ex) == 1
+    assert result.dtype == array.dtype and result.shape == array.shape
+    assert (result == array).all() and result.flags.writeable
+    result[0, 0] = -1.0  # the caller's own copy: not the segment, not the argument
+    assert array[0, 0] == 0.0
+    fortran = np.asfortranarray(array)
+    assert (ex.submit(echo, fortran).result(timeout=60) == array).all()
+    assert _in_use(ex) == 0
+
+
+def test_a_segment_is_given_back_once_its_worker_has_copied_it_out(ex: Any) -> None:
+    """Memory bounded by what runs: a running task holds no shared memory of the caller's."""
+    data = b"s" * BIG
+    future = ex.submit(t.sleep_then, 5.0, data)
+    deadline = time.monotonic() + 60
+    while _in_use(ex) and time.monotonic() < deadline:
+        with ex._pool.lock:
+            ex._pool.held()  # what the next big submit does: looks at what was loaded
+        time.sleep(0.01)
+    assert _in_use(ex) == 0
+    assert not future.done()  # still running
+    assert future.result(timeout=60) == data
+
+
+def test_mutating_the_argument_after_submit_does_not_reach_the_task(ex: Any) -> None:
+    data = bytearray(BIG)
+    future = ex.submit(echo, data)
+    data[:] = b"\xff" * BIG
+    assert future.result(timeout=60) == bytes(BIG)
+
+
+def test_portable_mode_sends_big_data_through_the_pipe(
+    ex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXECUTORS_PORTABLE", "1")
+    assert ex.submit(echo, b"p" * BIG).result(timeout=60) == b"p" * BIG
+    assert _segments(ex) == 0
+
+
+# -- faults: nothing leaks ----------------------------------------------------------------
+
+
+def _descriptors() -> set[str]:
+    """What this process has open, but multiprocessing's heap arenas (kept for reuse)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if not target.startswith("/dev/shm/pym-"):
+                found.add(f"{fd} {target}")
+    return found
+
+
+def _ready_workers(ex: Any) -> list[int]:
+    """Workers that run tasks (a worker interpreter killed before it is ready breaks the
+    executor, by design: it would not start again)."""
+    pool = ex._pool
+    with pool.lock:
+        return [w.pid for w in pool.workers if w.ready]
+
+
+def _shm() -> set[str]:
+    """/dev/shm's entries, but multiprocessing's semaphores and heap arenas (``sem.mp-*``,
+    ``pym-*``), which any process on the machine makes and unlinks at once (other tests
+    run beside this one, e.g. on the other xdist worker)."""
+    if not os.path.isdir("/dev/shm"):
+        return set()
+    return {n for n in os.listdir("/dev/shm") if not n.startswith(("sem.mp-", "pym-"))}
+
+
+@pytest.mark.parametrize("backend", ["pool", "subprocess"])
+def test_a_worker_killed_mid_transfer_leaves_nothing_behind(backend: str) -> None:
+    """SIGKILL at several points of big transfers: while the worker reads an argument,
+    runs, writes a result, and after; the caller's descriptors and /dev/shm are as before."""
+    ex = get_executor(backend, max_workers=2)
+    try:
+        ex.submit(echo, b"warm").result(timeout=60)  # start the workers and their pipes
+        before_fds, before_shm = _descriptors(), _shm()
+        data = b"d" * (16 * BIG)
+        crashed = 0
+        for delay in (0.0, 0.0005, 0.002, 0.005, 0.01, 0.03):
+            futures = [ex.submit(echo, data) for _ in range(4)]
+            time.sleep(delay)
+            for pid in _ready_workers(ex):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for future in futures:
+                try:
+                    assert future.result(timeout=60) == data
+                except WorkerCrashed:
+                    crashed += 1
+        # a worker that dies holding an argument, and one that dies after leaving a result
+        with pytest.raises(WorkerCrashed):
+            ex.submit(t.kill_self_holding, data).result(timeout=60)
+        future = ex.submit(t.big_result_then_die, 4 * BIG)
+        error = future.exception(timeout=60)
+        if error is None:  # read before the worker died
+            assert future.result() == b"r" * (4 * BIG)
+        else:  # its result was in its outbox, not read yet
+            assert isinstance(error, WorkerCrashed) and "SIGKILL" in str(error)
+            del error
+        assert crashed, "no transfer was interrupted"
+        assert ex.submit(echo, data).result(timeout=60) == data  # still usable
+        assert _in_use(ex) == 0  # every task gave its segment back
+    finally:
+        ex.shutdown(wait=True)
+    # a future keeps its worker's state (a mapping, so a descriptor) until it goes
+    del futures, future
+    gc.collect()
+    assert _shm() == before_shm
+    left = _descriptors() - before_fds
+    assert not left, left
+    # no segment of the caller's, nor a worker's outbox, is open (of any executor)
+    assert not [d for d in _descriptors() if "memfd:executors" in d and "worker-state" not in d]
