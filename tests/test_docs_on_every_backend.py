@@ -19,7 +19,6 @@ from __future__ import annotations
 import doctest
 import importlib
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,12 +51,6 @@ backend_name = backend_name_fixture(variants=[])
 #: Known bugs a page finds on one backend: (page, backend spec) -> the bug. The test
 #: is an xfail with strict=True, so it fails (and must be removed here) once fixed.
 KNOWN_BUGS: dict[tuple[str, str], str] = {}
-if sys.version_info[:2] == (3, 12):  # seen on 3.12.1; 3.13 needs an extra package, untried
-    KNOWN_BUGS["docs/quickstart.rst", "interpreter"] = (
-        "crawl.py (urllib in the workers) on the interpreter backend prints its results, "
-        "then aborts at exit with 'free(): invalid pointer': an extension module that "
-        "does not support subinterpreters is imported in one"
-    )
 
 
 #: The pages' repeats under each backend: pytest's own doctest run covers them under the
@@ -121,16 +114,4 @@ def test_tutorial_page(
     name = backend_name.partition("?")[0]
     if name not in runs:
         pytest.skip(f"{page} leaves out {name!r}: {left_out.get(name, 'not listed')}")
-    if name == "interpreter" and page in SOCKETS_IN_WORKERS and sys.version_info[:2] == (3, 12):
-        pytest.skip(SOCKETS_IN_WORKERS_312)
     test_page(f"docs/tutorial/{page}", backend_name, monkeypatch, request)
-
-
-#: Pages whose tasks use shared objects: manager connections (sockets) opened inside
-#: worker interpreters.
-SOCKETS_IN_WORKERS = {"queue.rst", "lock.rst", "joinable-queue.rst"}
-SOCKETS_IN_WORKERS_312 = (
-    "CPython 3.12's subinterpreters abort the whole process now and then when a worker "
-    "interpreter opens sockets (seen once in CI on 3.12.1, like sqlite3 and urllib there); "
-    "the interpreter conformance suite covers shared objects, and 3.13 runs these pages"
-)

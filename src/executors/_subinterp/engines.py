@@ -69,7 +69,11 @@ class _Channels(Interp):
     def __init__(self) -> None:
         self._sub = importlib.import_module("_xxsubinterpreters")
         self._chan = importlib.import_module("_xxinterpchannels")
-        self._id = self._sub.create(isolated=True)  # its own GIL
+        # Sharing the main interpreter's GIL: with a GIL of its own, 3.12.1 corrupts the
+        # heap when the caller pickles (cloudpickle) while a worker runs ("free(): invalid
+        # pointer" in the tuple free list at exit, or a crash mid-run). Tasks run one at a
+        # time here; 3.13+ runs them in parallel.
+        self._id = self._sub.create(isolated=False)
         self._cid = self._chan.create()
         try:
             # Two CPython 3.12 bugs (seen on 3.12.1) corrupt memory: destroying an
