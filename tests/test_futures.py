@@ -66,3 +66,19 @@ def test_a_cancelled_future_does_not_start_or_finish(make: type[LeanFuture[int]]
     running = make()
     running._set_running()
     assert not running.cancel()
+
+
+def test_a_lazy_future_makes_its_condition_and_lists_only_when_needed() -> None:
+    future: LazyFuture[int] = LazyFuture()
+    assert future._set_running()
+    future._finish(4)
+    assert future.result() == 4 and future.done()
+    assert future._cond is None  # start to result without a lock or list of its own
+    assert "_waiting" not in vars(future) and "_callbacks" not in vars(future)
+    seen: list[cf.Future[int]] = []
+    future.add_done_callback(seen.append)  # done: called at once
+    assert seen == [future]
+    assert future._cond is not None
+    assert future._waiters == [] and future._done_callbacks == []
+    waiting: LazyFuture[int] = LazyFuture()
+    assert waiting._waiters == [] and waiting._cond is not None  # reading one makes them

@@ -202,13 +202,16 @@ class LazyFuture(LeanFuture[R]):
     def __init__(self) -> None:
         self._cond: threading.Condition | None = None
         if not _LEAN:  # pragma: no cover - a Python whose Future has other fields
-            super().__init__()  # sets _condition, through the setter below
+            super().__init__()  # sets _condition and the lists, through the setters below
             return
         self._state = PENDING
         self._result = None
         self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
+
+    # The condition and the two lists are made together, on first use. Every path of
+    # concurrent.futures that touches _waiters or _done_callbacks holds the condition
+    # first (wait(), as_completed(), add_done_callback(), set_*, cancel()), so until
+    # then they are empty by definition: four tracked objects fewer per future.
 
     @property
     def _condition(self) -> threading.Condition:
@@ -217,12 +220,35 @@ class LazyFuture(LeanFuture[R]):
             with _COND_LOCK:
                 cond = self._cond
                 if cond is None:
-                    cond = self._cond = _Condition() if _LEAN else threading.Condition()
+                    self._waiting: list[Any] = []
+                    self._callbacks: list[Callable[[Future[R]], object]] = []
+                    cond = _Condition() if _LEAN else threading.Condition()
+                    self._cond = cond  # last: a lock-free reader seeing it sees the lists
         return cond
 
     @_condition.setter
     def _condition(self, cond: threading.Condition) -> None:
         self._cond = cond
+
+    @property
+    def _waiters(self) -> list[Any]:
+        if self._cond is None:
+            self._condition  # noqa: B018 - makes the lists
+        return self._waiting
+
+    @_waiters.setter
+    def _waiters(self, waiters: list[Any]) -> None:
+        self._waiting = waiters
+
+    @property
+    def _done_callbacks(self) -> list[Callable[[Future[R]], object]]:
+        if self._cond is None:
+            self._condition  # noqa: B018 - makes the lists
+        return self._callbacks
+
+    @_done_callbacks.setter
+    def _done_callbacks(self, callbacks: list[Callable[[Future[R]], object]]) -> None:
+        self._callbacks = callbacks
 
     def _set_running(self) -> bool:
         if self._cond is None:

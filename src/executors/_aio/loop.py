@@ -17,7 +17,7 @@ from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _deadline
-from .._futures import LeanFuture
+from .._futures import LazyFuture
 from .._wording import initializer_failed
 from ..errors import BrokenExecutor
 
@@ -33,10 +33,8 @@ def _settle(setter: Callable[[Any], None], value: Any) -> None:
         setter(value)
 
 
-class TaskFuture(LeanFuture[Any]):
+class TaskFuture(LazyFuture[Any]):
     """A future that can cancel a *running* coroutine, and refuses to block its own loop."""
-
-    _task: asyncio.Task[None] | None = None
 
     def __init__(
         self,
@@ -56,6 +54,8 @@ class TaskFuture(LeanFuture[Any]):
         self._kwargs = kwargs
         self._ctx: contextvars.Context | None = contextvars.copy_context()
         self._is_async = is_async
+        # Set here, not first on the loop: a key added later gives each future a dict.
+        self._task: asyncio.Task[None] | None = None
 
     def _call(self) -> Any:
         """Call the function (in the current context), forgetting it and its arguments."""
