@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 import functools
 import gc
 import logging
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from executors import BackendUnavailable, InvalidOption, context, get_executor
+from executors import BackendUnavailable, InvalidOption, TaskTimeout, context, get_executor
 from executors._aio.loop import _cancel_all_tasks
 from executors.awaitable import _is_async
 from executors.backends.aio import AsyncioExecutor
@@ -146,6 +147,134 @@ def test_many_threads_submitting_at_once_lose_nothing(make: Any) -> None:
         results = list(pool.map(producer, [0, 10_000, 20_000, 30_000]))
     for base, got in zip([0, 10_000, 20_000, 30_000], results):
         assert got == [2 * (base + i) for i in range(2500)]
+
+
+# -- the first step runs at once (3.12's eager tasks; done by hand on 3.11) ------------
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
+
+
+def _first_step_at_once(ex: AsyncioExecutor) -> bool:
+    return ex._runner.eager or ex._runner.step_first
+
+
+def test_stdlib_loops_run_the_first_step_at_once(make: Any) -> None:
+    # So the tests below exercise that path (3.11+ with the stdlib loop).
+    ex = make()
+    assert _first_step_at_once(ex) is (sys.version_info >= (3, 11))
+    assert ex.submit(nap, 0, 1).result(timeout=10) == 1
+    assert "call_soon" not in vars(ex.loop)  # the loop's own method is back
+
+
+def test_a_coroutine_that_never_waits_sees_its_context_and_its_task(make: Any) -> None:
+    ex = make()
+
+    async def at_once() -> tuple[str, bool, bool]:
+        task = asyncio.current_task()
+        seen = _var.get()
+        _var.set("changed inside")  # the task's own copy: the submitter keeps its value
+        return seen, isinstance(task, asyncio.Task), task is not None and not task.done()
+
+    token = _var.set("submitter's")
+    try:
+        futures = [ex.submit(at_once) for _ in range(200)]
+        assert [f.result(timeout=10) for f in futures] == [("submitter's", True, True)] * 200
+        assert _var.get() == "submitter's"
+    finally:
+        _var.reset(token)
+    assert ex.submit(at_once).result(timeout=10)[0] == "unset"
+
+
+def test_a_coroutine_keeps_its_task_and_context_across_a_wait(make: Any) -> None:
+    ex = make()
+
+    async def waits() -> tuple[bool, str]:
+        before = asyncio.current_task()
+        _var.set("mine")
+        await asyncio.sleep(0.01)
+        inner = asyncio.create_task(nap(0, "child"))  # the loop's call_soon works here
+        assert await inner == "child"
+        return asyncio.current_task() is before, _var.get()
+
+    assert [f.result(timeout=10) for f in [ex.submit(waits) for _ in range(50)]] == [
+        (True, "mine")
+    ] * 50
+
+
+def test_a_coroutine_raising_before_its_first_await_fails_its_future(make: Any) -> None:
+    ex = make()
+
+    async def raises_at_once(message: str) -> None:
+        raise LookupError(message)
+
+    futures = [ex.submit(raises_at_once, f"no {i}") for i in range(20)]
+    errors = [f.exception(timeout=10) for f in futures]
+    assert all(type(e) is LookupError for e in errors)
+    assert [str(e) for e in errors] == [f"no {i}" for i in range(20)]
+    assert ex.submit(nap, 0, "alive").result(timeout=10) == "alive"
+
+
+def test_a_coroutine_cancelling_itself_in_its_first_step_ends_cancelled(make: Any) -> None:
+    ex = make()
+
+    async def self_cancel() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)  # the cancellation lands here
+
+    future = ex.submit(self_cancel)
+    cf.wait([future], timeout=10)
+    assert future.cancelled()
+
+
+def test_cancel_before_start_means_it_never_runs(make: Any) -> None:
+    ex = make()
+    ran: list[int] = []
+    gate = threading.Event()
+
+    async def record(i: int) -> int:
+        ran.append(i)
+        return i
+
+    ex._runner.call(gate.wait, 10)  # hold the loop: what follows waits in the queue
+    futures = [ex.submit(record, i) for i in range(10)]
+    assert all(f.cancel() for f in futures[::2])
+    gate.set()
+    assert [f.result(timeout=10) for f in futures[1::2]] == [1, 3, 5, 7, 9]
+    assert ran == [1, 3, 5, 7, 9]
+    assert all(f.cancelled() for f in futures[::2])
+
+
+def test_a_coroutine_submitting_to_its_own_executor(make: Any) -> None:
+    # The inner submit lands in the queue the loop is draining right now.
+    ex = make()
+
+    async def outer(n: int) -> list[int]:
+        inner = [ex.submit(at_once_double, i) for i in range(n)]
+        return [await asyncio.wrap_future(f) for f in inner]
+
+    assert ex.submit(outer, 30).result(timeout=10) == [2 * i for i in range(30)]
+
+
+async def at_once_double(i: int) -> int:
+    return 2 * i
+
+
+def test_a_task_timeout_still_cancels_a_coroutine_started_at_once(make: Any) -> None:
+    ex = make(task_timeout=0.2)
+    cancelled = threading.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(TaskTimeout):
+        ex.submit(stuck).result(timeout=10)
+    assert cancelled.wait(10)
 
 
 # -- the cap: gevent's Pool(2) ------------------------------------------------------

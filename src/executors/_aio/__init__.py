@@ -9,7 +9,7 @@ How a task travels::
     submit(fn, *args)
       -> TaskFuture (context copied)
       -> incoming deque ---- one wake-up ---> drain(): while running < cap
-         per batch, not per task                |- async fn: create_task(run_coroutine)
+         per batch, not per task                |- async fn: a task, its first step at once
                                                 '- plain fn: a worker thread
     future.cancel() on a running  ----------> task.cancel()
       coroutine (returns True)
