@@ -275,11 +275,13 @@ class Pool:
         self.wakeup.wake()
 
     def release(self, task: Task) -> None:
-        """*task*'s shared memory back to the cache: no worker will read it any more."""
+        """*task*'s shared memory back to the cache: no worker will read it any more, but
+        through the views it took (then the segment's first byte says when it is unused)."""
         segment = task.segment
         if segment is not None:
             task.segment = None
-            self.segments.give(segment)
+            worker = task.worker
+            self.segments.give(segment, loaded=worker is not None and worker.loaded(task))
 
     # -- the manager thread --------------------------------------------------------------
 
