@@ -134,6 +134,7 @@ __all__ = [
     "read_frame",
     "receive",
     "run",
+    "segment_size",
     "serve",
     "take_buffers",
     "write_all",
@@ -342,6 +343,12 @@ class Collect:
         self.buffers.clear()  # the sender's objects are not kept alive
 
 
+def segment_size(size: int) -> int:
+    """A segment for *size* bytes (header included): its buffers' part rounded up to a MiB,
+    so that sizes that differ a little reuse the same segment."""
+    return HEADER + -(-(size - HEADER) // (1 << 20)) * (1 << 20)
+
+
 def copy_out(area: Any, layout: Any) -> list[Any]:
     """The buffers of *layout* copied out of *area*: nothing returned points into it."""
     with memoryview(area) as view:
@@ -471,7 +478,7 @@ class Outbox:
         name = f"executors-out-{os.getpid()}-{len(self.segments)}-{self.sent}"
         fd = os.memfd_create(name)
         try:
-            os.ftruncate(fd, -(-size // (1 << 20)) * (1 << 20))  # sizes that differ a little
+            os.ftruncate(fd, segment_size(size))
             segment = [fd, mmap.mmap(fd, 0), name, 0]
         except BaseException:
             os.close(fd)

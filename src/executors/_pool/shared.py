@@ -123,8 +123,7 @@ class Segments:
                 self.free.remove(best)
                 self.used.add(best)
                 return best
-        # rounded up, so that sizes that differ a little reuse the same segment
-        segment = Segment(-(-size // (1 << 20)) * (1 << 20))
+        segment = Segment(_subworker.segment_size(size))
         with self.lock:
             if self.closed:
                 segment.close()

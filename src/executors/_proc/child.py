@@ -7,6 +7,7 @@ pipe its parent reads (see :mod:`executors._proc.runner`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Callable
 
@@ -15,9 +16,11 @@ from ..serialization import Dumps, get_pickler
 from .envelope import Outcome, pack_outcomes, run_call, run_packed
 from .forking import flush_std_streams, guard_child, ignore_sigint
 from .logs import ForwardHandler, install_log_forwarding
-from .wire import ERR, INIT_FAILED, OK, frame, write_all
+from .wire import ERR, INIT_FAILED, OK, frame_header, write_all
 
 __all__ = ["process_child", "run_forked", "run_in_child"]
+
+_PIPE_SIZE, _BIG_PIPE = 1 << 16, 1 << 20  # a pipe's default size, and the one a big result gets
 
 
 def run_in_child(  # noqa: PLR0917 - called positionally by the process backend's children
@@ -70,7 +73,16 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
         outcome = run_packed(call) if isinstance(call, bytes) else run_call(*call)
     items.append((None, *outcome))
     flush_std_streams()
-    write_all(out_fd, frame(pack_outcomes(items, pickler)))
+    data = pack_outcomes(items, pickler)
+    if len(data) > _PIPE_SIZE:  # fewer, bigger reads for the parent (Linux): ~2x faster
+        import fcntl  # (POSIX; Linux has the option)
+
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        with contextlib.suppress(OSError):
+            if set_pipe_size is not None:
+                fcntl.fcntl(out_fd, set_pipe_size, _BIG_PIPE)
+    write_all(out_fd, frame_header(data))  # apart: a big result is not copied into a frame
+    write_all(out_fd, data)
 
 
 def process_child(conn: Any, *args: Any) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "FrameReader",
     "batch_frame",
     "frame",
+    "frame_header",
     "read_into",
     "write_all",
 ]
@@ -44,6 +45,11 @@ _HEADER = struct.Struct("!Q")
 def frame(data: bytes) -> bytes:
     """*data* with its length in front, ready for a :class:`FrameReader` on the other end."""
     return _HEADER.pack(len(data)) + data
+
+
+def frame_header(data: bytes) -> bytes:
+    """What :func:`frame` puts in front of *data*: to write before it, without a copy of it."""
+    return _HEADER.pack(len(data))
 
 
 def batch_frame(payloads: list[bytes]) -> list[bytes]:
