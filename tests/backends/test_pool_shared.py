@@ -291,3 +291,43 @@ def test_a_worker_killed_mid_transfer_leaves_nothing_behind(backend: str) -> Non
     assert not left, left
     # no segment of the caller's, nor a worker's outbox, is open (of any executor)
     assert not [d for d in _descriptors() if "memfd:executors" in d and "worker-state" not in d]
+
+
+_FORK_AFTER_VIEWS = """
+import os, sys
+import numpy as np
+from executors import get_executor
+from executors._pool import _subworker
+
+def filled(count, fill):
+    return np.full(count, fill)
+
+if __name__ == "__main__":
+    with get_executor("pool", max_workers=1) as ex:
+        kept = ex.submit(filled, 1 << 17, 1.0).result(timeout=60)
+        assert _subworker._views
+        pid = os.fork()
+        if pid == 0:  # a child that lets go of everything, as an exiting program does
+            del kept
+            sys.exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        for i in range(2, 6):  # the worker may reuse its segment only if the parent let go
+            assert ex.submit(filled, 1 << 17, float(i)).result(timeout=60)[0] == i
+        print("kept", float(kept.min()), float(kept.max()))
+"""
+
+
+@views
+def test_a_fork_that_drops_a_view_does_not_give_the_parents_back(tmp_path: Any) -> None:
+    """Only the process that took a view frees its segment (not a fork of it at its exit)."""
+    _np()
+    script = tmp_path / "fork_views.py"
+    script.write_text(_FORK_AFTER_VIEWS)
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert "kept 1.0 1.0" in run.stdout

@@ -409,21 +409,31 @@ def take_buffers(cache: dict[str, Any], pid: int, fd: int, name: str, layout: An
 
 
 def _on_unused(pid: int, fd: int, name: str) -> Callable[[Any], None]:
-    def freed(ref: Any) -> None:  # may run in any thread: no lock, one write
+    def freed(ref: Any) -> None:  # may run in any thread, or at exit: no lock, no raise
         _views.discard(ref)
         try:
             mine = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR)
-        except OSError:
+        except Exception:
             return  # the sender closed it (or died): nobody will write it again
         try:
             if os.readlink(f"/proc/self/fd/{mine}") == f"/memfd:{name} (deleted)":
                 os.pwrite(mine, bytes([FREE]), 0)
-        except OSError:
+        except Exception:
             pass
         finally:
             os.close(mine)
 
     return freed
+
+
+def _forget_views() -> None:
+    """In a fork's child: its copies of the views are not the parent's to give back (the
+    parent may still read them): the weak references go, and their callbacks with them."""
+    _views.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_views)
 
 
 _segments: dict[str, Any] = {}  # the caller's segments mapped here, newest last
