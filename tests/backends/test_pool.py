@@ -305,3 +305,34 @@ def test_workers_leave_when_the_parent_dies_without_shutdown(tmp_path: Path) -> 
     while any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids):
         assert time.monotonic() < deadline, f"orphaned workers {pids} still alive"
         time.sleep(0.1)
+
+
+_FORK_BESIDE_A_POOL = """
+import os, sys
+from executors import get_executor
+
+if __name__ == "__main__":
+    with get_executor("pool", max_workers=1) as ex, get_executor("process") as one:
+        assert ex.submit(abs, -1).result(timeout=60) == 1
+        assert one.submit(abs, -2).result(timeout=60) == 2
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a normal exit: atexit handlers run in the child
+        print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_program_that_forks_beside_a_pool_exits_cleanly_in_the_child(tmp_path: Path) -> None:
+    """The child does not try to join its parent's workers at exit (multiprocessing would)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_beside.py"
+    script.write_text(_FORK_BESIDE_A_POOL)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert "child 0" in run.stdout
+    assert "can only join a child process" not in run.stderr
+    assert run.stderr == ""

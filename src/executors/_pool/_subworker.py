@@ -427,13 +427,15 @@ def _on_unused(pid: int, fd: int, name: str) -> Callable[[Any], None]:
 
 
 def _forget_views() -> None:
-    """In a fork's child: its copies of the views are not the parent's to give back (the
-    parent may still read them): the weak references go, and their callbacks with them."""
+    """Before a fork: the views now alive are never given back, by parent or child. Each
+    process's copy of a view still reads the segment (copy-on-write spares only written
+    pages), and neither knows when the other lets go: the weak references go, and their
+    callbacks with them. Those segments are not reused; they go with the last mapping."""
     _views.clear()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_views)
+    os.register_at_fork(before=_forget_views)
 
 
 _segments: dict[str, Any] = {}  # the caller's segments mapped here, newest last
