@@ -163,3 +163,40 @@ def add_in_place(array: Any, value: float) -> float:
     """Change *array* where it lives (a forked child's copy); the new sum."""
     array += value
     return float(array.sum())
+
+
+def arrays_and_more(count: int) -> dict[str, Any]:
+    """Big arrays (out of band) beside small data (in band), nested."""
+    import numpy as np
+
+    return {
+        "a": np.arange(count, dtype=np.float64),
+        "b": b"small",
+        "c": [np.zeros(3), np.ones((count // 2, 2), order="F")],
+    }
+
+
+class _Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this")
+
+
+def array_and_unpicklable(count: int) -> Any:
+    import numpy as np
+
+    return np.ones(count), _Unpicklable()
+
+
+def _fail_to_load() -> None:
+    raise ValueError("refuses to load in the caller")
+
+
+class _FailsToLoad:
+    def __reduce__(self) -> Any:
+        return (_fail_to_load, ())
+
+
+def array_and_unloadable(count: int) -> Any:
+    import numpy as np
+
+    return np.ones(count), _FailsToLoad()

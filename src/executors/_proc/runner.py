@@ -36,7 +36,7 @@ from .envelope import outcome_error, packed
 from .exits import crash_error, timeout_error
 from .logs import outcome_failed, replay_log
 from .managers import Wakeup, refused_at_exit, release_manager, track_manager
-from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader, read_into
+from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader, read_into, split_frame
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -295,7 +295,7 @@ class ChildRunner:
         task.reported = True
         outcome: tuple[int, Any] | None = None
         for frame in task.frames:
-            items = load_outcomes(frame)
+            items = load_outcomes(*split_frame(frame))
             if items is None:  # not even its outcome can be told from the rest
                 items = [(None, ERR, Unloadable(SerializationError("a garbled message")))]
             for _key, kind, value in items:
