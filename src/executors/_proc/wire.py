@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 __all__ = [
-    "BIG_BUFFER",
+    "BIG",
     "ERR",
     "INIT_FAILED",
     "LOAD_FAILED",
@@ -58,7 +58,7 @@ def frame_header(data: bytes) -> bytes:
 
 
 #: A buffer this big (bytes) in a child's result travels out of band (see :class:`Buffers`).
-BIG_BUFFER = 1 << 20
+BIG = 1 << 20
 _OOB = 0x4F  # "O": the first byte of an out-of-band frame (a pickle's is PROTO, 0x80)
 _ALIGN = 64  # where each buffer starts in such a frame: numpy's alignment, and more
 
@@ -73,7 +73,7 @@ class Buffers(list):  # type: ignore[type-arg]
             raw = buffer.raw()
         except BufferError:  # not contiguous: in band, as pickle does it
             return True
-        if raw.nbytes < BIG_BUFFER:
+        if raw.nbytes < BIG:
             return True
         self.append(raw)
         return False
