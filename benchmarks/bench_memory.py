@@ -11,6 +11,8 @@
 - The same with a float64 numpy array (when numpy is installed): against
   ``Pool.apply``, ``ndarray.copy()``, and joblib's automatic memory mapping
   (``Parallel(max_nbytes="1M")``, goal 1x) when joblib is installed.
+- A big numpy array made by the task on ``fork`` and ``process`` (a child per task),
+  against ``Pool.apply`` of the same function on a live worker.
 """
 
 from __future__ import annotations
@@ -77,6 +79,34 @@ def _round_trips(
     ]
 
 
+def ones(count: int) -> Any:
+    import numpy as np
+
+    return np.ones(count)
+
+
+def _child_rows(size: int, mp_pool: Any) -> list[Row]:
+    """A big array made in a child per task (``fork``, ``process``), against a persistent
+    ``Pool.apply``: the arrays come back out of band (executors._proc.wire.buffers_frame)."""
+    out = []
+    for name in ("fork", "process"):
+        ex = get_executor(name, max_workers=1)
+        out.append(
+            Row(
+                f"{name}: {size >> 20} MB numpy result",
+                lambda ex=ex: ex.submit(ones, size // 8).result(),
+                lambda: mp_pool.apply(ones, (size // 8,)),
+                size,
+                unit="bytes",
+                peer_name="multiprocessing.Pool.apply (a live worker)",
+                goal=1.0,
+                repeat=3,
+                teardown=ex.shutdown,
+            )
+        )
+    return out
+
+
 def _numpy_rows(quick: bool, pool: Any, mp_pool: Any) -> list[Row]:
     if importlib.util.find_spec("numpy") is None:
         print("  (skipped the numpy round trip rows: numpy is not installed)")
@@ -85,6 +115,7 @@ def _numpy_rows(quick: bool, pool: Any, mp_pool: Any) -> list[Row]:
 
     array = np.random.default_rng(0).random(((20 if quick else 200) << 20) // 8)
     out = _round_trips("numpy float64", array, pool, mp_pool, array.copy, "ndarray.copy()")
+    out += _child_rows(array.nbytes, mp_pool)
     if importlib.util.find_spec("joblib") is None:
         print(
             "  (skipped the joblib memmapping row: joblib is not installed; "

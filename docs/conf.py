@@ -58,10 +58,11 @@ nitpick_ignore_regex = [
 # page's ``:skipif: interpreter_unavailable``: they run where the engine is available
 # and are reported as skipped elsewhere.
 doctest_global_setup = """
-import importlib.util, os
+import importlib, importlib.util, os
 os.environ.pop('EXECUTORS_MAX_WORKERS', None)
 no_dask = importlib.util.find_spec('distributed') is None
 no_ray = importlib.util.find_spec('ray') is None
+numpy = importlib.import_module('numpy') if importlib.util.find_spec('numpy') else None
 from executors import unavailable_reason as _unavailable
 interpreter_unavailable = _unavailable('interpreter') is not None
 """

@@ -7,6 +7,7 @@ pages need their engine's package; the interpreter page needs the backend.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import pytest
@@ -18,6 +19,7 @@ NEEDS = {
     "dask.rst": ("distributed",),
     "ray.rst": ("ray",),
     "scaling.rst": ("distributed", "ray"),
+    "pool.rst": ("numpy",),  # no numpy wheels for PyPy: the test extra skips it there
 }
 #: pages whose examples need one backend
 PAGES = {"interpreter.rst": "interpreter"}
@@ -40,5 +42,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def _numpy(doctest_namespace: dict[str, object]) -> None:
+    """``numpy`` for the pages' examples, as ``conf.py`` gives it to Sphinx's."""
+    if importlib.util.find_spec("numpy") is not None:
+        doctest_namespace["numpy"] = importlib.import_module("numpy")
+
+
 def _extra(module: str) -> str:
-    return "dask" if module == "distributed" else module
+    return {"distributed": "dask", "numpy": "test"}.get(module, module)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -290,3 +291,10 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["guard"] or len(sys.argv) < 5:
         sys.exit(f"usage: {sys.argv[0]} guard OWNER_PID OWNER_CREATE_TIME COMMAND...")
     sys.exit(guard(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]))
+
+
+def stop_sharing(executor: Any) -> None:
+    """Stop the manager serving *executor*'s shared objects now: it is a child of this
+    process (the leak check runs after each test), and a later test starts another."""
+    executor._close_shared()
+    del executor._sharing_state

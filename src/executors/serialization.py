@@ -340,9 +340,10 @@ def load_error(task: str, cause: BaseException, what: str = "result") -> Seriali
     return error
 
 
-def load_outcomes(data: bytes) -> list[tuple[Any, int, Any]] | None:
+def load_outcomes(data: bytes, buffers: Any = None) -> list[tuple[Any, int, Any]] | None:
     """Unpickle a worker's ``[(key, kind, value), ...]``; a value that fails becomes
-    :class:`Unloadable`, and the others load as they are.
+    :class:`Unloadable`, and the others load as they are. *buffers*: the pickle's
+    out-of-band buffers, if it has any.
 
     The whole list is loaded at once (the fast path); only when that raises is it
     loaded again, item by item as far as pickle allows, with a pure-Python
@@ -350,15 +351,15 @@ def load_outcomes(data: bytes) -> list[tuple[Any, int, Any]] | None:
     that cannot make sense of *data*.
     """
     try:
-        items: list[tuple[Any, int, Any]] = pickle.loads(data)
+        items: list[tuple[Any, int, Any]] = pickle.loads(data, buffers=buffers)
     except BaseException:  # any callable can raise anything while loading
-        return _salvage(data)
+        return _salvage(data, buffers)
     return items
 
 
-def _salvage(data: bytes) -> list[tuple[Any, int, Any]] | None:
+def _salvage(data: bytes, buffers: Any = None) -> list[tuple[Any, int, Any]] | None:
     try:
-        unpickler = _Salvager(data)
+        unpickler = _Salvager(data, buffers)
         items = unpickler.load()
         if not isinstance(items, list):
             return None
@@ -438,8 +439,8 @@ class _Salvager(pickle._Unpickler):
             dispatch[_code] = _guarded(_load, _pops)
     del _code, _load, _pops
 
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data))
+    def __init__(self, data: bytes, buffers: Any = None) -> None:
+        super().__init__(io.BytesIO(data), buffers=buffers)
         self.failures: dict[int, BaseException] = {}
         self.stack: list[Any]
         self.metastack: list[list[Any]]

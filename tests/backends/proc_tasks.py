@@ -130,3 +130,73 @@ def big_result_then_die(size: int) -> bytes:
     """Leave a big result in shared memory, then die before the next task runs."""
     threading.Timer(0.001, os.kill, (os.getpid(), signal.SIGKILL)).start()
     return b"r" * size
+
+
+_kept: list[Any] = []
+
+
+def buffer_owner(array: Any) -> str:
+    """What holds an array's memory: ``mmap`` when it arrived as a view of shared memory."""
+    base = array.base
+    while base is not None and not isinstance(base, memoryview):
+        base = getattr(base, "base", None)
+    return type(base.obj).__name__ if base is not None else "ndarray"
+
+
+def keep(array: Any) -> float:
+    """Keep *array* past the task (a cache of the worker's); its sum."""
+    _kept.append(array)
+    return float(array.sum())
+
+
+def kept_sums() -> list[float]:
+    return [float(a.sum()) for a in _kept]
+
+
+def filled_array(count: int, fill: float) -> Any:
+    import numpy as np
+
+    return np.full(count, fill)
+
+
+def add_in_place(array: Any, value: float) -> float:
+    """Change *array* where it lives (a forked child's copy); the new sum."""
+    array += value
+    return float(array.sum())
+
+
+def arrays_and_more(count: int) -> dict[str, Any]:
+    """Big arrays (out of band) beside small data (in band), nested."""
+    import numpy as np
+
+    return {
+        "a": np.arange(count, dtype=np.float64),
+        "b": b"small",
+        "c": [np.zeros(3), np.ones((count // 2, 2), order="F")],
+    }
+
+
+class _Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this")
+
+
+def array_and_unpicklable(count: int) -> Any:
+    import numpy as np
+
+    return np.ones(count), _Unpicklable()
+
+
+def _fail_to_load() -> None:
+    raise ValueError("refuses to load in the caller")
+
+
+class _FailsToLoad:
+    def __reduce__(self) -> Any:
+        return (_fail_to_load, ())
+
+
+def array_and_unloadable(count: int) -> Any:
+    import numpy as np
+
+    return np.ones(count), _FailsToLoad()

@@ -27,7 +27,7 @@ from executors.testing import (
     produce,
 )
 from tests.backends import engine_tasks as t
-from tests.engine_clusters import warm_dask, warm_dask_threads
+from tests.engine_clusters import stop_sharing, warm_dask, warm_dask_threads
 
 pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
 
@@ -117,10 +117,7 @@ def test_shared_objects_of_a_local_cluster_are_served_on_a_local_socket(local: A
         assert producer.result(timeout=60) is None
         assert isinstance(q._proxy._token.address, str)  # a socket path: nothing listens on a port
     finally:
-        # The manager is a child of this process: stop it now (the leak check runs after
-        # each test), and let later tests start another one.
-        local._close_shared()
-        del local._sharing_state
+        stop_sharing(local)
 
 
 def test_a_joined_cluster_reaches_shared_objects_on_the_interface_facing_it(

@@ -161,3 +161,25 @@ def test_a_child_forked_while_another_thread_holds_an_import_lock_can_import(whe
             os.waitpid(pid, 0)
             pytest.fail("the child waited for ever on an import lock its parent's thread held")
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("backend", ["fork", "process"])
+def test_big_arrays_come_back_out_of_band_whole_and_writable(backend: str) -> None:
+    """Arrays of a result cross as they are (no pickled copy) and are rebuilt on the
+    frame the caller read: values, layout and writability as with any pickle."""
+    np = pytest.importorskip("numpy", reason="numpy is optional (the test extra installs it)")
+    from executors import SerializationError
+
+    count = 1 << 18  # 2 MiB of float64: out of band
+    with get_executor(backend, max_workers=1) as ex:
+        got = ex.submit(t.arrays_and_more, count).result(timeout=60)
+        assert np.array_equal(got["a"], np.arange(count, dtype=np.float64))
+        assert got["b"] == b"small" and np.array_equal(got["c"][0], np.zeros(3))
+        ones = got["c"][1]
+        assert ones.shape == (count // 2, 2) and ones.flags.f_contiguous and ones.sum() == count
+        got["a"][0] = -1.0  # the caller's own
+        with pytest.raises(SerializationError, match="cannot pickle this"):
+            ex.submit(t.array_and_unpicklable, count).result(timeout=60)
+        with pytest.raises(SerializationError, match="refuses to load in the caller"):
+            ex.submit(t.array_and_unloadable, count).result(timeout=60)
+        assert ex.submit(t.arrays_and_more, 8).result(timeout=60)["a"].sum() == 28.0

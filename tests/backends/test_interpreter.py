@@ -143,11 +143,20 @@ def test_a_failing_initializer_is_worded_as_on_every_backend() -> None:
 
 
 _FORK_WHILE_INTERPRETERS = """
+import os
+
 from executors import BrokenExecutor, get_executor
 
 if __name__ == "__main__":
+    early = get_executor("pool", max_workers=1)  # its worker forked before any subinterpreter
+    assert early.submit(abs, -6).result(timeout=60) == 6
     interp = get_executor("interpreter", max_workers=1)
     assert interp.submit(abs, -1).result(timeout=60) == 1  # one subinterpreter lives now
+    try:
+        early.submit(os._exit, 3).result(timeout=60)
+    except Exception as exc:  # its worker died and cannot be replaced by a fork now
+        print("early pool:", exc)
+    early.shutdown()
     for name in ("fork", "process"):
         with get_executor(name, max_workers=1) as ex:
             try:
@@ -188,6 +197,8 @@ def test_a_fork_while_subinterpreters_live_is_refused_with_the_way_out(tmp_path:
     assert "process forkserver: 3" in out
     assert "subprocess: 4" in out
     assert "fork after: 5" in out
+    assert "early pool: worker" in out
+    assert "; the pool could not replace it and is broken: cannot replace a worker" in out
     assert "Fatal Python error" not in run.stderr
 
 

@@ -142,6 +142,80 @@ def test_portable_mode_sends_big_data_through_the_pipe(
     assert _segments(ex) == 0
 
 
+# -- arrays lent as views: one copy each way, no segment written while a view lives ------
+
+
+def _np() -> Any:
+    return pytest.importorskip("numpy", reason="numpy is optional (the test extra installs it)")
+
+
+views = pytest.mark.skipif(not _subworker.VIEWS, reason="views need reference counts (CPython)")
+
+
+@views
+def test_an_array_argument_is_a_view_of_shared_memory_and_bytes_a_copy(ex: Any) -> None:
+    np = _np()
+    array = np.arange(BIG // 8, dtype=np.float64)
+    assert ex.submit(t.buffer_owner, array).result(timeout=60) == "mmap"
+    assert ex.submit(t.kinds, array.tobytes()).result(timeout=60) == "bytes"
+    result = ex.submit(echo, array).result(timeout=60)
+    assert t.buffer_owner(result) == "mmap" and (result == array).all()
+
+
+@views
+def test_an_argument_a_worker_keeps_is_never_overwritten() -> None:
+    """The caller reuses a segment only once its worker holds no view of it."""
+    np = _np()
+    ex = get_executor("pool", max_workers=1)
+    try:
+        sums = [ex.submit(t.keep, np.full(BIG // 8, float(i))).result(timeout=60) for i in range(4)]
+        for i in range(4, 8):  # tasks that do not keep theirs: segments reused
+            assert ex.submit(echo, np.full(BIG // 8, float(i))).result(timeout=60)[0] == i
+        assert ex.submit(t.kept_sums).result(timeout=60) == sums
+    finally:
+        ex.shutdown(wait=True)
+
+
+@views
+def test_results_the_caller_keeps_stay_intact_while_the_worker_goes_on(ex: Any) -> None:
+    _np()
+    count = BIG // 8
+    kept = [ex.submit(t.filled_array, count, float(i)).result(timeout=60) for i in range(6)]
+    for i in range(6, 12):
+        assert ex.submit(t.filled_array, count, float(i)).result(timeout=60)[-1] == i
+    assert [float(a[0]) for a in kept] == [float(i) for i in range(6)]
+    assert all(float(a.sum()) == i * count for i, a in enumerate(kept))
+    kept[0][:] = -1  # the caller's own: writable, and nobody else sees it
+    assert ex.submit(t.filled_array, count, 1.0).result(timeout=60).sum() == count
+
+
+@views
+def test_a_forked_child_changing_a_result_leaves_the_callers_alone(ex: Any) -> None:
+    """Views are private mappings (copy on write): a fork shares them no more than the heap."""
+    _np()
+    result = ex.submit(t.filled_array, BIG // 8, 1.0).result(timeout=60)
+    with get_executor("fork") as forked:
+        assert forked.submit(t.add_in_place, result, 1.0).result(timeout=60) == 2.0 * (BIG // 8)
+    assert float(result.sum()) == BIG // 8
+
+
+@views
+def test_views_are_bounded_then_copied_and_all_freed(ex: Any) -> None:
+    np = _np()
+    count = BIG // 8
+    gc.collect()
+    before = len(_subworker._views)
+    results = [ex.submit(t.filled_array, count, float(i)) for i in range(_subworker.MAX_VIEWS + 6)]
+    kept = [f.result(timeout=60) for f in results]
+    assert len(_subworker._views) <= _subworker.MAX_VIEWS
+    assert sum(t.buffer_owner(a) == "mmap" for a in kept) == _subworker.MAX_VIEWS - before
+    assert all(float(a[0]) == i for i, a in enumerate(kept))
+    del kept, results
+    gc.collect()
+    assert not _subworker._views  # every mapping freed as its last array went
+    assert np.array_equal(ex.submit(echo, np.ones(count)).result(timeout=60), np.ones(count))
+
+
 # -- faults: nothing leaks ----------------------------------------------------------------
 
 
@@ -217,3 +291,61 @@ def test_a_worker_killed_mid_transfer_leaves_nothing_behind(backend: str) -> Non
     assert not left, left
     # no segment of the caller's, nor a worker's outbox, is open (of any executor)
     assert not [d for d in _descriptors() if "memfd:executors" in d and "worker-state" not in d]
+
+
+_FORK_AFTER_VIEWS = """
+import gc, os, sys
+import numpy as np
+from executors import get_executor
+from executors._pool import _subworker
+
+def filled(count, fill):
+    return np.full(count, fill)
+
+def reuse(ex):  # the worker may reuse a segment only once no process reads it
+    held = [ex.submit(filled, 1 << 17, float(i)).result(timeout=60) for i in range(2, 6)]
+    assert [a[0] for a in held] == [2.0, 3.0, 4.0, 5.0]  # (every free segment used)
+
+if __name__ == "__main__":
+    with get_executor("pool", max_workers=1) as ex:
+        # a child that lets go of everything, as an exiting program does; the parent reads on
+        kept = ex.submit(filled, 1 << 17, 1.0).result(timeout=60)
+        assert _subworker._views
+        pid = os.fork()
+        if pid == 0:
+            del kept
+            sys.exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        reuse(ex)
+        print("parent kept", float(kept.min()), float(kept.max()))
+        # the parent lets go; its child reads on
+        kept = ex.submit(filled, 1 << 17, 1.0).result(timeout=60)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.read(r, 1)
+            os._exit(0 if float(kept.min()) == float(kept.max()) == 1.0 else 1)
+        del kept
+        gc.collect()
+        reuse(ex)
+        os.write(w, b"x")
+        print("child read", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@views
+def test_a_view_alive_at_a_fork_is_never_given_back(tmp_path: Any) -> None:
+    """Parent and child share what was mapped before a fork: neither frees it for reuse,
+    whichever lets go first (each fails without the rule)."""
+    _np()
+    script = tmp_path / "fork_views.py"
+    script.write_text(_FORK_AFTER_VIEWS)
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert "parent kept 1.0 1.0" in run.stdout
+    assert "child read 0" in run.stdout

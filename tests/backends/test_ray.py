@@ -28,6 +28,7 @@ from executors.testing import (
     set_event,
 )
 from tests.backends import engine_tasks as t
+from tests.engine_clusters import stop_sharing
 
 ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
 
@@ -101,10 +102,7 @@ def test_shared_objects_of_a_local_ray_are_served_on_a_local_socket(local: Any) 
         local.submit(set_event, event).result(timeout=60)
         assert event.is_set()
     finally:
-        # The manager is a child of this process: stop it now (the leak check runs after
-        # each test), and let later tests start another one.
-        local._close_shared()
-        del local._sharing_state
+        stop_sharing(local)
 
 
 def test_a_ray_of_several_nodes_serves_shared_objects_on_this_nodes_address(

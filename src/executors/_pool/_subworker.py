@@ -43,6 +43,7 @@ import os
 import select
 import sys
 import time
+from _weakref import ref as _weakref_ref
 
 TYPE_CHECKING = False  # not imported from typing, which would slow every worker's start
 if TYPE_CHECKING:
@@ -94,11 +95,16 @@ __all__ = [
     "DOUBLES",
     "ERR",
     "FINISHED",
+    "FREE",
+    "HEADER",
     "INIT_FAILED",
+    "LENT",
     "LOADED",
     "LOAD_FAILED",
     "LOG",
+    "MAX_VIEWS",
     "OK",
+    "OUTBOX_KEEP",
     "PARENT_POLL",
     "PROTOCOL",
     "READY",
@@ -114,6 +120,7 @@ __all__ = [
     "UNPICKLABLE",
     "UNSENT",
     "UNSENT_SIZE",
+    "VIEWS",
     "Collect",
     "Outbox",
     "big",
@@ -127,7 +134,9 @@ __all__ = [
     "read_frame",
     "receive",
     "run",
+    "segment_size",
     "serve",
+    "take_buffers",
     "write_all",
 ]
 
@@ -138,9 +147,10 @@ OK, ERR, SKIP, LOG, INIT_FAILED, READY, LOAD_FAILED, UNPICKLABLE = 0, 1, 2, 3, 4
 SHARED = 8
 
 #: Slots of a worker's shared state (doubles); the ring of cancel marks follows them.
-#: TAKEN: shared results the parent has copied out of the worker's :class:`Outbox`;
-#: LOADED: 1 + the last task whose big arguments the worker has copied out of the
-#: caller's shared memory (the caller may reuse that segment from then on).
+#: TAKEN: shared results the parent has taken (copied out of, or mapped) from the worker's
+#: :class:`Outbox`; LOADED: 1 + the last task whose big arguments the worker has taken
+#: from the caller's shared memory (the caller may give that segment back; it writes it
+#: again once its first byte says FREE).
 STARTED, START_TIME, FINISHED, UNSENT, TAKEN, LOADED = 0, 1, 2, 3, 4, 5
 RING_START = 6
 RING = 1024
@@ -192,16 +202,30 @@ def _read_exactly(stream: io.FileIO, size: int) -> bytearray | None:
 # memoryview, a numpy array: what pickle protocol 5 passes out of band) crosses
 # through a memfd instead of the pipe; the pipe carries the rest of the pickle and
 # where the buffers lie: ``(pid, fd, name, layout, inband)``. The receiver opens
-# ``/proc/PID/fd/FD`` (checking the memfd's NAME: a descriptor number can be reused)
-# and copies each buffer out (``bytes`` for a read-only one, else ``bytearray``), so
-# nothing it keeps points into the segment and the segment can be reused. Arguments
-# travel in the caller's segments (executors._pool.shared); results in the worker's
-# Outbox, which the parent copies out and then counts in ``state[TAKEN]``. A memfd
-# has no name in /dev/shm and dies with the last process holding it: nothing leaks.
-
+# ``/proc/PID/fd/FD`` (checking the memfd's NAME: a descriptor number can be reused).
+# ``bytes`` and ``bytearray`` are copied out (their types own their memory); any other
+# buffer (a numpy array's) is *lent*: the receiver gets a view of a private mapping
+# (copy on write: what it writes stays its own, and a fork of it shares nothing), and
+# the array it rebuilds stays there, with no copy. Arguments travel in the caller's
+# segments (executors._pool.shared); results in the worker's Outbox.
+#
+# A segment's first byte says who may write it: the sender sets LENT before it writes
+# the buffers; the receiver sets FREE once it has copied them out, or once the last
+# view of the mapping it lent them from is gone (a weak reference's callback), so the
+# sender writes a segment again only when nothing the receiver holds points into it.
+# A memfd has no name in /dev/shm and dies with the last descriptor or mapping of it:
+# nothing leaks.
 #: A buffer this big (bytes) crosses through shared memory rather than the pipe.
 BIG = 1 << 20
 _ALIGN = 64  # where each buffer starts in a segment (numpy's alignment, and more)
+#: A segment's first byte (see above), then padding to the first buffer.
+FREE, LENT, HEADER = 0, 1, _ALIGN
+#: Whether a receiver lends buffers as views: CPython (reference counts free a view's
+#: mapping as soon as it is unused; PyPy's collector would keep segments LENT for long).
+VIEWS = sys.implementation.name == "cpython"
+#: Views' mappings a process keeps at most (each holds a descriptor before 3.13);
+#: beyond that, buffers are copied out.
+MAX_VIEWS = 64
 _SCAN = 64  # containers longer than this are not looked into (a long list costs a scan)
 
 
@@ -293,22 +317,36 @@ class Collect:
         self.buffers.append(raw)
         return False
 
+    def lendable(self, raw: memoryview) -> bool:
+        """Whether the receiver may keep *raw* as a view (``bytes`` and ``bytearray``
+        are rebuilt as copies whatever they are given)."""
+        kind = type(raw.obj)
+        return kind is not bytes and kind is not bytearray
+
     def clear(self) -> None:
         self.buffers.clear()
 
-    def layout(self) -> tuple[tuple[tuple[int, int, bool], ...], int]:
-        """Where each buffer goes in a segment: ``(offset, length, read-only)``; the size."""
-        at, places = 0, []
+    def layout(self) -> tuple[tuple[tuple[int, int, bool, bool], ...], int]:
+        """Where each buffer goes in a segment: ``(offset, length, read-only, lendable)``;
+        the size."""
+        at, places = HEADER, []
         for raw in self.buffers:
-            places.append((at, raw.nbytes, raw.readonly))
+            places.append((at, raw.nbytes, raw.readonly, self.lendable(raw)))
             at += -(-raw.nbytes // _ALIGN) * _ALIGN
-        return tuple(places), max(at, 1)
+        return tuple(places), at
 
     def write(self, area: Any, layout: Any) -> None:
+        area[0] = LENT
         with memoryview(area) as view:
-            for raw, (at, size, _readonly) in zip(self.buffers, layout):
+            for raw, (at, size, _readonly, _lend) in zip(self.buffers, layout):
                 view[at : at + size] = raw
         self.buffers.clear()  # the sender's objects are not kept alive
+
+
+def segment_size(size: int) -> int:
+    """A segment for *size* bytes (header included): its buffers' part rounded up to a MiB,
+    so that sizes that differ a little reuse the same segment."""
+    return HEADER + -(-(size - HEADER) // (1 << 20)) * (1 << 20)
 
 
 def copy_out(area: Any, layout: Any) -> list[Any]:
@@ -316,53 +354,107 @@ def copy_out(area: Any, layout: Any) -> list[Any]:
     with memoryview(area) as view:
         return [
             bytes(view[at : at + size]) if readonly else bytearray(view[at : at + size])
-            for at, size, readonly in layout
+            for at, size, readonly, _lend in layout
         ]
 
 
-def open_segment(pid: int, fd: int, name: str) -> Any:
-    """Map process *pid*'s memfd *fd*, checked to be the one called *name*."""
+def open_segment(pid: int, fd: int, name: str, private: bool = False) -> Any:
+    """Map process *pid*'s memfd *fd*, checked to be the one called *name*; *private*:
+    copy on write, without a descriptor of its own where Python allows (3.13+)."""
     import mmap
 
     mine = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR)
     try:
         if os.readlink(f"/proc/self/fd/{mine}") != f"/memfd:{name} (deleted)":
             raise OSError(f"descriptor {fd} of process {pid} is not shared memory {name}")
-        return mmap.mmap(mine, 0)
+        if not private:
+            return mmap.mmap(mine, 0)
+        size = os.fstat(mine).st_size
+        if sys.version_info >= (3, 13):
+            return mmap.mmap(mine, size, access=mmap.ACCESS_COPY, trackfd=False)
+        return mmap.mmap(mine, size, access=mmap.ACCESS_COPY)
     finally:
         os.close(mine)
+
+
+_views: set[Any] = set()  # weak references to the mappings that lend views, until freed
+
+
+def take_buffers(cache: dict[str, Any], pid: int, fd: int, name: str, layout: Any) -> list[Any]:
+    """The buffers of a segment (see above): views of a private mapping when one is
+    lendable, else copies out of a shared mapping kept in *cache* (the two used last
+    stay mapped: a sender reuses its segments, so a series of big tasks maps each once).
+    """
+    if VIEWS and len(_views) < MAX_VIEWS and any(entry[3] for entry in layout):
+        area = open_segment(pid, fd, name, private=True)
+        with memoryview(area) as whole:
+            buffers = [
+                whole[at : at + size].toreadonly() if readonly else whole[at : at + size]
+                for at, size, readonly, _lend in layout
+            ]
+        _views.add(_weakref_ref(area, _on_unused(pid, fd, name)))
+        return buffers  # bytes() and bytearray() of a view copy it: only arrays keep one
+    area = cache.pop(name, None)
+    need = layout[-1][0] + layout[-1][1] if layout else 0
+    if area is None or len(area) < need:
+        if area is not None:
+            area.close()
+        area = open_segment(pid, fd, name)
+    cache[name] = area
+    while len(cache) > 2:
+        cache.pop(next(iter(cache))).close()
+    buffers = copy_out(area, layout)
+    area[0] = FREE
+    return buffers
+
+
+def _on_unused(pid: int, fd: int, name: str) -> Callable[[Any], None]:
+    def freed(ref: Any) -> None:  # may run in any thread, or at exit: no lock, no raise
+        _views.discard(ref)
+        try:
+            mine = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR)
+        except Exception:
+            return  # the sender closed it (or died): nobody will write it again
+        try:
+            if os.readlink(f"/proc/self/fd/{mine}") == f"/memfd:{name} (deleted)":
+                os.pwrite(mine, bytes([FREE]), 0)
+        except Exception:
+            pass
+        finally:
+            os.close(mine)
+
+    return freed
+
+
+def _forget_views() -> None:
+    """Before a fork: the views now alive are never given back, by parent or child. Each
+    process's copy of a view still reads the segment (copy-on-write spares only written
+    pages), and neither knows when the other lets go: the weak references go, and their
+    callbacks with them. Those segments are not reused; they go with the last mapping."""
+    _views.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_forget_views)
 
 
 _segments: dict[str, Any] = {}  # the caller's segments mapped here, newest last
 
 
 def receive(spec: tuple[Any, ...]) -> tuple[bytes, list[Any]]:
-    """A task's pickle and its buffers, from the ``(pid, fd, name, layout, inband)`` it came as.
-
-    The two segments used last stay mapped: the caller reuses its segments, so a
-    series of big tasks maps each once.
-    """
+    """A task's pickle and its buffers, from the ``(pid, fd, name, layout, inband)`` it came as."""
     pid, fd, name, layout, inband = spec
-    area = _segments.pop(name, None)
-    need = layout[-1][0] + layout[-1][1] if layout else 0
-    if area is None or len(area) < need:
-        if area is not None:
-            area.close()
-        area = open_segment(pid, fd, name)
-    _segments[name] = area
-    while len(_segments) > 2:
-        _segments.pop(next(iter(_segments))).close()
-    return inband, copy_out(area, layout)
+    return inband, take_buffers(_segments, pid, fd, name, layout)
 
 
 class Outbox:
-    """Where a worker puts its results' big buffers: a memfd that grows, reused once taken."""
+    """Where a worker puts its results' big buffers: memfds it reuses once the parent has
+    set them FREE (see above); at most :data:`OUTBOX_KEEP` stay open here."""
 
     def __init__(self, state: Any, dumps: Callable[..., bytes]) -> None:
         self.state, self.dumps = state, dumps
-        self.fd, self.sent = -1, 0
-        self.area: Any = None
-        self.name = f"executors-out-{os.getpid()}"
+        self.segments: list[list[Any]] = []  # [fd, area, name, number sent with]
+        self.sent = 0
         self.usable = hasattr(os, "memfd_create") and os.environ.get(
             "EXECUTORS_PORTABLE", ""
         ).strip() not in ("1", "true", "yes")
@@ -379,30 +471,52 @@ class Outbox:
         if not collect.buffers:
             return None
         layout, size = collect.layout()
-        wait = 0.00005
-        while self.state[TAKEN] < self.sent:  # the parent is copying the last one out
-            time.sleep(wait)
-            wait = min(wait * 2, 0.002)
         try:
-            self._room(size)
+            segment = self._take(size)
         except OSError:
             return None
-        collect.write(self.area, layout)
+        collect.write(segment[1], layout)
         self.sent += 1
-        return os.getpid(), self.fd, self.name, layout, inband
+        segment[3] = self.sent
+        self._trim(segment)
+        return os.getpid(), segment[0], segment[2], layout, inband
 
-    def _room(self, size: int) -> None:
+    def _take(self, size: int) -> list[Any]:
         import mmap
 
-        if self.area is not None and len(self.area) >= size:
-            return
-        if self.fd < 0:
-            self.fd = os.memfd_create(self.name)
-        size = max(size, 2 * len(self.area) if self.area is not None else 0)
-        os.ftruncate(self.fd, size)
-        if self.area is not None:
-            self.area.close()
-        self.area = mmap.mmap(self.fd, size)
+        free = [s for s in self.segments if s[1][0] == FREE and len(s[1]) >= size]
+        if free:
+            return min(free, key=lambda s: len(s[1]))
+        name = f"executors-out-{os.getpid()}-{len(self.segments)}-{self.sent}"
+        fd = os.memfd_create(name)
+        try:
+            os.ftruncate(fd, segment_size(size))
+            segment = [fd, mmap.mmap(fd, 0), name, 0]
+        except BaseException:
+            os.close(fd)
+            raise
+        self.segments.append(segment)
+        return segment
+
+    def _trim(self, keep: list[Any]) -> None:
+        """Close segments beyond :data:`OUTBOX_KEEP` that the parent has opened (one it
+        still reads from lives on in its mapping): the lent ones first, then the smallest."""
+        taken = self.state[TAKEN]
+        while len(self.segments) > OUTBOX_KEEP:
+            opened = [s for s in self.segments if s is not keep and s[3] <= taken]
+            if not opened:
+                return
+            victim = min(opened, key=lambda s: (s[1][0] == FREE, len(s[1])))
+            self.segments.remove(victim)
+            try:  # noqa: SIM105 - contextlib is an import this file avoids
+                victim[1].close()
+            except BufferError:  # pragma: no cover - nothing here keeps a view
+                pass
+            os.close(victim[0])
+
+
+#: Result segments a worker keeps open at most (more while the parent has not opened them).
+OUTBOX_KEEP = 2
 
 
 # -- the task loop, shared by pool workers and worker interpreters ---------------------
@@ -512,7 +626,7 @@ def _run_shared(
         payload, buffers = receive(spec)
     except OSError as exc:  # run() raises it: the task fails with LOAD_FAILED
         payload, buffers = b"", exc
-    state[LOADED] = seq + 1  # copied out: the caller may reuse the segment while it runs
+    state[LOADED] = seq + 1  # taken: the segment's first byte says when it may be reused
     return run(payload, buffers)
 
 

@@ -275,11 +275,13 @@ class Pool:
         self.wakeup.wake()
 
     def release(self, task: Task) -> None:
-        """*task*'s shared memory back to the cache: no worker will read it any more."""
+        """*task*'s shared memory back to the cache: no worker will read it any more, but
+        through the views it took (then the segment's first byte says when it is unused)."""
         segment = task.segment
         if segment is not None:
             task.segment = None
-            self.segments.give(segment)
+            worker = task.worker
+            self.segments.give(segment, loaded=worker is not None and worker.loaded(task))
 
     # -- the manager thread --------------------------------------------------------------
 
@@ -612,7 +614,7 @@ class Pool:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
         worker.close_fds()
-        failures: list[tuple[Task, BaseException]] = []
+        lost: list[Task] = []
         with self.lock:
             if not worker.ready and self.broken is None:  # it never started: nothing will
                 self.broken = self.launcher.start_failed(worker.process, exitcode)
@@ -627,7 +629,7 @@ class Pool:
                 else:
                     self.release(task)
                     if not task.done():
-                        failures.append((task, self.death_error(worker, task, exitcode)))
+                        lost.append(task)
             self.pending.extendleft(reversed(requeue))
             worker.inflight.clear()
             replace = (
@@ -637,12 +639,13 @@ class Pool:
                     not self.closing or bool(self.pending) or any(w.inflight for w in self.workers)
                 )
             )
+            if replace:  # first: the error says whether it worked
+                self.replace_worker()
+            replaced = replace and self.broken is None
+            failures = [(t, self.death_error(worker, t, exitcode, replaced)) for t in lost]
         for task, error in failures:
             with contextlib.suppress(InvalidStateError):
                 task.set_exception(error)
-        if replace:
-            with self.lock:
-                self.replace_worker()
         if self.broken is not None:
             self.fail_everything(self.broken)
 
@@ -673,9 +676,17 @@ class Pool:
         if items:
             self.handle(worker, items)
 
-    def death_error(self, worker: _Worker, task: Task, exitcode: int | None) -> BaseException:
+    def death_error(
+        self, worker: _Worker, task: Task, exitcode: int | None, replaced: bool
+    ) -> BaseException:
         running = call_name(task.fn)
-        after = f"the {self.launcher.owner} replaced it and is still usable"
+        owner = self.launcher.owner
+        if replaced:
+            after = f"the {owner} replaced it and is still usable"
+        elif self.broken is not None:
+            after = f"the {owner} could not replace it and is broken: {self.broken}"
+        else:
+            after = f"the {owner} is shutting down"
         if worker.doomed is not None and worker.doomed[1] is task and worker.doomed[0] == "timeout":
             assert task.timeout is not None
             return timeout_error(task.timeout, running, worker.pid, after)

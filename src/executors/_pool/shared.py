@@ -10,18 +10,23 @@ through the worker's outbox (see :mod:`executors._pool._subworker`)::
     caller (submit)                     worker                              manager thread
     pickle, buffers out of band
     copy them into a Segment  --pipe: (pid, fd, name, layout, pickle)-->
-                                        map /proc/PID/fd/FD, copy out,
+                                        map /proc/PID/fd/FD: copy out
+                                        bytes, lend arrays as views;
                                         run; big result: copy it into
-                                        its Outbox --pipe: SHARED item-->   map the outbox once,
-                                                                            copy out, TAKEN += 1
+                                        its Outbox --pipe: SHARED item-->   map it: copy out bytes,
+                                                                            lend arrays, TAKEN += 1
     Segment back to the cache <------------------------------------------  outcome handled
 
-Each side copies buffers out rather than keep views, so a segment is reused
-as soon as its task is done: a series of big tasks writes into pages that
-already exist (a fresh tmpfs page costs more than the copy). Nothing can leak:
-a memfd has no name in /dev/shm and its memory goes with the last descriptor
-and mapping, at the latest when the process holding it exits. The cache keeps at
-most :data:`CACHE` bytes of free segments, closed when the pool shuts down.
+A numpy array (any buffer but ``bytes`` and ``bytearray``) is not copied out
+but rebuilt on a view of a private mapping of the segment (copy on write); the
+segment's first byte turns FREE when the last such view is gone (see
+:mod:`executors._pool._subworker`), and only then is it written again. So a
+series of big tasks writes into pages that already exist (a fresh tmpfs page
+costs more than the copy), and an array crosses with one copy each way. Nothing
+can leak: a memfd has no name in /dev/shm and its memory goes with the last
+descriptor and mapping, at the latest when the process holding it exits. The
+cache keeps at most :data:`CACHE` bytes of given-back segments, closed when the
+pool shuts down.
 Linux only (memfd and ``/proc``); elsewhere, or with ``EXECUTORS_PORTABLE=1``,
 big data goes through the pipe as before.
 """
@@ -82,6 +87,15 @@ class Segment:
     def size(self) -> int:
         return 0 if self.area is None else len(self.area)
 
+    def unused(self) -> bool:
+        """Whether no worker reads it or keeps a view of it (its first byte is FREE)."""
+        return self.area is not None and self.area[0] == _subworker.FREE
+
+    def unlend(self) -> None:
+        """No worker took it (a task cancelled or lost before it loaded): FREE again."""
+        if self.area is not None:
+            self.area[0] = _subworker.FREE
+
     def close(self) -> None:
         if self.area is not None:
             self.area.close()
@@ -103,14 +117,13 @@ class Segments:
     def take(self, size: int) -> Segment:
         """A free segment of at least *size* bytes (the smallest that fits), or a new one."""
         with self.lock:
-            fits = [s for s in self.free if s.size >= size]
+            fits = [s for s in self.free if s.size >= size and s.unused()]
             if fits:
                 best = min(fits, key=lambda s: s.size)
                 self.free.remove(best)
                 self.used.add(best)
                 return best
-        # rounded up, so that sizes that differ a little reuse the same segment
-        segment = Segment(-(-size // (1 << 20)) * (1 << 20))
+        segment = Segment(_subworker.segment_size(size))
         with self.lock:
             if self.closed:
                 segment.close()
@@ -119,20 +132,25 @@ class Segments:
             self.used.add(segment)
         return segment
 
-    def give(self, segment: Segment) -> None:
-        """*segment*'s task is done: keep it for the next one, within :data:`CACHE`."""
+    def give(self, segment: Segment, loaded: bool = True) -> None:
+        """*segment*'s task is done, or its worker has taken it (*loaded*; else nobody
+        did): keep it for the next one, within :data:`CACHE`; it is written again once
+        unused. Those dropped first are still in use (a worker keeps a view), then the
+        smallest (a big one is dearer to make)."""
         with self.lock:
             if segment not in self.used:
                 return  # given back already (two threads may see a task done), or closed
+            if not loaded:
+                segment.unlend()
             self.used.discard(segment)
             self.free.append(segment)
-            self.free.sort(key=lambda s: s.size, reverse=True)
+            self.free.sort(key=lambda s: (s.unused(), s.size), reverse=True)
             while (
                 self.closed
                 or len(self.free) > CACHE_COUNT
                 or sum(s.size for s in self.free) > CACHE
             ):
-                dropped = self.free.pop()  # the smallest: a big one is dearer to make
+                dropped = self.free.pop()
                 self.live.discard(dropped)
                 dropped.close()
                 if not self.free:
@@ -177,34 +195,31 @@ def pack_call(
 
 
 class OutboxView:
-    """A worker's outbox as this process has mapped it (the manager thread's)."""
+    """A worker's result segments as this process has mapped them (the manager thread's):
+    the two used last, for the results it copies out."""
 
-    __slots__ = ("area", "name")
+    __slots__ = ("areas",)
 
     def __init__(self) -> None:
-        self.area: mmap.mmap | None = None
-        self.name = ""
+        self.areas: dict[str, Any] = {}
 
     def close(self) -> None:
-        if self.area is not None:
+        for area in self.areas.values():
             with contextlib.suppress(BufferError):
-                self.area.close()
-            self.area = None
+                area.close()
+        self.areas.clear()
 
 
 def take_result(outbox: OutboxView, state: Any, spec: tuple[Any, ...]) -> Any:
-    """The result a worker left in its outbox (*spec*: a SHARED item's value), copied out.
+    """The result a worker left in its outbox (*spec*: a SHARED item's value).
 
-    The worker may reuse its outbox once ``state[TAKEN]`` counts this one, which
-    happens whatever becomes of it (a result that will not load raises here).
+    Its arrays are views of the worker's segment (see above), its ``bytes`` copies.
+    ``state[TAKEN]`` counts this one whatever becomes of it (a result that will not
+    load raises here): the worker may close its side of the segment from then on.
     """
     try:
         pid, fd, name, layout, inband = spec
-        need = layout[-1][0] + layout[-1][1] if layout else 0
-        if outbox.area is None or outbox.name != name or len(outbox.area) < need:
-            outbox.close()
-            outbox.area, outbox.name = _subworker.open_segment(pid, fd, name), name
-        buffers = _subworker.copy_out(outbox.area, layout)
+        buffers = _subworker.take_buffers(outbox.areas, pid, fd, name, layout)
     finally:
         state[_subworker.TAKEN] += 1
     return pickle.loads(inband, buffers=buffers)

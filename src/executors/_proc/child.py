@@ -7,6 +7,7 @@ pipe its parent reads (see :mod:`executors._proc.runner`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Callable
 
@@ -15,9 +16,11 @@ from ..serialization import Dumps, get_pickler
 from .envelope import Outcome, pack_outcomes, run_call, run_packed
 from .forking import flush_std_streams, guard_child, ignore_sigint
 from .logs import ForwardHandler, install_log_forwarding
-from .wire import ERR, INIT_FAILED, OK, frame, write_all
+from .wire import ERR, INIT_FAILED, OK, Buffers, buffers_frame, frame_header, write_all
 
 __all__ = ["process_child", "run_forked", "run_in_child"]
+
+_PIPE_SIZE, _BIG_PIPE = 1 << 16, 1 << 20  # a pipe's default size, and the one a big result gets
 
 
 def run_in_child(  # noqa: PLR0917 - called positionally by the process backend's children
@@ -70,7 +73,22 @@ def run_forked(  # noqa: PLR0917 - called positionally by both child launchers
         outcome = run_packed(call) if isinstance(call, bytes) else run_call(*call)
     items.append((None, *outcome))
     flush_std_streams()
-    write_all(out_fd, frame(pack_outcomes(items, pickler)))
+    buffers = Buffers()
+    try:  # a big array goes out of band: into the pipe as it is (see wire.buffers_frame)
+        data = pickler(items, buffer_callback=buffers)  # type: ignore[call-arg]
+    except Exception:
+        buffers.clear()
+        data = pack_outcomes(items, pickler)  # (it words what will not pickle)
+    parts = buffers_frame(data, buffers) if buffers else [frame_header(data), data]
+    if sum(map(len, parts)) > _PIPE_SIZE:  # fewer, bigger reads for the parent (Linux): ~2x faster
+        import fcntl  # (POSIX; Linux has the option)
+
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        with contextlib.suppress(OSError):
+            if set_pipe_size is not None:
+                fcntl.fcntl(out_fd, set_pipe_size, _BIG_PIPE)
+    for part in parts:  # apart: a big result is not copied into a frame
+        write_all(out_fd, part)
 
 
 def process_child(conn: Any, *args: Any) -> None:

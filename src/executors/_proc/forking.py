@@ -75,9 +75,22 @@ def _locked(lock: Any) -> bool:
     return bool(locked()) if callable(locked) else False
 
 
+def _forget_parents_children() -> None:
+    """A child forked from a program with ``multiprocessing`` children (a pool's workers,
+    ours or the standard library's) drops them from ``multiprocessing``'s records: at a
+    normal exit it would join them, and fail ("can only join a child process") on each.
+    A child started by ``multiprocessing`` itself does this in its bootstrap already."""
+    module = sys.modules.get("multiprocessing.process")
+    children: Any = getattr(module, "_children", None)
+    if isinstance(children, set):
+        me = os.getpid()
+        children.difference_update([p for p in children if getattr(p, "_parent_pid", me) != me])
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_unlock_in_child)
     os.register_at_fork(after_in_child=_drop_import_locks_in_child)
+    os.register_at_fork(after_in_child=_forget_parents_children)
 
 
 def subinterpreters() -> int:

@@ -36,7 +36,7 @@ from .envelope import outcome_error, packed
 from .exits import crash_error, timeout_error
 from .logs import outcome_failed, replay_log
 from .managers import Wakeup, refused_at_exit, release_manager, track_manager
-from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader
+from .wire import ERR, INIT_FAILED, LOG, OK, FrameReader, read_into, split_frame
 
 __all__ = ["ChildBackend", "ChildRunner", "ChildTask"]
 
@@ -256,14 +256,21 @@ class ChildRunner:
             self.kill(task, "timeout")
 
     def read(self, task: ChildTask) -> None:
+        space = task.reader.space()
         try:
-            data = os.read(task.fd, 1 << 20)
+            if space is not None:  # a big result: read straight into its frame's buffer
+                n = read_into(task.fd, space)
+                frames = task.reader.filled(n) if n else []
+                data = b"." if n else b""
+            else:
+                data = os.read(task.fd, 1 << 20)
+                frames = task.reader.feed(data) if data else []
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if data:
-            task.frames += task.reader.feed(data)
+            task.frames += frames
             if task.frames:  # the child's only frame: the task is over, the child is leaving
                 husk = task.leaving()
                 with self.lock:
@@ -288,7 +295,7 @@ class ChildRunner:
         task.reported = True
         outcome: tuple[int, Any] | None = None
         for frame in task.frames:
-            items = load_outcomes(frame)
+            items = load_outcomes(*split_frame(frame))
             if items is None:  # not even its outcome can be told from the rest
                 items = [(None, ERR, Unloadable(SerializationError("a garbled message")))]
             for _key, kind, value in items:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Any
 
 __all__ = [
+    "BIG",
     "ERR",
     "INIT_FAILED",
     "LOAD_FAILED",
@@ -22,10 +24,14 @@ __all__ = [
     "SHARED",
     "SKIP",
     "UNPICKLABLE",
+    "Buffers",
     "FrameReader",
     "batch_frame",
+    "buffers_frame",
     "frame",
+    "frame_header",
     "read_into",
+    "split_frame",
     "write_all",
 ]
 
@@ -44,6 +50,66 @@ _HEADER = struct.Struct("!Q")
 def frame(data: bytes) -> bytes:
     """*data* with its length in front, ready for a :class:`FrameReader` on the other end."""
     return _HEADER.pack(len(data)) + data
+
+
+def frame_header(data: bytes) -> bytes:
+    """What :func:`frame` puts in front of *data*: to write before it, without a copy of it."""
+    return _HEADER.pack(len(data))
+
+
+#: A buffer this big (bytes) in a child's result travels out of band (see :class:`Buffers`).
+BIG = 1 << 20
+_OOB = 0x4F  # "O": the first byte of an out-of-band frame (a pickle's is PROTO, 0x80)
+_ALIGN = 64  # where each buffer starts in such a frame: numpy's alignment, and more
+
+
+class Buffers(list):  # type: ignore[type-arg]
+    """A pickle ``buffer_callback`` that keeps big contiguous buffers (a numpy array's)
+    out of band: :func:`buffers_frame` writes them into the pipe as they are, and the
+    reader rebuilds the arrays on its frame's memory. No copy on either side."""
+
+    def __call__(self, buffer: Any) -> bool:
+        try:
+            raw = buffer.raw()
+        except BufferError:  # not contiguous: in band, as pickle does it
+            return True
+        if raw.nbytes < BIG:
+            return True
+        self.append(raw)
+        return False
+
+
+def buffers_frame(data: bytes, buffers: list[memoryview]) -> list[Any]:
+    """A frame of *data* (a pickle) and its out-of-band *buffers*, in parts to write in
+    order: ``O``, how many buffers, their lengths, the pickle's length, the pickle, then
+    each buffer at a multiple of 64 bytes from the frame's start."""
+    lengths = [raw.nbytes for raw in buffers]
+    head = struct.pack(f"!BQ{len(lengths)}QQ", _OOB, len(lengths), *lengths, len(data))
+    parts: list[Any] = [head, data]
+    at = len(head) + len(data)
+    for raw in buffers:
+        pad = -at % _ALIGN
+        parts += [bytes(pad), raw]
+        at += pad + raw.nbytes
+    return [_HEADER.pack(at), *parts]
+
+
+def split_frame(data: Any) -> tuple[Any, list[memoryview] | None]:
+    """A frame's pickle and its out-of-band buffers (views of *data*), or ``(data, None)``
+    for a frame of one pickle."""
+    if not data or data[0] != _OOB:
+        return data, None
+    view = memoryview(data)
+    (count,) = struct.unpack_from("!Q", view, 1)
+    *lengths, size = struct.unpack_from(f"!{count}QQ", view, 9)
+    at = 9 + 8 * count + 8
+    pickled, at = view[at : at + size], at + size
+    buffers = []
+    for length in lengths:
+        at += -at % _ALIGN
+        buffers.append(view[at : at + length])
+        at += length
+    return pickled, buffers
 
 
 def batch_frame(payloads: list[bytes]) -> list[bytes]:

@@ -1,7 +1,10 @@
-"""Run each task in a subinterpreter of this process, one GIL per interpreter (PEP 684/734).
+"""Run each task in a subinterpreter of this process: isolated modules (PEP 684/734).
 
-The machinery (worker threads, interpreter engines, a data-flow diagram) lives
-in :mod:`executors._subinterp`; this module is the executor around it.
+On 3.13 and later every worker interpreter has a GIL of its own, so tasks run in
+parallel; on 3.12 they share the main GIL (an own GIL corrupts 3.12's heap beside
+cloudpickle: see :mod:`executors._subinterp.engines`). The machinery (worker
+threads, interpreter engines, a data-flow diagram) lives in
+:mod:`executors._subinterp`; this module is the executor around it.
 """
 
 from __future__ import annotations
