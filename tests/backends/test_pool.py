@@ -204,6 +204,9 @@ def test_shutdown_without_wait_and_cancel_leaves_no_fd(tmp_path: Path) -> None:
     ex = PoolExecutor(max_workers=2)
     flag = tmp_path / "go"
     futures = [ex.submit(t.wait_for_file, str(flag)) for _ in range(10)]
+    deadline = time.monotonic() + 30
+    while not any(f.running() for f in futures) and time.monotonic() < deadline:
+        time.sleep(0.01)
     ex.shutdown(wait=False, cancel_futures=True)
     assert not all(f.done() for f in futures)  # it did not wait for the running ones
     assert any(f.cancelled() for f in futures)
