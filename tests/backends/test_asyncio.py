@@ -166,6 +166,24 @@ def test_stdlib_loops_run_the_first_step_at_once(make: Any) -> None:
     assert "call_soon" not in vars(ex.loop)  # the loop's own method is back
 
 
+def test_a_call_soon_of_the_users_own_on_the_loop_stays(make: Any) -> None:
+    # 3.11's first step borrows the loop's call_soon attribute; one already there (a
+    # tracer's, say) is left in place and sees the task's first step.
+    ex = make()
+    loop: Any = ex.loop
+    seen: list[Any] = []
+
+    def counting(callback: Any, *args: Any, context: Any = None) -> Any:
+        seen.append(callback)
+        return type(loop).call_soon(loop, callback, *args, context=context)
+
+    loop.call_soon = counting
+    futures = [ex.submit(nap, 0, i) for i in range(5)]
+    assert [f.result(timeout=10) for f in futures] == list(range(5))
+    assert vars(loop)["call_soon"] is counting
+    assert seen
+
+
 def test_a_coroutine_that_never_waits_sees_its_context_and_its_task(make: Any) -> None:
     ex = make()
 

@@ -236,9 +236,15 @@ class LoopRunner:
         if self.starting:
             return  # a task that finished eagerly, inside start(): the loop below goes on
         incoming, cap = self.incoming, self.cap
-        first = self.step_first and self.loop.get_task_factory() is None
-        if first and asyncio.current_task(self.loop) is not None:
-            first = False  # inside a task's step (one that just ended): 3.11 cannot nest one
+        loop = self.loop
+        # Not inside a task's step (one that just ended; 3.11 cannot nest them), nor when
+        # someone has put a task factory or a call_soon of their own on the loop.
+        first = (
+            self.step_first
+            and loop.get_task_factory() is None
+            and asyncio.current_task(loop) is None
+            and "call_soon" not in vars(loop)
+        )
         self.starting = True
         try:
             while incoming and (cap is None or self.running < cap):
@@ -246,7 +252,7 @@ class LoopRunner:
         finally:
             self.starting = False
         if self.closing and not self.running and not incoming:
-            self.loop.stop()
+            loop.stop()
 
     def start(self, fut: TaskFuture, first: bool = False) -> None:
         if not fut._set_running():
