@@ -444,6 +444,8 @@ class Hub:
             worker = self.workers.pop(wid, None)
             if worker is None:
                 return
+            if worker.doomed:  # killed on purpose (a cancel, a timeout): its loss is no one's
+                reason = None  # fault, whoever notices it first (the monitor, or its connection)
             self.running -= len(worker.in_flight)
             self.cond_cancel.notify_all()  # its watch() returns "stale"
             for tid in sorted(worker.in_flight, reverse=True):
