@@ -77,10 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--from", dest="source", type=Path, help="results of run.py --json")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the figure (.svg, .png)")
+    parser.add_argument("--how", help="with --from: how those results were made, for the title")
     args = parser.parse_args(argv)
     if args.source is not None:
         results = json.loads(args.source.read_text())
-        how = f"from {args.source.name}"
+        how = args.how or f"from {args.source.name}"
     else:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         results = run_suite(args.quick)
