@@ -27,9 +27,9 @@ the state (LENGTH bytes); see :mod:`executors._pool.interpreter`::
 
 Until it is ready, the interpreter's stderr is a pipe the parent reads if
 start-up fails; then it takes over the caller's stderr (STDERR). This file
-imports only C modules (``_pickle``, ``select``, ``mmap``) besides those every
-interpreter has loaded, so a worker starts about as fast as a bare ``python -c
-pass``. It imports nothing from ``executors`` (on PyPy, ``executors.serialization``
+imports only C modules (``_pickle``, ``select``, ``mmap``, ``_weakref``) besides
+those every interpreter has loaded, so a worker starts about as fast as a bare
+``python -c pass``. It imports nothing from ``executors`` (on PyPy, ``executors.serialization``
 once a result needs cloudpickle): a task's pickle imports what it
 needs (``executors.context`` for context values), and the worker sends facts
 (kinds, exception type names, messages) that the parent words as errors. A
