@@ -152,13 +152,29 @@ def _load(fn_data: bytes) -> Callable[..., Any]:
     return fn
 
 
-def _own_timeout(fn_data: bytes) -> float | None:
-    """The task's own deadline (:func:`executors.with_timeout`), which the engine keeps."""
+def _own_timeout(fn_data: bytes) -> tuple[float, str] | None:
+    """The task's own deadline (:func:`executors.with_timeout`), which the engine keeps,
+    and the name of its function (the engine's timeout error names what it ran)."""
     try:
         fn = _load(fn_data)
     except BaseException:  # execute() reports it
         return None
-    return fn.seconds if type(fn) is Timed else None
+    if type(fn) is not Timed:
+        return None
+    inner = fn.fn
+    name = getattr(inner, "__qualname__", None) or getattr(inner, "__name__", None)
+    return fn.seconds, name if isinstance(name, str) else type(inner).__name__
+
+
+class _Named:
+    """:func:`execute_many` under the name of the one task it runs, so that the engine's
+    errors (``touch() ran longer than task_timeout=1s``) name the user's function."""
+
+    def __init__(self, name: str) -> None:
+        self.__qualname__ = self.__name__ = name
+
+    def __call__(self, payloads: list[Payload]) -> tuple[list[tuple[bool, bytes]], float]:
+        return execute_many(payloads)
 
 
 def _runs_command(fn_data: bytes) -> bool:
@@ -702,9 +718,9 @@ class Worker:
                 continue
             tids = [tid for tid, _ in group]
             run: Callable[..., Any] = execute_many
-            seconds = _own_timeout(group[0][1][0]) if len(group) == 1 else None
-            if seconds is not None:  # the engine kills it where it can, as with task_timeout
-                run = with_timeout(seconds)(execute_many)
+            own = _own_timeout(group[0][1][0]) if len(group) == 1 else None
+            if own is not None:  # the engine kills it where it can, as with task_timeout
+                run = with_timeout(own[0])(_Named(own[1]))
             try:
                 future = self._engine.submit(run, [payload for _, payload in group])
             except BaseException as exc:
