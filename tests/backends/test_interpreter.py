@@ -14,6 +14,7 @@ from executors import BackendUnavailable, BrokenExecutor, SerializationError, ge
 from executors._subinterp import engines
 
 from . import interp_tasks as t
+from .scripts import run_script
 
 REASON = registry.unavailable_reason("interpreter")
 needs_interpreters = pytest.mark.skipif(REASON is not None, reason=str(REASON))
@@ -182,11 +183,7 @@ if __name__ == "__main__":
 def test_a_fork_while_subinterpreters_live_is_refused_with_the_way_out(tmp_path: Path) -> None:
     # CPython's forked child crashes (3.13) or hangs (3.12) clearing the subinterpreters
     # it inherits (python/cpython#101437): refused in the parent instead, with the way out.
-    script = tmp_path / "mixed.py"
-    script.write_text(_FORK_WHILE_INTERPRETERS)
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
-    )
+    run = run_script(tmp_path, "mixed.py", _FORK_WHILE_INTERPRETERS, timeout=240)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     for name in ("fork", "process", "pool"):

@@ -24,6 +24,7 @@ from executors.testing import (
 )
 
 from . import proc_tasks as t
+from .scripts import run_script
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -328,14 +329,7 @@ if __name__ == "__main__":
 
 def test_a_program_that_forks_beside_a_pool_exits_cleanly_in_the_child(tmp_path: Path) -> None:
     """The child does not try to join its parent's workers at exit (multiprocessing would)."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "fork_beside.py"
-    script.write_text(_FORK_BESIDE_A_POOL)
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    run = run_script(tmp_path, "fork_beside.py", _FORK_BESIDE_A_POOL)
     assert run.returncode == 0, run.stderr
     assert "child 0" in run.stdout
     assert "can only join a child process" not in run.stderr

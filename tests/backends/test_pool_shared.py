@@ -22,6 +22,7 @@ from executors._pool import _subworker, shared
 from executors.testing import echo
 
 from . import proc_tasks as t
+from .scripts import run_script
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -338,14 +339,7 @@ def test_a_view_alive_at_a_fork_is_never_given_back(tmp_path: Any) -> None:
     """Parent and child share what was mapped before a fork: neither frees it for reuse,
     whichever lets go first (each fails without the rule)."""
     _np()
-    script = tmp_path / "fork_views.py"
-    script.write_text(_FORK_AFTER_VIEWS)
-    import subprocess
-    import sys
-
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    run = run_script(tmp_path, "fork_views.py", _FORK_AFTER_VIEWS)
     assert run.returncode == 0, run.stderr
     assert "parent kept 1.0 1.0" in run.stdout
     assert "child read 0" in run.stdout
